@@ -1,0 +1,192 @@
+"""Turn a corpus source (OpenSLR 83, a CSV manifest or a folder of audio) into a list of clips.
+
+This is the only place that knows corpus layouts: everything downstream sees `ClipSource`s.
+A clip whose audio file is missing is still listed, so the extraction run reports it as a
+failure instead of the corpus silently shrinking.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from extract.download import (
+    OPENSLR83_INDEX,
+    OPENSLR83_SUBSETS,
+    fetch_openslr83,
+    openslr83_subsets,
+)
+
+ACCENTS = {
+    "ir": "Irish",
+    "mi": "Midlands",
+    "no": "Northern",
+    "sc": "Scottish",
+    "so": "Southern",
+    "we": "Welsh",
+}
+GENDERS = {"f": "female", "m": "male"}
+# What soundfile (libsndfile) reads; matched case-insensitively.
+AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".au"})
+MANIFEST_COLUMNS = ("path", "label", "speaker")
+
+# A file id such as `wef_12484_01482829612`: accent, gender, speaker number, recording number.
+_FILE_ID = re.compile(r"([a-z]{2})([fm])_(\d+)_\d+")
+# File ids start with the subset's accent and gender: irish_english_male -> "irm".
+_SUBSET_BY_PREFIX = {name[:2] + name.rsplit("_", 1)[1][0]: name for name in OPENSLR83_SUBSETS}
+
+
+@dataclass(frozen=True)
+class ClipSource:
+    """One audio file to embed, with what the corpus says about it."""
+
+    path: Path  # absolute path of the audio file
+    label: str  # "" when the corpus has no labels
+    speaker: str  # "" when unknown
+    extra: Mapping[str, str]  # corpus-specific columns, stored alongside in the cache
+
+
+class CorpusError(ValueError):
+    """A corpus source is unusable; the message is one line naming the file and the problem."""
+
+
+def parse_openslr83_index(csv_path: Path) -> list[dict[str, str]]:
+    """Read `line_index_all.csv` as rows of file_id, prompt_id, transcript, label, gender, speaker.
+
+    The file is not proper CSV: fields follow ", " and transcripts may contain commas, so each
+    line is split at its first two commas only. Speaker numbers restart in every subset, so the
+    speaker key keeps the subset prefix: `wef_12484` and `wem_12484` are two people.
+    """
+    rows = []
+    with open(csv_path, encoding="utf-8") as lines:
+        for number, line in enumerate(lines, start=1):
+            if line.strip():
+                rows.append(_parse_index_line(csv_path, number, line))
+    return rows
+
+
+def _parse_index_line(csv_path: Path, number: int, line: str) -> dict[str, str]:
+    """One index line `PROMPT, FILE_ID, TRANSCRIPT` → a row dict."""
+    fields = [field.strip() for field in line.split(",", 2)]
+    if len(fields) != 3:
+        raise CorpusError(f"{csv_path}:{number}: expected 'prompt, file id, transcript'")
+    prompt_id, file_id, transcript = fields
+    match = _FILE_ID.fullmatch(file_id)
+    if match is None or file_id[:3] not in _SUBSET_BY_PREFIX:
+        raise CorpusError(f"{csv_path}:{number}: {file_id!r} is not an OpenSLR 83 file id")
+    accent, gender, speaker_number = match.groups()
+    return {
+        "file_id": file_id,
+        "prompt_id": prompt_id,
+        "transcript": transcript,
+        "label": ACCENTS[accent],
+        "gender": GENDERS[gender],
+        "speaker": f"{accent}{gender}_{speaker_number}",
+    }
+
+
+def openslr83_clips(root: Path, subsets: Sequence[str] | None = None) -> list[ClipSource]:
+    """Clips of the chosen subsets, from `root/line_index_all.csv` and the wav files below root.
+
+    With subsets=None every subset with at least one wav on disk is used, so a partial download
+    gives a usable corpus. A row whose wav is missing points to `root/<subset>/<id>.wav`, where
+    `fetch_openslr83` would have put it.
+    """
+    root = root.absolute()
+    rows = parse_openslr83_index(root / OPENSLR83_INDEX)
+    wavs = _wavs_by_stem(root)
+    if subsets is None:
+        prefixes = {row["file_id"][:3] for row in rows if row["file_id"] in wavs}
+    else:
+        chosen = set(openslr83_subsets(subsets))
+        prefixes = {prefix for prefix, name in _SUBSET_BY_PREFIX.items() if name in chosen}
+    clips = [_openslr83_clip(root, row, wavs) for row in rows if row["file_id"][:3] in prefixes]
+    return sorted(clips, key=lambda clip: clip.path)
+
+
+def _wavs_by_stem(root: Path) -> dict[str, Path]:
+    """Index every wav below root once; a file id found twice is ambiguous and refused."""
+    wavs: dict[str, Path] = {}
+    for path in sorted(root.rglob("*.wav")):
+        if path.stem in wavs:
+            raise CorpusError(f"{root}: {path.stem}.wav found twice: {wavs[path.stem]} and {path}")
+        wavs[path.stem] = path
+    return wavs
+
+
+def _openslr83_clip(root: Path, row: dict[str, str], wavs: dict[str, Path]) -> ClipSource:
+    file_id = row["file_id"]
+    expected = root / _SUBSET_BY_PREFIX[file_id[:3]] / f"{file_id}.wav"
+    return ClipSource(
+        path=wavs.get(file_id, expected),
+        label=row["label"],
+        speaker=row["speaker"],
+        extra={key: row[key] for key in ("prompt_id", "transcript", "gender")},
+    )
+
+
+def manifest_clips(csv_path: Path) -> list[ClipSource]:
+    """Clips listed in a CSV with header `path,label,speaker` and any extra columns, in file order.
+
+    Paths are relative to the CSV's folder, so a corpus folder with its manifest can be moved.
+    """
+    folder = csv_path.absolute().parent
+    with open(csv_path, encoding="utf-8-sig", newline="") as lines:  # spreadsheets add a BOM
+        reader = csv.DictReader(lines)
+        missing = [name for name in MANIFEST_COLUMNS if name not in (reader.fieldnames or [])]
+        if missing:
+            raise CorpusError(f"{csv_path}:1: header lacks column(s) {', '.join(missing)}")
+        return [_manifest_clip(csv_path, reader.line_num, row, folder) for row in reader]
+
+
+def _manifest_clip(csv_path: Path, number: int, row: dict[str, str], folder: Path) -> ClipSource:
+    # DictReader files surplus fields under the key None and fills missing ones with None.
+    if None in row or None in row.values():
+        raise CorpusError(f"{csv_path}:{number}: number of fields differs from the header")
+    if not row["path"]:
+        raise CorpusError(f"{csv_path}:{number}: empty path")
+    return ClipSource(
+        path=folder / row["path"],
+        label=row["label"],
+        speaker=row["speaker"],
+        extra={key: value for key, value in row.items() if key not in MANIFEST_COLUMNS},
+    )
+
+
+def folder_clips(folder: Path) -> list[ClipSource]:
+    """Every audio file below `folder`, unlabelled, sorted by path."""
+    paths = sorted(
+        path
+        for path in folder.absolute().rglob("*")
+        if path.suffix.lower() in AUDIO_EXTENSIONS and path.is_file()
+    )
+    return [ClipSource(path=path, label="", speaker="", extra={}) for path in paths]
+
+
+def resolve_corpus(
+    source: str, download_dir: Path, subsets: Sequence[str] | None = None
+) -> list[ClipSource]:
+    """Clips from `source`: "openslr83" (downloaded into download_dir), a CSV, or a folder.
+
+    A folder holding `line_index_all.csv` is read as an OpenSLR 83 copy; any other folder as
+    unlabelled audio. An empty result is an error, since embedding nothing is never intended.
+    """
+    path = Path(source)
+    if source == "openslr83":
+        clips = openslr83_clips(fetch_openslr83(download_dir, subsets), subsets)
+    elif (path / OPENSLR83_INDEX).is_file():
+        clips = openslr83_clips(path, subsets)
+    elif subsets is not None:
+        raise CorpusError(f"{source}: subsets apply only to OpenSLR 83, and this is not a copy")
+    elif path.is_file() and path.suffix.lower() == ".csv":
+        clips = manifest_clips(path)
+    elif path.is_dir():
+        clips = folder_clips(path)
+    else:
+        raise CorpusError(f"{source}: not 'openslr83', a .csv manifest or a folder")
+    if not clips:
+        raise CorpusError(f"{source} has no audio")
+    return clips
