@@ -1,0 +1,197 @@
+"""Import YAMNet weights from a TF Hub SavedModel into the Keras port, once.
+
+The SavedModel's variables (`layer1/conv/kernel:0`, ..., `dense/bias:0`) are
+fingerprinted by value, their BatchNorm folded into the convolutions, copied into
+the Keras layer table, and saved as
+`<cache>/yamnet/<fingerprint>.weights.h5` with the class map beside it. A small
+index maps each handle to its fingerprint, so later runs, and the jax backend
+on machines without TensorFlow, load the Keras file and never touch TF Hub.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from .network import build_yamnet, layer_weights
+from .params import Params
+
+DEFAULT_HANDLE = "https://tfhub.dev/google/yamnet/1"
+
+
+class YamnetError(RuntimeError):
+    """YAMNet could not be loaded; the message is one line naming the handle."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ImportedWeights:
+    handle: str
+    fingerprint: str
+    weights_path: Path
+    class_map_path: Path
+
+
+def resolve_handle(handle: str | None) -> str:
+    """The handle to use: the argument, else $BROGUE_YAMNET, else TF Hub's YAMNet."""
+    chosen = handle or os.environ.get("BROGUE_YAMNET") or DEFAULT_HANDLE
+    return str(Path(chosen).resolve()) if os.path.isdir(chosen) else chosen
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("BROGUE_CACHE", Path.home() / ".cache" / "brogue")) / "yamnet"
+
+
+def saved_model_dir(handle: str) -> Path:
+    """A local SavedModel folder for the handle, downloading it through TF Hub's cache."""
+    if os.path.isdir(handle):
+        return Path(handle)
+    import tensorflow_hub as hub
+
+    try:
+        return Path(hub.resolve(handle))
+    except Exception as error:  # TF Hub raises many types; the person needs one line
+        raise YamnetError(f"cannot load YAMNet from {handle}: {_first_line(error)}") from error
+
+
+def load_saved_model(handle: str):
+    """`hub.load(handle)` with a one-line error."""
+    import tensorflow_hub as hub
+
+    try:
+        return hub.load(str(saved_model_dir(handle)))
+    except YamnetError:
+        raise
+    except Exception as error:
+        raise YamnetError(f"cannot load YAMNet from {handle}: {_first_line(error)}") from error
+
+
+def named_variables(saved_model) -> dict[str, np.ndarray]:
+    """Every variable of a loaded SavedModel by its name without the `:0` suffix."""
+    import tensorflow as tf
+
+    variables = (
+        node for node in tf.train.TrackableView(saved_model).descendants()
+        if isinstance(node, tf.Variable)
+    )
+    return {variable.name.removesuffix(":0"): variable.numpy() for variable in variables}
+
+
+def fingerprint(values: dict[str, np.ndarray]) -> str:
+    """A short hash of the variables' names, shapes and values."""
+    digest = hashlib.sha256()
+    for name in sorted(values):
+        array = np.ascontiguousarray(values[name])
+        digest.update(f"{name}|{array.dtype.str}|{array.shape}".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()[:16]
+
+
+def fold_batch_norm(values: dict[str, np.ndarray], params: Params) -> dict[str, np.ndarray]:
+    """Checkpoint variables -> the folded network's kernels and biases.
+
+    BatchNorm with `center=True, scale=False` computes (x - mean) / sqrt(var + eps) + beta,
+    which is linear per output channel, so it moves into the convolution before it.
+    """
+    folded = {}
+    for name in values:
+        if not name.endswith("/bn/beta"):
+            continue
+        conv = name.removesuffix("/bn/beta")
+        scale = 1.0 / np.sqrt(values[f"{conv}/bn/moving_variance"] + params.batchnorm_epsilon)
+        kernel_name = "depthwise_kernel" if conv.endswith("depthwise_conv") else "kernel"
+        kernel = values[f"{conv}/{kernel_name}"]
+        # Depthwise kernels are [h, w, channels, 1]: the channel axis is the third.
+        channel_scale = scale[:, None] if kernel_name == "depthwise_kernel" else scale
+        folded[f"{conv}/kernel"] = (kernel * channel_scale).astype(np.float32)
+        folded[f"{conv}/bias"] = (values[name] - values[f"{conv}/bn/moving_mean"] * scale).astype(
+            np.float32
+        )
+    folded["dense/kernel"] = values["dense/kernel"]
+    folded["dense/bias"] = values["dense/bias"]
+    return folded
+
+
+def assign_weights(model, values: dict[str, np.ndarray], handle: str, params: Params) -> None:
+    """Fold the checkpoint's variables into `model`, refusing anything that is not YAMNet."""
+    targets = layer_weights(model)
+    try:
+        folded = fold_batch_norm(values, params)
+    except KeyError as missing:
+        raise YamnetError(f"{handle} does not hold YAMNet's variables (no {missing})") from None
+    if set(targets) != set(folded):
+        odd = sorted(set(targets) ^ set(folded))
+        raise YamnetError(f"{handle} does not hold YAMNet's variables (e.g. {odd[0]})")
+    for name, variable in targets.items():
+        if tuple(variable.shape) != folded[name].shape:
+            raise YamnetError(
+                f"{handle}: variable {name} has shape {folded[name].shape}, "
+                f"expected {tuple(variable.shape)}"
+            )
+        variable.assign(folded[name])
+
+
+def import_weights(handle: str, params: Params) -> ImportedWeights:
+    """The Keras weights for `handle`, importing them from the SavedModel on first use."""
+    index = _read_index()
+    known = index.get(handle)
+    if known and _stamp(handle) == known.get("stamp"):
+        cached = _cached(handle, known["fingerprint"])
+        if cached.weights_path.exists():
+            return cached
+
+    saved_model = load_saved_model(handle)
+    values = named_variables(saved_model)
+    weights_id = fingerprint(values)
+    cached = _cached(handle, weights_id)
+    if not cached.weights_path.exists():
+        model = build_yamnet(params)
+        assign_weights(model, values, handle, params)
+        cached.weights_path.parent.mkdir(parents=True, exist_ok=True)
+        partial = cached.weights_path.with_name(f"{weights_id}.partial.weights.h5")
+        model.save_weights(partial)
+        shutil.copyfile(saved_model.class_map_path().numpy().decode(), cached.class_map_path)
+        partial.replace(cached.weights_path)
+    index[handle] = {"fingerprint": weights_id, "stamp": _stamp(handle)}
+    _write_index(index)
+    return cached
+
+
+def _cached(handle: str, weights_id: str) -> ImportedWeights:
+    stem = cache_dir() / weights_id
+    return ImportedWeights(
+        handle, weights_id, stem.with_suffix(".weights.h5"), stem.with_suffix(".class_map.csv")
+    )
+
+
+def _stamp(handle: str) -> list[int] | None:
+    """Size and mtime of a local SavedModel's variables, so an edited folder is re-imported.
+
+    Hub URLs name immutable versions, so they need no stamp.
+    """
+    if not os.path.isdir(handle):
+        return None
+    files = sorted((Path(handle) / "variables").glob("*"))
+    return [value for f in files for value in (f.stat().st_size, f.stat().st_mtime_ns)]
+
+
+def _read_index() -> dict:
+    path = cache_dir() / "handles.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _write_index(index: dict) -> None:
+    path = cache_dir() / "handles.json"
+    partial = path.with_suffix(".json.partial")
+    partial.write_text(json.dumps(index, indent=1, sort_keys=True))
+    partial.replace(path)
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip() or type(error).__name__
+    return text.splitlines()[0]
