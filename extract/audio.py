@@ -8,7 +8,6 @@ one line naming the file and the reason, so a long run can record it and go on.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -81,15 +80,6 @@ def load_audio(path: str | Path) -> np.ndarray:
     """The waveform YAMNet expects: float32, mono, 16 kHz, in [-1, 1]."""
     samples, sample_rate = decode(path)
     return to_yamnet_input(samples, sample_rate)
-
-
-def content_hash(path: str | Path) -> str:
-    """Hash of the file's bytes: identifies the audio whatever its path or mtime."""
-    digest = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _first_line(error: Exception) -> str:

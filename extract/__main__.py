@@ -1,0 +1,97 @@
+"""`python -m extract`: run YAMNet once over a corpus into the HDF5 shard cache.
+
+SRC is `openslr83` (downloaded on first use), a folder in the OpenSLR 83 layout,
+a CSV manifest (`path,label,speaker`, ...), or any folder of audio files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import pipeline
+from .corpus import CorpusError, resolve_corpus
+from .download import DownloadError
+from .shards import EMBEDDING_DTYPES, CacheError
+from .yamnet.engines import DEFAULT_BATCH_PATCHES, ENGINES, load_engine
+from .yamnet.weights import YamnetError, resolve_handle
+
+FATAL = (YamnetError, CacheError, CorpusError, DownloadError, ValueError, OSError)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m extract", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--corpus", default="openslr83", metavar="SRC",
+                        help="openslr83, a folder, or a CSV manifest (default: openslr83)")
+    parser.add_argument("--out", type=Path, default=Path("data/embeddings"),
+                        help="cache folder (default: data/embeddings)")
+    parser.add_argument("--download-dir", type=Path, default=Path("data/openslr83"),
+                        help="where OpenSLR 83 is downloaded (default: data/openslr83)")
+    parser.add_argument("--subsets", type=lambda text: text.split(","),
+                        help="OpenSLR 83 subsets, comma-separated (default: all)")
+    parser.add_argument("--engine", choices=sorted(ENGINES), default="native")
+    parser.add_argument("--yamnet", help="TF Hub handle or SavedModel folder "
+                        "(default: $BROGUE_YAMNET, else https://tfhub.dev/google/yamnet/1)")
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_PATCHES,
+                        help=f"patches per native YAMNet batch (default: {DEFAULT_BATCH_PATCHES})")
+    parser.add_argument("--shard-size", type=int, default=pipeline.DEFAULT_SHARD_SIZE,
+                        help=f"clips per shard (default: {pipeline.DEFAULT_SHARD_SIZE})")
+    parser.add_argument("--workers", type=int, default=pipeline.DEFAULT_WORKERS,
+                        help="decoding processes; 0 decodes in the main process "
+                        f"(default: {pipeline.DEFAULT_WORKERS})")
+    parser.add_argument("--embedding-dtype", choices=EMBEDDING_DTYPES, default="float32")
+    parser.add_argument("--limit", type=int, help="only the first N clips of the corpus")
+    parser.add_argument("--verbose", action="store_true", help="show tracebacks")
+    args = parser.parse_args(argv)
+    for name in ("batch_size", "shard_size"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    if args.workers < 0 or (args.limit is not None and args.limit < 1):
+        parser.error("--workers must be >= 0 and --limit >= 1")
+    return args
+
+
+def summary(report: pipeline.RunReport) -> str:
+    lines = [
+        f"extracted {report.clips} clips, {report.frames} frames, "
+        f"{report.seconds / 3600:.2f} h of audio into {report.shards_written} new shards",
+        f"skipped {report.cached} clips already cached",
+        f"failed {len(report.failures)} clips" + (":" if report.failures else ""),
+        *(f"  {failure['reason']}" for failure in report.failures),
+        f"cache: {report.out.resolve()}",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        sources = resolve_corpus(args.corpus, args.download_dir, args.subsets)
+        sources = sources[: args.limit]
+        engine = load_engine(args.engine, resolve_handle(args.yamnet), args.batch_size)
+        print(f"{len(sources)} clips from {args.corpus}; YAMNet {engine.handle} "
+              f"(weights {engine.fingerprint}, {engine.name} engine)", file=sys.stderr)
+        parameters = {name: (str(value) if isinstance(value, Path) else value)
+                      for name, value in vars(args).items() if name != "verbose"}
+        report = pipeline.run(
+            sources, engine, args.out, shard_size=args.shard_size, workers=args.workers,
+            embedding_dtype=args.embedding_dtype, parameters=parameters,
+        )
+    except KeyboardInterrupt:
+        print(f"interrupted: finished shards are kept in {args.out}; run again to continue",
+              file=sys.stderr)
+        return 130
+    except FATAL as error:
+        if args.verbose:
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(summary(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

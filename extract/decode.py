@@ -1,0 +1,91 @@
+"""The worker side of extraction: hash, decode, resample and cut patches.
+
+Kept free of Keras and TensorFlow, so that spawned workers start in a fraction of
+a second and leave the cores to YAMNet.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import multiprocessing
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+
+import numpy as np
+
+from .audio import YAMNET_SAMPLE_RATE, AudioError, load_audio
+from .corpus import ClipSource
+from .shards import hash_file
+from .yamnet import features
+from .yamnet.params import Params
+
+DEFAULT_WORKERS = 1  # decoding takes ~1/5 of YAMNet's time; a second worker steals its cores
+TASKS_PER_WORKER = 8  # decoded clips waiting per worker: keeps YAMNet fed, memory bounded
+
+
+@dataclasses.dataclass(frozen=True)
+class Prepared:
+    """What a worker hands back for one clip."""
+
+    source: ClipSource
+    content_hash: str = ""
+    cached: bool = False
+    failure: str = ""
+    seconds: float = 0.0
+    payload: np.ndarray | None = None  # patches [N, 96, 64] (native) or the waveform (hub)
+
+
+# Set once per worker process by `_init_worker`, so tasks stay small.
+_worker_cached: frozenset[str] = frozenset()
+_worker_params: Params | None = None
+
+
+def _init_worker(cached: frozenset[str], params: Params | None) -> None:
+    global _worker_cached, _worker_params
+    _worker_cached, _worker_params = cached, params
+
+
+def prepare(source: ClipSource) -> Prepared:
+    """Hash, decode and resample one clip, and cut its patches when the engine is native."""
+    try:
+        content_hash = hash_file(source.path)
+    except OSError as error:
+        return Prepared(source, failure=f"{source.path}: {error.strerror or error}")
+    if content_hash in _worker_cached:
+        return Prepared(source, content_hash, cached=True)
+    try:
+        waveform = load_audio(source.path)
+    except AudioError as error:
+        return Prepared(source, content_hash, failure=str(error))
+    payload = waveform if _worker_params is None else features.waveform_to_patches(
+        waveform, _worker_params
+    )[1]
+    return Prepared(source, content_hash, seconds=len(waveform) / YAMNET_SAMPLE_RATE,
+                    payload=payload)
+
+
+def prepared_in_order(
+    sources: Sequence[ClipSource], workers: int, cached: frozenset[str], params: Params | None
+) -> Iterator[Prepared]:
+    """`prepare` over every clip, in order, with a bounded number of clips in flight."""
+    if workers == 0:
+        _init_worker(cached, params)
+        yield from map(prepare, sources)
+        return
+    # spawn, not fork: the parent already runs TensorFlow's threads.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, context, _init_worker, (cached, params)) as pool:
+        pending: collections.deque[Future] = collections.deque()
+        remaining = iter(sources)
+        for source in remaining:
+            pending.append(pool.submit(prepare, source))
+            if len(pending) >= workers * TASKS_PER_WORKER:
+                break
+        while pending:
+            yield pending.popleft().result()
+            for source in remaining:
+                pending.append(pool.submit(prepare, source))
+                break
+
+

@@ -1,0 +1,219 @@
+"""The extraction run: clips -> YAMNet -> shards, resumable and bounded in memory.
+
+Worker processes (`decode.py`) hash, decode, resample and, for the native engine,
+cut log-mel patches while the main process runs YAMNet, so I/O hides behind compute.
+Patches of consecutive clips are packed into full batches across clip
+boundaries. Finished clips go into the current shard; a shard is published
+atomically every `shard_size` clips and the manifest is rewritten after it, so a
+crash loses at most the shard in progress. A rerun skips clips whose content
+hash is already in a finished shard before any decoding or YAMNet work.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import datetime
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from . import shards
+from .corpus import ClipSource
+from .decode import DEFAULT_WORKERS, Prepared, prepared_in_order
+from .yamnet.engines import Engine, NativeEngine
+
+DEFAULT_SHARD_SIZE = 256  # clips: ~3,300 frames, ~20 MB float32, ~4 min of CPU work to lose
+
+
+@dataclasses.dataclass
+class RunReport:
+    out: Path
+    clips: int = 0
+    frames: int = 0
+    seconds: float = 0.0
+    cached: int = 0
+    shards_written: int = 0
+    failures: list[dict[str, str]] = dataclasses.field(default_factory=list)
+
+
+class PatchBatcher:
+    """Feeds the native engine full batches of patches across clip boundaries."""
+
+    def __init__(self, infer: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
+                 batch_size: int):
+        self.infer, self.batch_size = infer, batch_size
+        self._clips: collections.deque[tuple[Prepared, int]] = collections.deque()
+        self._waiting: list[np.ndarray] = []  # patches not yet through YAMNet
+        self._waiting_count = 0
+        self._scores: list[np.ndarray] = []  # outputs of clips not yet complete
+        self._embeddings: list[np.ndarray] = []
+
+    def add(self, clip: Prepared) -> list[tuple[Prepared, np.ndarray, np.ndarray]]:
+        self._clips.append((clip, len(clip.payload)))
+        self._waiting.append(clip.payload)
+        self._waiting_count += len(clip.payload)
+        while self._waiting_count >= self.batch_size:
+            self._run(self.batch_size)
+        return self._finished()
+
+    def flush(self) -> list[tuple[Prepared, np.ndarray, np.ndarray]]:
+        if self._waiting_count:
+            self._run(self._waiting_count)
+        return self._finished()
+
+    def _run(self, count: int) -> None:
+        waiting = np.concatenate(self._waiting)
+        scores, embeddings = self.infer(waiting[:count])
+        self._waiting = [waiting[count:]] if len(waiting) > count else []
+        self._waiting_count -= count
+        self._scores.append(scores)
+        self._embeddings.append(embeddings)
+
+    def _finished(self) -> list[tuple[Prepared, np.ndarray, np.ndarray]]:
+        if not self._scores:
+            return []
+        scores, embeddings = np.concatenate(self._scores), np.concatenate(self._embeddings)
+        done, start = [], 0
+        while self._clips and self._clips[0][1] <= len(scores) - start:
+            clip, count = self._clips.popleft()
+            done.append((clip, scores[start : start + count], embeddings[start : start + count]))
+            start += count
+        self._scores, self._embeddings = [scores[start:]], [embeddings[start:]]
+        return done
+
+
+def computed(engine: Engine, clips: Iterable[Prepared]
+             ) -> Iterator[tuple[Prepared, np.ndarray, np.ndarray]]:
+    """(clip, scores, embeddings) for every clip that reached YAMNet, in order."""
+    if isinstance(engine, NativeEngine):
+        batcher = PatchBatcher(engine.infer, engine.batch_size)
+        for clip in clips:
+            yield from batcher.add(clip)
+        yield from batcher.flush()
+    else:
+        for clip in clips:
+            frames = engine.frames([clip.payload])[0]
+            yield clip, frames.scores, frames.embeddings
+
+
+def run(
+    sources: Sequence[ClipSource],
+    engine: Engine,
+    out: Path,
+    *,
+    shard_size: int = DEFAULT_SHARD_SIZE,
+    workers: int = DEFAULT_WORKERS,
+    embedding_dtype: str = "float32",
+    parameters: dict | None = None,
+    progress: bool = True,
+) -> RunReport:
+    """Extract every clip not yet cached in `out`; returns what was done."""
+    out = Path(out)
+    _check_writable(out)
+    attrs = shards.ShardAttrs(engine.handle, engine.fingerprint, engine.params.to_json(),
+                              brogue_version())
+    _check_same_yamnet(out, engine)
+    cached = frozenset(shards.cached_hashes(out, attrs))
+    native_params = engine.params if isinstance(engine, NativeEngine) else None
+    extra_columns = sorted({name for source in sources for name in source.extra})
+    report = RunReport(out)
+    bar = tqdm(total=len(sources), unit="clip", disable=not progress, smoothing=0.05)
+
+    def to_compute() -> Iterator[Prepared]:
+        for clip in prepared_in_order(sources, workers, cached, native_params):
+            if clip.payload is not None:
+                yield clip
+                continue
+            if clip.cached:
+                report.cached += 1
+            else:
+                report.failures.append({"path": str(clip.source.path), "reason": clip.failure})
+            bar.update()
+
+    writer, in_shard = None, 0
+    try:
+        for clip, scores, embeddings in computed(engine, to_compute()):
+            if writer is None:
+                writer = shards.ShardWriter(out, shards.next_shard_index(out), attrs,
+                                            embedding_dtype, extra_columns)
+            writer.add_clip(_clip_meta(clip, extra_columns), scores, embeddings)
+            in_shard += 1
+            report.clips, report.frames = report.clips + 1, report.frames + len(scores)
+            report.seconds += clip.seconds
+            bar.update()
+            bar.set_postfix_str(f"{report.seconds / bar.format_dict['elapsed']:.0f} audio-s/s",
+                                refresh=False)
+            if in_shard == shard_size:
+                writer.close()
+                writer, in_shard = None, 0
+                report.shards_written += 1
+                _write_manifest(out, engine, embedding_dtype, parameters, report)
+        if writer is not None:
+            writer.close()
+            report.shards_written += 1
+    finally:
+        bar.close()
+        # Also after a crash or Ctrl-C: the failures so far and the finished shards.
+        _write_manifest(out, engine, embedding_dtype, parameters, report)
+    return report
+
+
+def brogue_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("brogue")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _clip_meta(clip: Prepared, extra_columns: Sequence[str]) -> shards.ClipMeta:
+    source = clip.source
+    return shards.ClipMeta(
+        str(source.path), source.label, source.speaker, clip.seconds, clip.content_hash,
+        {name: source.extra.get(name, "") for name in extra_columns},
+    )
+
+
+def _check_writable(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".writable"
+        probe.touch()
+        probe.unlink()
+    except OSError as error:
+        raise shards.CacheError(f"{out}: output folder is not writable ({error.strerror})"
+                                ) from None
+
+
+def _check_same_yamnet(out: Path, engine: Engine) -> None:
+    if not (out / shards.MANIFEST).exists():
+        return
+    found = shards.read_manifest(out).get("yamnet", {})
+    if found.get("fingerprint") != engine.fingerprint:
+        raise shards.CacheError(
+            f"{out} holds embeddings of YAMNet weights {found.get('fingerprint')} "
+            f"({found.get('handle')}), not {engine.fingerprint} ({engine.handle}); "
+            "refusing to mix two models: choose another --out or delete it"
+        )
+
+
+def _write_manifest(out: Path, engine: Engine, embedding_dtype: str, parameters: dict | None,
+                    report: RunReport) -> None:
+    now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    previous = shards.read_manifest(out) if (out / shards.MANIFEST).exists() else {}
+    shards.write_manifest(out, {
+        **shards.summarise(out),
+        "failures": report.failures,
+        "yamnet": {"handle": engine.handle, "fingerprint": engine.fingerprint,
+                   "params": dataclasses.asdict(engine.params)},
+        "engine": engine.name,
+        "embedding_dtype": embedding_dtype,
+        "brogue_version": brogue_version(),
+        "parameters": parameters or {},
+        "created": previous.get("created", now),
+        "updated": now,
+    })
