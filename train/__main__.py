@@ -1,0 +1,111 @@
+"""`python -m train VERB ...`: fit a classifier on a shard cache, or evaluate a finished run.
+
+Each verb is one entry in COMMANDS: a function adding its flags and a function running it.
+Errors print as one line; `--verbose` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+from train.config import TrainConfig, load_config, parse_layers
+
+DEFAULT_CACHE = Path("data/embeddings")
+DEFAULT_RUNS = Path("data/runs")
+
+
+def _add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per TrainConfig field, named after it; unset flags leave the config file's value."""
+    group = parser.add_argument_group("settings (override --config; defaults: the Keras example)")
+    for field in dataclasses.fields(TrainConfig):
+        flag = "--" + field.name.replace("_", "-")
+        if field.name == "layers":
+            group.add_argument(flag, type=parse_layers, metavar="W:D,W:D,...",
+                               help="hidden layers as width:dropout rows")  # fmt: skip
+        elif field.type == "bool":
+            group.add_argument(flag, action=argparse.BooleanOptionalAction)
+        else:
+            kind = {"int": int, "float": float, "str": str}[field.type]
+            group.add_argument(flag, type=kind, help=f"default {field.default}")
+
+
+def _config_from(args: argparse.Namespace) -> TrainConfig:
+    names = [field.name for field in dataclasses.fields(TrainConfig)]
+    overrides = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+    return load_config(args.config, overrides)
+
+
+def _fit_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=DEFAULT_CACHE,
+        help=f"shard cache folder (default {DEFAULT_CACHE})",
+    )
+    parser.add_argument(
+        "--out", type=Path, help=f"new run folder (default {DEFAULT_RUNS}/<date-time>)"
+    )
+    parser.add_argument("--config", type=Path, help="JSON file of settings")
+    parser.add_argument(
+        "--index",
+        type=Path,
+        help="OpenSLR 83 line_index_all.csv: with --split random, the example's "
+        "own row order, so the split is the example's file for file",
+    )
+    _add_config_flags(parser)  # fmt: skip
+
+
+def _fit(args: argparse.Namespace) -> None:
+    from train.fit import fit
+
+    out = args.out or DEFAULT_RUNS / time.strftime("%Y%m%d-%H%M%S")
+    fit(args.cache, out, _config_from(args), index=args.index)
+    print(f"run written to {out}")
+
+
+def _evaluate_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run", type=Path, help="a run folder written by fit")
+    parser.add_argument("--cache", type=Path, help="shard cache (default: the run's own)")
+
+
+def _evaluate(args: argparse.Namespace) -> None:
+    from train.evaluate import evaluate
+
+    evaluate(args.run, args.cache)
+    print(f"metrics and plots written to {args.run}")
+
+
+# verb → (help, add flags, run)
+COMMANDS: dict[str, tuple[str, Callable[..., None], Callable[[argparse.Namespace], None]]] = {
+    "fit": ("train a classifier on a shard cache", _fit_flags, _fit),
+    "evaluate": ("score a finished run, write metrics.json and plots", _evaluate_flags, _evaluate),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--verbose", action="store_true", help="show tracebacks on errors")
+    parser = argparse.ArgumentParser(prog="python -m train", description=__doc__.splitlines()[0])
+    verbs = parser.add_subparsers(dest="verb", required=True)
+    for verb, (help_text, add_flags, _) in COMMANDS.items():
+        add_flags(verbs.add_parser(verb, help=help_text, description=help_text, parents=[common]))
+    args = parser.parse_args(argv)
+    warnings.formatwarning = lambda message, category, *_: f"warning: {message}\n"
+    try:
+        COMMANDS[args.verb][2](args)
+    except (ValueError, OSError) as error:
+        if args.verbose:
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

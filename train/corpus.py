@@ -1,0 +1,87 @@
+"""The trainer's view of a shard cache: its classes and one row of arrays per clip.
+
+Everything here comes from the clip tables and the manifest, so building it reads no
+embeddings; the frames themselves are read later, block by block, by `train.stream`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from extract.shards import Cache
+from train.config import TrainConfig
+from train.model import EMBEDDING_WIDTH
+from train.stream import FrameFeed, make_blocks
+
+NOT_SPEECH = "Not a speech"
+# One frame's embedding as Cache.read_frames returns it, whatever the shards store.
+EMBEDDING = np.dtype((np.float32, (EMBEDDING_WIDTH,)))
+
+
+class CorpusError(ValueError):
+    """The cache cannot be trained on; the message is one line."""
+
+
+@dataclass(frozen=True)
+class Corpus:
+    cache: Cache
+    classes: list[str]  # the accents, sorted, then NOT_SPEECH
+    label: np.ndarray  # accent index per clip
+    speaker: np.ndarray  # str per clip
+    key: np.ndarray  # str per clip: its content hash, how a saved split names it
+    stem: np.ndarray  # str per clip: file name without extension, the OpenSLR 83 file id
+    shard: np.ndarray
+    frame_start: np.ndarray
+    num_frames: np.ndarray
+    speech_frames: np.ndarray
+
+    @property
+    def accents(self) -> list[str]:
+        return self.classes[:-1]
+
+    def feed(
+        self, chosen: np.ndarray, config: TrainConfig, budget_bytes: int, shuffle: bool
+    ) -> FrameFeed:
+        """A Keras feed of the `chosen` clips' frames, reshuffled every epoch or in block order."""
+        blocks = make_blocks(
+            self.shard, self.frame_start, self.num_frames, chosen, config.block_frames
+        )
+        # Its own Cache: the TF backend reads a feed from a background thread, and a Cache
+        # serves one thread.
+        return FrameFeed(
+            Cache(self.cache.directory), blocks, self.label, len(self.classes),
+            config.batch_size, budget_bytes, EMBEDDING, shuffle, config.seed,
+        )  # fmt: skip
+
+    def speaker_labels(self) -> dict[str, str]:
+        """Speaker → accent, from the manifest, which records one accent per speaker."""
+        return {
+            speaker: entry["label"] for speaker, entry in self.cache.manifest["speakers"].items()
+        }
+
+
+def load_corpus(directory: Path) -> Corpus:
+    cache = Cache(directory)
+    clips = cache.clips()
+    accents = sorted(cache.manifest["labels"])
+    if len(accents) < 2 or "" in accents:
+        raise CorpusError(
+            f"{directory}: training needs clips labelled with two or more accents, "
+            f"the cache has {accents}"
+        )
+    index = {name: i for i, name in enumerate(accents)}
+    return Corpus(
+        cache=cache,
+        classes=[*accents, NOT_SPEECH],
+        label=np.array([index[name] for name in clips["label"]], dtype=np.int64),
+        speaker=np.asarray(clips["speaker"], dtype=str),
+        key=np.asarray(clips["content_hash"], dtype=str),
+        stem=np.array([Path(path).stem for path in clips["path"]], dtype=str),
+        shard=np.asarray(clips["shard"], dtype=np.int64),
+        frame_start=np.asarray(clips["frame_start"], dtype=np.int64),
+        num_frames=np.asarray(clips["num_frames"], dtype=np.int64),
+        speech_frames=np.asarray(clips["speech_frames"], dtype=np.int64),
+    )
