@@ -139,7 +139,21 @@ def manifest_clips(csv_path: Path) -> list[ClipSource]:
         missing = [name for name in MANIFEST_COLUMNS if name not in (reader.fieldnames or [])]
         if missing:
             raise CorpusError(f"{csv_path}:1: header lacks column(s) {', '.join(missing)}")
-        return [_manifest_clip(csv_path, reader.line_num, row, folder) for row in reader]
+        clips = [_manifest_clip(csv_path, reader.line_num, row, folder) for row in reader]
+    _check_one_label_per_speaker(csv_path, clips)
+    return clips
+
+
+def _check_one_label_per_speaker(csv_path: Path, clips: Sequence[ClipSource]) -> None:
+    """Refuse before any work: speaker-held-out evaluation needs one label per speaker."""
+    labels: dict[str, str] = {}
+    for clip in clips:
+        known = labels.setdefault(clip.speaker, clip.label)
+        if known != clip.label:
+            raise CorpusError(
+                f"{csv_path}: speaker {clip.speaker!r} has clips labelled {known!r} and "
+                f"{clip.label!r}; each speaker needs one label"
+            )
 
 
 def _manifest_clip(csv_path: Path, number: int, row: dict[str, str], folder: Path) -> ClipSource:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import datetime
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
@@ -133,7 +134,7 @@ def run(
                 report.failures.append({"path": str(clip.source.path), "reason": clip.failure})
             bar.update()
 
-    writer, in_shard = None, 0
+    writer, in_shard, started = None, 0, time.monotonic()
     try:
         for clip, scores, embeddings in computed(engine, to_compute()):
             if writer is None:
@@ -144,8 +145,8 @@ def run(
             report.clips, report.frames = report.clips + 1, report.frames + len(scores)
             report.seconds += clip.seconds
             bar.update()
-            bar.set_postfix_str(f"{report.seconds / bar.format_dict['elapsed']:.0f} audio-s/s",
-                                refresh=False)
+            rate = report.seconds / max(time.monotonic() - started, 1e-9)
+            bar.set_postfix_str(f"{rate:.0f} audio-s/s", refresh=False)
             if in_shard == shard_size:
                 writer.close()
                 writer, in_shard = None, 0

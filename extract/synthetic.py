@@ -69,6 +69,8 @@ def write_corpus(root: Path, speakers_per_accent: int = 3, clips_per_speaker: in
     """Write the corpus under `root` and return it; the same seed gives the same files."""
     if not 1 <= speakers_per_accent <= len(VARIANTS):
         raise ValueError(f"speakers_per_accent must be 1..{len(VARIANTS)}")
+    if not 1 <= clips_per_speaker <= len(PROMPTS):
+        raise ValueError(f"clips_per_speaker must be 1..{len(PROMPTS)}")
     rng = np.random.default_rng(seed)
     rows = []
     for accent in accents:
@@ -78,8 +80,8 @@ def write_corpus(root: Path, speakers_per_accent: int = 3, clips_per_speaker: in
             gender = "female" if variant.startswith("f") else "male"
             prefix = f"{accent}{gender[0]}"
             pitch, rate = int(rng.integers(30, 70)), int(rng.integers(140, 180))
-            for _ in range(clips_per_speaker):
-                prompt = int(rng.integers(len(PROMPTS)))
+            # Distinct prompts: one voice reading a prompt twice would give identical files.
+            for prompt in rng.permutation(len(PROMPTS))[:clips_per_speaker]:
                 file_id = f"{prefix}_{speaker + 1:05d}_{rng.integers(1e10):011d}"
                 audio = speak(PROMPTS[prompt], voice, variant, pitch, rate)
                 path = root / f"{subset}_{gender}" / f"{file_id}.wav"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,3 +34,50 @@ def openslr83_mirror(
 
 
 # --- end of the download / corpus block ---
+
+
+# --- YAMNet stand-in, engines and a synthetic corpus (extract/yamnet, extract/pipeline) ---
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def stand_in_handle() -> str | None:
+    """The offline YAMNet SavedModel ($BROGUE_YAMNET or ../shared/yamnet), if present."""
+    candidate = Path(os.environ.get("BROGUE_YAMNET") or REPO.parent / "shared" / "yamnet")
+    return str(candidate.resolve()) if (candidate / "saved_model.pb").is_file() else None
+
+
+@pytest.fixture(scope="session")
+def yamnet_handle() -> str:
+    handle = stand_in_handle()
+    if handle is None:
+        pytest.skip("needs the YAMNet stand-in: ../shared/yamnet or $BROGUE_YAMNET is absent")
+    return handle
+
+
+@pytest.fixture(scope="session")
+def brogue_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One weights cache for the session, so YAMNet is imported from the SavedModel once."""
+    return tmp_path_factory.mktemp("brogue-cache")
+
+
+@pytest.fixture(scope="session")
+def native_engine(yamnet_handle: str, brogue_cache: Path):
+    from extract.yamnet.engines import NativeEngine
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("BROGUE_CACHE", str(brogue_cache))
+        return NativeEngine(yamnet_handle, batch_size=64)
+
+
+@pytest.fixture(scope="session")
+def synthetic_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """24 espeak-ng clips in the OpenSLR 83 layout: 4 accents x 2 speakers x 3 clips."""
+    from extract.synthetic import write_corpus
+
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("needs espeak-ng (apt-get install espeak-ng; .ci/run installs it)")
+    return write_corpus(tmp_path_factory.mktemp("synthetic"), 2, 3)
+
+
+# --- end of the YAMNet / extraction block ---

@@ -207,3 +207,10 @@ def test_resolve_corpus_errors(tmp_path):
         resolve_corpus(str(tmp_path / "nowhere"), tmp_path / "dl")
     with pytest.raises(CorpusError, match="subsets apply only to OpenSLR 83"):
         resolve_corpus(str(tmp_path / "empty"), tmp_path / "dl", ["welsh_english_male"])
+
+
+def test_manifest_refuses_a_speaker_with_two_labels(tmp_path: Path) -> None:
+    csv_path = tmp_path / "clips.csv"
+    csv_path.write_text("path,label,speaker\na.wav,cat,s1\nb.wav,dog,s1\n")
+    with pytest.raises(CorpusError, match="speaker 's1' has clips labelled 'cat' and 'dog'"):
+        manifest_clips(csv_path)

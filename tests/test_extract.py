@@ -1,0 +1,254 @@
+"""The extraction stage end to end: corpus -> YAMNet -> shards, resumed, refused, reported."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from extract import pipeline
+from extract.__main__ import main
+from extract.audio import load_audio
+from extract.corpus import ClipSource, folder_clips, manifest_clips, openslr83_clips
+from extract.decode import TASKS_PER_WORKER, prepared_in_order
+from extract.shards import MANIFEST, Cache, CacheError, complete_shards
+from extract.yamnet.features import num_patches
+
+
+def run(sources, engine, out: Path, **options) -> pipeline.RunReport:
+    options.setdefault("workers", 0)
+    return pipeline.run(sources, engine, out, progress=False, **options)
+
+
+def count_infer_calls(monkeypatch: pytest.MonkeyPatch, engine, fail_on_call: int | None = None):
+    calls = []
+    real = type(engine).infer.__get__(engine)
+
+    def counting(patches):
+        calls.append(len(patches))
+        if len(calls) == fail_on_call:
+            raise KeyboardInterrupt  # as if the user pressed Ctrl-C mid-run
+        return real(patches)
+
+    monkeypatch.setattr(engine, "infer", counting)
+    return calls
+
+
+def test_openslr83_layout_to_shards(synthetic_corpus, native_engine, tmp_path):
+    sources = openslr83_clips(synthetic_corpus)
+    report = run(sources, native_engine, tmp_path / "cache", shard_size=10, workers=1)
+
+    assert (report.clips, report.cached, report.failures) == (24, 0, [])
+    assert len(complete_shards(tmp_path / "cache")) == 3  # 10 + 10 + 4 clips
+    cache = Cache(tmp_path / "cache")
+    clips = cache.clips()
+    assert sorted(clips["path"]) == sorted(str(source.path) for source in sources)
+    assert set(clips["label"]) == {"Midlands", "Northern", "Scottish", "Southern"}
+    assert len(set(clips["speaker"])) == 8
+    assert set(clips["gender"]) == {"female", "male"}
+    assert all(transcript for transcript in clips["transcript"])
+    assert cache.fingerprint == native_engine.fingerprint
+
+    for row in range(len(clips)):
+        waveform = load_audio(clips["path"][row])
+        assert clips["num_frames"][row] == num_patches(len(waveform), native_engine.params)
+        assert clips["duration"][row] == pytest.approx(len(waveform) / 16000)
+
+    # A clip's stored frames are what the engine gives for that file alone.
+    shard, row = int(clips["shard"][5]), int(clips["row"][5])
+    stored = cache.clip_frames(shard, row)
+    alone = native_engine.frames([load_audio(clips["path"][5])])[0]
+    np.testing.assert_allclose(stored["embeddings"], alone.embeddings, atol=1e-5)
+    np.testing.assert_allclose(stored["scores"], alone.scores, atol=1e-5)
+
+    manifest = json.loads((tmp_path / "cache" / MANIFEST).read_text())
+    assert manifest["totals"]["clips"] == 24
+    assert manifest["totals"]["frames"] == int(clips["num_frames"].sum())
+    for speaker, counts in manifest["speakers"].items():
+        mine = clips["speaker"] == speaker
+        assert counts["frames"] == int(clips["num_frames"][mine].sum())
+        assert counts["speech_frames"] == int(clips["speech_frames"][mine].sum())
+    assert manifest["yamnet"]["fingerprint"] == native_engine.fingerprint
+    assert manifest["failures"] == []
+
+
+def test_rerun_does_no_yamnet_work(synthetic_corpus, native_engine, tmp_path, monkeypatch):
+    sources = openslr83_clips(synthetic_corpus)
+    run(sources, native_engine, tmp_path, shard_size=10)
+    shards_before = complete_shards(tmp_path)
+
+    calls = count_infer_calls(monkeypatch, native_engine)
+    report = run(sources, native_engine, tmp_path, shard_size=10)
+
+    assert calls == []
+    assert (report.clips, report.cached) == (0, 24)
+    assert complete_shards(tmp_path) == shards_before
+
+
+def test_interrupted_run_resumes_without_duplicates_or_loss(
+    synthetic_corpus, native_engine, tmp_path, monkeypatch
+):
+    sources = openslr83_clips(synthetic_corpus)
+    calls = count_infer_calls(monkeypatch, native_engine, fail_on_call=3)
+    with pytest.raises(KeyboardInterrupt):
+        run(sources, native_engine, tmp_path, shard_size=4)
+    kept = Cache(tmp_path).clips()
+    assert 0 < len(kept) < 24 and len(kept) % 4 == 0  # whole shards only
+    assert not list(tmp_path.glob("*.tmp"))
+    # What a SIGKILL during a shard write leaves behind must not count either.
+    (tmp_path / "shard-00099.h5.tmp").write_bytes(b"half a shard")
+
+    monkeypatch.undo()
+    calls.clear()
+    report = run(sources, native_engine, tmp_path, shard_size=4)
+
+    clips = Cache(tmp_path).clips()
+    assert report.cached == len(kept)
+    assert report.clips == 24 - len(kept)
+    assert sorted(clips["path"]) == sorted(str(source.path) for source in sources)
+    assert len(set(clips["content_hash"])) == 24
+    assert json.loads((tmp_path / MANIFEST).read_text())["totals"]["clips"] == 24
+
+
+def write_bad_files(folder: Path, good_wav: Path) -> dict[str, str]:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "empty.wav").write_bytes(b"")
+    (folder / "notes.wav").write_text("these are not samples")
+    whole = good_wav.read_bytes()
+    (folder / "truncated.wav").write_bytes(whole[: len(whole) // 2])
+    sf.write(folder / "nan.wav", np.full(8000, np.nan, np.float32), 16000, subtype="FLOAT")
+    return {"empty.wav": "empty", "notes.wav": "not readable", "truncated.wav": "truncated",
+            "nan.wav": "NaN"}
+
+
+def test_bad_files_are_recorded_and_skipped(synthetic_corpus, native_engine, tmp_path):
+    good = sorted(synthetic_corpus.rglob("*.wav"))[:3]
+    folder = tmp_path / "audio"
+    for wav in good:
+        shutil.copy(wav, folder / wav.name) if folder.exists() else (
+            folder.mkdir(), shutil.copy(wav, folder / wav.name))
+    expected = write_bad_files(folder, good[0])
+
+    report = run(folder_clips(folder), native_engine, tmp_path / "cache")
+
+    assert report.clips == 3
+    failures = json.loads((tmp_path / "cache" / MANIFEST).read_text())["failures"]
+    assert len(failures) == len(expected)
+    for failure in failures:
+        name = Path(failure["path"]).name
+        assert expected[name] in failure["reason"] and name in failure["reason"]
+        assert "\n" not in failure["reason"]
+
+
+def test_refuses_embeddings_of_another_yamnet(synthetic_corpus, native_engine, tmp_path,
+                                              monkeypatch):
+    sources = openslr83_clips(synthetic_corpus)[:2]
+    run(sources, native_engine, tmp_path)
+    monkeypatch.setattr(native_engine, "fingerprint", "0123456789abcdef")
+    with pytest.raises(CacheError, match="refusing to mix two models"):
+        run(sources, native_engine, tmp_path)
+
+
+def test_csv_manifest_with_any_labels(synthetic_corpus, native_engine, tmp_path):
+    wavs = sorted(synthetic_corpus.rglob("*.wav"))[:4]
+    rows = ["path,label,speaker,room"] + [
+        f"{wav.relative_to(synthetic_corpus)},{'cat' if i < 2 else 'dog'},s{i // 2},r{i}"
+        for i, wav in enumerate(wavs)
+    ]
+    (synthetic_corpus / "pets.csv").write_text("\n".join(rows) + "\n")
+    try:
+        run(manifest_clips(synthetic_corpus / "pets.csv"), native_engine, tmp_path)
+    finally:
+        (synthetic_corpus / "pets.csv").unlink()
+    clips = Cache(tmp_path).clips()
+    assert sorted(clips["label"]) == ["cat", "cat", "dog", "dog"]
+    assert sorted(clips["room"]) == ["r0", "r1", "r2", "r3"]
+    assert set(json.loads((tmp_path / MANIFEST).read_text())["speakers"]) == {"s0", "s1"}
+
+
+def test_hub_engine_fills_the_same_cache_format(synthetic_corpus, native_engine, yamnet_handle,
+                                                tmp_path):
+    from extract.yamnet.engines import HubEngine
+
+    sources = openslr83_clips(synthetic_corpus)[:3]
+    run(sources, HubEngine(yamnet_handle), tmp_path / "hub")
+    run(sources, native_engine, tmp_path / "native")
+    hub, native = Cache(tmp_path / "hub"), Cache(tmp_path / "native")
+    assert hub.fingerprint == native.fingerprint
+    np.testing.assert_array_equal(hub.clips()["num_frames"], native.clips()["num_frames"])
+    for row in range(3):
+        np.testing.assert_allclose(hub.clip_frames(0, row)["embeddings"],
+                                   native.clip_frames(0, row)["embeddings"], atol=1e-4)
+
+
+def test_cli_downloads_resumes_and_extracts(synthetic_corpus, file_server, brogue_cache,
+                                            yamnet_handle, tmp_path, monkeypatch, capsys):
+    for subset in sorted(path for path in synthetic_corpus.iterdir() if path.is_dir())[:2]:
+        with zipfile.ZipFile(file_server.root / f"{subset.name}.zip", "w") as archive:
+            for wav in sorted(subset.glob("*.wav")):
+                archive.write(wav, f"{subset.name}/{wav.name}")
+    index = (synthetic_corpus / "line_index_all.csv").read_text()
+    (file_server.root / "line_index_all.csv").write_text(index)
+    monkeypatch.setenv("BROGUE_OPENSLR_URL", file_server.url)
+    monkeypatch.setenv("BROGUE_CACHE", str(brogue_cache))
+    subsets = ",".join(sorted(path.stem for path in file_server.root.glob("*.zip")))
+    argv = ["--corpus", "openslr83", "--subsets", subsets, "--download-dir",
+            str(tmp_path / "corpus"), "--out", str(tmp_path / "cache"), "--yamnet", yamnet_handle,
+            "--workers", "0"]
+
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "corpus" / "line_index_all.csv").write_text(index)  # so the cut hits a zip
+    file_server.faults.cut_after = 5000
+    assert main(argv) == 1
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith("error: ") and ".zip" in error
+
+    assert main(argv) == 0
+    assert any(seen.range and seen.range.startswith("bytes=5000-")
+               for seen in file_server.requests)
+    served = sum(len(zipfile.ZipFile(z).namelist()) for z in file_server.root.glob("*.zip"))
+    assert f"extracted {served} clips" in capsys.readouterr().out
+    assert len(Cache(tmp_path / "cache").clips()) == served
+
+
+def test_patch_batcher_sends_full_batches_across_clips():
+    sizes = []
+
+    def infer(patches):
+        sizes.append(len(patches))
+        total = patches.sum(axis=(1, 2))
+        return np.repeat(total[:, None], 521, 1), np.repeat(total[:, None], 1024, 1)
+
+    batcher = pipeline.PatchBatcher(infer, batch_size=8)
+    clips = [pipeline.Prepared(ClipSource(Path(f"{n}.wav"), "", "", {}),
+                               payload=np.full((n, 96, 64), n, np.float32)) for n in (3, 7, 1, 12)]
+    done = [result for clip in clips for result in batcher.add(clip)] + batcher.flush()
+
+    assert sizes == [8, 8, 7]
+    assert [clip.payload.shape[0] for clip, _, _ in done] == [3, 7, 1, 12]
+    for clip, scores, embeddings in done:
+        n = len(clip.payload)
+        assert scores.shape == (n, 521) and embeddings.shape == (n, 1024)
+        assert np.all(embeddings == n * 96 * 64)  # each clip got its own patches back
+
+
+def test_decoding_keeps_a_bounded_number_of_clips_in_flight(synthetic_corpus):
+    class CountingList(list):
+        taken = 0
+
+        def __iter__(self):
+            for item in super().__iter__():
+                CountingList.taken += 1
+                yield item
+
+    sources = CountingList(openslr83_clips(synthetic_corpus))
+    lead = []
+    for done, _ in enumerate(prepared_in_order(sources, 1, frozenset(), None), start=1):
+        lead.append(CountingList.taken - done)
+    assert max(lead) <= TASKS_PER_WORKER
+    assert len(lead) == len(sources)
