@@ -14,6 +14,7 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
+from extract.shards import CacheError
 from train.config import TrainConfig, load_config, parse_layers
 
 DEFAULT_CACHE = Path("data/embeddings")
@@ -99,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.formatwarning = lambda message, category, *_: f"warning: {message}\n"
     try:
         COMMANDS[args.verb][2](args)
-    except (ValueError, OSError) as error:
+    except (ValueError, OSError, CacheError) as error:
         if args.verbose:
             raise
         print(f"error: {error}", file=sys.stderr)

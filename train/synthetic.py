@@ -44,7 +44,10 @@ def write_synthetic_cache(directory: Path, corpus: SyntheticCorpus, seed: int) -
     clips = []
     for accent, (label, speakers) in enumerate(zip(corpus.accents, corpus.speakers, strict=True)):
         for number in range(speakers):
-            speaker = f"{label[:2].lower()}_{number:03d}"
+            # Named as OpenSLR 83 names them: accent, gender, speaker number, recording number;
+            # its Irish speakers are all male.
+            gender = "m" if label == "Irish" else "fm"[number % 2]
+            speaker = f"{label[:2].lower()}{gender}_{number:05d}"
             offset = rng.normal(0.0, corpus.speaker_scale, size)
             clips += [(label, speaker, accent, offset, n) for n in range(corpus.clips_per_speaker)]
     attrs = ShardAttrs(FINGERPRINT, FINGERPRINT, PARAMS.to_json(), "synthetic")
@@ -58,12 +61,12 @@ def write_synthetic_cache(directory: Path, corpus: SyntheticCorpus, seed: int) -
                 scores = np.full((frames, PARAMS.num_classes), 0.01, np.float32)
                 scores[np.arange(frames), np.where(speech, 0, SILENCE)] = 0.9
                 meta = {
-                    "path": f"{speaker}/{speaker}_{n:03d}.wav",
+                    "path": f"{speaker}/{speaker}_{n:011d}.wav",
                     "label": label,
                     "speaker": speaker,
                     "duration": 0.48 * (frames + 1),
-                    "content_hash": f"{speaker}-{n:03d}",
-                    "extra": {"gender": "female" if accent % 2 else "male"},
+                    "content_hash": f"{speaker}-{n:011d}",
+                    "extra": {"gender": {"f": "female", "m": "male"}[speaker[2]]},
                 }
                 writer.add_clip(meta, scores, embeddings)
     yamnet = {

@@ -1,0 +1,98 @@
+"""`python -m train fit` and `evaluate` end to end on a small synthetic cache."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from train.__main__ import main
+from train.synthetic import SyntheticCorpus, write_synthetic_cache
+
+# Few epochs at a larger learning rate than the example's, so the test takes seconds.
+QUICK = ["--epochs", "6", "--learning-rate", "1e-3", "--batch-size", "32", "--no-tensorboard"]
+RUN_FILES = (
+    "config.json", "split.json", "run.json", "model.keras", "history.csv", "metrics.json",
+    "history.png", "confusion_frame.png", "confusion_clip.png",
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_synthetic_cache(tmp_path_factory.mktemp("cache"), SyntheticCorpus(), seed=0)
+
+
+@pytest.fixture(scope="module")
+def run(cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One fit whose budget (3 MB) is smaller than its training frames (~4 MB): it streams."""
+    out = tmp_path_factory.mktemp("runs") / "run"
+    flags = ["--ram-budget-mb", "3", "--block-frames", "32"]
+    assert main(["fit", "--cache", str(cache), "--out", str(out), *QUICK, *flags]) == 0
+    return out
+
+
+def test_fit_writes_a_complete_run(run: Path) -> None:
+    assert sorted(path.name for path in run.iterdir()) == sorted(RUN_FILES)
+    facts = json.loads((run / "run.json").read_text())
+    assert "streamed from shards" in facts["feed"]["train"]
+    assert 1 <= facts["epochs_run"] <= 6 and facts["seconds_per_epoch"] > 0
+    config = json.loads((run / "config.json").read_text())
+    assert (config["epochs"], config["learning_rate"], config["split"]) == (6, 1e-3, "speaker")
+
+
+def test_speaker_split_truly_separates_speakers(run: Path, cache: Path) -> None:
+    split = json.loads((run / "split.json").read_text())
+    assert split["kind"] == "speaker" and split["seed"] == 1337
+    assert not set(split["train_speakers"]) & set(split["valid_speakers"])
+    manifest = json.loads((cache / "manifest.json").read_text())
+    accents = {manifest["speakers"][s]["label"] for s in split["valid_speakers"]}
+    assert accents == set(manifest["labels"])  # every accent has a held-out speaker
+    assert len(split["train_clips"]) + len(split["valid_clips"]) == manifest["totals"]["clips"]
+
+
+def test_metrics_have_every_level_and_beat_the_baseline(run: Path) -> None:
+    metrics = json.loads((run / "metrics.json").read_text())
+    for side in ("train", "valid"):
+        assert set(metrics[side]) == {"frame", "clip", "speaker", "baseline"}
+        frame = metrics[side]["frame"]
+        assert {"loss", "accuracy", "auc", "d_prime", "per_class", "confusion"} <= set(frame)
+        assert set(frame["per_class"]) == set(metrics["classes"])
+        assert {"accuracy", "balanced_accuracy", "macro_f1"} <= set(metrics[side]["clip"])
+    valid = metrics["valid"]
+    assert valid["clip"]["accuracy"] >= valid["baseline"]["accuracy"] + 0.3
+    assert valid["speaker"]["accuracy"] >= 0.75
+    assert np.sum(valid["frame"]["confusion"]) == metrics["split"]["valid"]["frames"]
+    assert np.sum(valid["clip"]["confusion"]) == metrics["split"]["valid"]["clips"]
+    assert set(metrics["class_weight"]) == set(metrics["classes"])
+    assert metrics["epochs_run"] >= 1 and metrics["seconds_per_epoch"] > 0
+
+
+def test_evaluate_rescores_the_saved_model(run: Path, capsys: pytest.CaptureFixture) -> None:
+    before = json.loads((run / "metrics.json").read_text())
+    (run / "metrics.json").unlink()
+    assert main(["evaluate", str(run)]) == 0
+    after = json.loads((run / "metrics.json").read_text())
+    assert after["valid"]["clip"] == before["valid"]["clip"]
+    assert after["valid"]["frame"]["auc"] == pytest.approx(before["valid"]["frame"]["auc"])
+    assert "clip accuracy" in capsys.readouterr().out
+
+
+def test_folds_reuse_the_cache_and_summarise(cache: Path, tmp_path: Path) -> None:
+    out = tmp_path / "folds"
+    quick = ["--epochs", "1", "--no-tensorboard"]
+    assert main(["fit", "--cache", str(cache), "--out", str(out), "--folds", "2", *quick]) == 0
+    valid = [json.loads((out / f"fold-{k}" / "split.json").read_text())["valid_speakers"]
+             for k in (1, 2)]  # fmt: skip
+    assert sum(len(v) for v in valid) == len(set().union(*valid)) == 19  # each speaker once
+    summary = json.loads((out / "metrics.json").read_text())
+    assert summary["folds"] == 2 and len(summary["valid"]["clip"]["accuracy"]["values"]) == 2
+
+
+def test_errors_are_one_line(cache: Path, run: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["fit", "--cache", str(cache), "--out", str(run)]) == 1
+    assert main(["evaluate", str(cache)]) == 1
+    assert main(["fit", "--cache", str(run), "--out", str(run / "x")]) == 1
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert len(errors) == 3 and all(line.startswith("error: ") for line in errors)
