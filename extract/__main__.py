@@ -13,12 +13,13 @@ from pathlib import Path
 
 from . import pipeline
 from .corpus import CorpusError, resolve_corpus
+from .decode import DEFAULT_WORKERS
 from .download import DownloadError
 from .shards import EMBEDDING_DTYPES, CacheError
-from .yamnet.engines import DEFAULT_BATCH_PATCHES, ENGINES, load_engine
-from .yamnet.weights import YamnetError, resolve_handle
 
-FATAL = (YamnetError, CacheError, CorpusError, DownloadError, ValueError, OSError)
+# Decode workers are spawned, and spawning re-imports this module in each of them:
+# Keras and TensorFlow are imported inside main() so that workers start in a blink.
+ENGINE_NAMES = ("hub", "native")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -32,22 +33,22 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="where OpenSLR 83 is downloaded (default: data/openslr83)")
     parser.add_argument("--subsets", type=lambda text: text.split(","),
                         help="OpenSLR 83 subsets, comma-separated (default: all)")
-    parser.add_argument("--engine", choices=sorted(ENGINES), default="native")
+    parser.add_argument("--engine", choices=ENGINE_NAMES, default="native")
     parser.add_argument("--yamnet", help="TF Hub handle or SavedModel folder "
                         "(default: $BROGUE_YAMNET, else https://tfhub.dev/google/yamnet/1)")
-    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_PATCHES,
-                        help=f"patches per native YAMNet batch (default: {DEFAULT_BATCH_PATCHES})")
+    parser.add_argument("--batch-size", type=int,
+                        help="patches per native YAMNet batch (default: the engine's)")
     parser.add_argument("--shard-size", type=int, default=pipeline.DEFAULT_SHARD_SIZE,
                         help=f"clips per shard (default: {pipeline.DEFAULT_SHARD_SIZE})")
-    parser.add_argument("--workers", type=int, default=pipeline.DEFAULT_WORKERS,
+    parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS,
                         help="decoding processes; 0 decodes in the main process "
-                        f"(default: {pipeline.DEFAULT_WORKERS})")
+                        f"(default: {DEFAULT_WORKERS})")
     parser.add_argument("--embedding-dtype", choices=EMBEDDING_DTYPES, default="float32")
     parser.add_argument("--limit", type=int, help="only the first N clips of the corpus")
     parser.add_argument("--verbose", action="store_true", help="show tracebacks")
     args = parser.parse_args(argv)
     for name in ("batch_size", "shard_size"):
-        if getattr(args, name) < 1:
+        if (getattr(args, name) or 1) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     if args.workers < 0 or (args.limit is not None and args.limit < 1):
         parser.error("--workers must be >= 0 and --limit >= 1")
@@ -67,11 +68,15 @@ def summary(report: pipeline.RunReport) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from .yamnet.engines import load_engine
+    from .yamnet.weights import YamnetError, resolve_handle
+
     args = parse_args(argv)
     try:
         sources = resolve_corpus(args.corpus, args.download_dir, args.subsets)
         sources = sources[: args.limit]
-        engine = load_engine(args.engine, resolve_handle(args.yamnet), args.batch_size)
+        batching = {"batch_size": args.batch_size} if args.batch_size else {}
+        engine = load_engine(args.engine, resolve_handle(args.yamnet), **batching)
         print(f"{len(sources)} clips from {args.corpus}; YAMNet {engine.handle} "
               f"(weights {engine.fingerprint}, {engine.name} engine)", file=sys.stderr)
         parameters = {name: (str(value) if isinstance(value, Path) else value)
@@ -84,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"interrupted: finished shards are kept in {args.out}; run again to continue",
               file=sys.stderr)
         return 130
-    except FATAL as error:
+    except (YamnetError, CacheError, CorpusError, DownloadError, ValueError, OSError) as error:
         if args.verbose:
             raise
         print(f"error: {error}", file=sys.stderr)

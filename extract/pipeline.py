@@ -17,6 +17,7 @@ import datetime
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from tqdm import tqdm
@@ -24,7 +25,9 @@ from tqdm import tqdm
 from . import shards
 from .corpus import ClipSource
 from .decode import DEFAULT_WORKERS, Prepared, prepared_in_order
-from .yamnet.engines import Engine, NativeEngine
+
+if TYPE_CHECKING:  # importing the engines here would pull Keras into every decode worker
+    from .yamnet.engines import Engine
 
 DEFAULT_SHARD_SIZE = 256  # clips: ~3,300 frames, ~20 MB float32, ~4 min of CPU work to lose
 
@@ -89,7 +92,7 @@ class PatchBatcher:
 def computed(engine: Engine, clips: Iterable[Prepared]
              ) -> Iterator[tuple[Prepared, np.ndarray, np.ndarray]]:
     """(clip, scores, embeddings) for every clip that reached YAMNet, in order."""
-    if isinstance(engine, NativeEngine):
+    if engine.name == "native":
         batcher = PatchBatcher(engine.infer, engine.batch_size)
         for clip in clips:
             yield from batcher.add(clip)
@@ -117,8 +120,8 @@ def run(
     attrs = shards.ShardAttrs(engine.handle, engine.fingerprint, engine.params.to_json(),
                               brogue_version())
     _check_same_yamnet(out, engine)
-    cached = frozenset(shards.cached_hashes(out, attrs))
-    native_params = engine.params if isinstance(engine, NativeEngine) else None
+    cached = frozenset(shards.cached_clips(out, attrs))
+    native_params = engine.params if engine.name == "native" else None
     extra_columns = sorted({name for source in sources for name in source.extra})
     report = RunReport(out)
     bar = tqdm(total=len(sources), unit="clip", disable=not progress, smoothing=0.05)

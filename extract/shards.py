@@ -35,7 +35,7 @@ that `summarise` builds from the `clips/` tables (`shards`, `labels`, `speakers`
 `parameters`, `created`, `updated`. `Cache` reads only shards the manifest lists.
 
 Trust: every shard carries its producer (schema version, YAMNet fingerprint and
-params). `cached_hashes` (resuming) and `Cache` (training) refuse shards from a
+params). `cached_clips` (resuming) and `Cache` (training) refuse shards from a
 different producer instead of mixing them in.
 """
 
@@ -318,19 +318,23 @@ def next_shard_index(directory: Path) -> int:
     return _shard_index(shards[-1]) + 1 if shards else 0
 
 
-def cached_hashes(directory: Path, attrs: ShardAttrs | Mapping[str, str]) -> set[str]:
-    """Content hashes of the clips already in finished shards, for resuming a run.
+def cached_clips(directory: Path, attrs: ShardAttrs | Mapping[str, str]) -> set[tuple[str, str]]:
+    """(path, content_hash) of the clips already in finished shards, for resuming a run.
 
+    Both halves matter: a file edited in place has a new hash and is extracted again,
+    and two paths holding identical bytes are two clips, each stored once.
     Refuses the cache if any shard was produced by another schema, YAMNet or params,
     so a resumed run never mixes two producers.
     """
     attrs = attrs if isinstance(attrs, ShardAttrs) else ShardAttrs(**attrs)
-    hashes: set[str] = set()
+    cached: set[tuple[str, str]] = set()
     for path in complete_shards(directory):
         with h5py.File(path, "r") as file:
             _check_producer(path, file, attrs.yamnet_fingerprint, json.loads(attrs.yamnet_params))
-            hashes.update(file["clips/content_hash"].asstr()[()])
-    return hashes
+            clips = file["clips"]
+            cached.update(zip(clips["path"].asstr()[()], clips["content_hash"].asstr()[()],
+                              strict=True))
+    return cached
 
 
 def _check_producer(path: Path, file: h5py.File, fingerprint: str, params: dict) -> None:

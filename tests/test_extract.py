@@ -252,3 +252,18 @@ def test_decoding_keeps_a_bounded_number_of_clips_in_flight(synthetic_corpus):
         lead.append(CountingList.taken - done)
     assert max(lead) <= TASKS_PER_WORKER
     assert len(lead) == len(sources)
+
+
+def test_identical_files_at_two_paths_are_two_clips(synthetic_corpus, native_engine, tmp_path):
+    folder = tmp_path / "audio"
+    folder.mkdir()
+    wav = sorted(synthetic_corpus.rglob("*.wav"))[0]
+    shutil.copy(wav, folder / "take1.wav")
+    shutil.copy(wav, folder / "take2.wav")
+
+    first = run(folder_clips(folder), native_engine, tmp_path / "cache")
+    again = run(folder_clips(folder), native_engine, tmp_path / "cache")
+
+    assert (first.clips, again.clips, again.cached) == (2, 0, 2)
+    assert sorted(Path(p).name for p in Cache(tmp_path / "cache").clips()["path"]) == [
+        "take1.wav", "take2.wav"]

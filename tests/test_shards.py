@@ -174,14 +174,16 @@ def test_shard_file_carries_format_and_producer(cache_dir: Path, written):
         ]
 
 
-def test_cached_hashes_lists_written_clips_and_refuses_other_producers(cache_dir: Path, written):
-    expected = {clip["meta"].content_hash for clips in written for clip in clips}
-    assert shards.cached_hashes(cache_dir, ATTRS) == expected
+def test_cached_clips_lists_written_clips_and_refuses_other_producers(cache_dir: Path, written):
+    expected = {
+        (str(clip["meta"].path), clip["meta"].content_hash) for clips in written for clip in clips
+    }
+    assert shards.cached_clips(cache_dir, ATTRS) == expected
     other = ShardAttrs("test://yamnet", "fingerprint-b", PARAMS.to_json(), "0.1.0")
     with pytest.raises(
         CacheError, match="YAMNet fingerprint fingerprint-a instead of fingerprint-b"
     ):
-        shards.cached_hashes(cache_dir, other)
+        shards.cached_clips(cache_dir, other)
 
 
 def test_cache_refuses_shards_of_another_yamnet(tmp_path: Path):
