@@ -1,13 +1,17 @@
-# brogue: `make setup` once, then `make extract train`, `make test`.
+# brogue. `make extract train` runs the main job, `make test` the tests; both set up .venv first.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# The offline YAMNet stand-in, when it sits beside the checkout; otherwise TF Hub's.
+CORPUS ?= openslr83
+CACHE ?= data/embeddings
+RUN ?= $(lastword $(sort $(wildcard data/runs/*/)))
+# The offline YAMNet stand-in when it sits beside the checkout; else TF Hub's google/yamnet/1.
 BROGUE_YAMNET ?= $(if $(wildcard ../shared/yamnet/saved_model.pb),../shared/yamnet,https://tfhub.dev/google/yamnet/1)
 export BROGUE_YAMNET
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: setup test lint bench bench-yamnet demo
+.PHONY: setup test lint extract synthetic train demo \
+	bench bench-yamnet bench-extract bench-train bench-shards
 
 setup: $(VENV)/.installed
 
@@ -23,10 +27,28 @@ test: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 
-bench: bench-yamnet
+extract: setup
+	$(PY) -m extract --corpus $(CORPUS) --out $(CACHE)
+
+synthetic: setup
+	$(PY) -m extract.synthetic data/synthetic
+
+train: setup
+	$(PY) -m train fit --cache $(CACHE)
+
+demo: setup
+	$(PY) -m extract.yamnet $(FILE)
+
+bench: bench-yamnet bench-extract bench-train
 
 bench-yamnet: setup
 	$(PY) -m extract.yamnet.bench
 
-demo: setup
-	$(PY) -m extract.yamnet $(FILE)
+bench-extract: setup
+	$(PY) -m extract.bench
+
+bench-train: setup
+	$(PY) -m train.bench
+
+bench-shards: setup
+	$(PY) -m extract.bench_shards
