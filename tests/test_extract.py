@@ -267,3 +267,26 @@ def test_identical_files_at_two_paths_are_two_clips(synthetic_corpus, native_eng
     assert (first.clips, again.clips, again.cached) == (2, 0, 2)
     assert sorted(Path(p).name for p in Cache(tmp_path / "cache").clips()["path"]) == [
         "take1.wav", "take2.wav"]
+
+
+@pytest.mark.parametrize("problem", ["yamnet", "unwritable", "no audio"])
+def test_fatal_problems_exit_non_zero_with_one_line(problem, synthetic_corpus, yamnet_handle,
+                                                    brogue_cache, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("BROGUE_CACHE", str(brogue_cache))
+    corpus, out, handle = str(synthetic_corpus), tmp_path / "cache", yamnet_handle
+    if problem == "yamnet":
+        handle = str(tmp_path / "no-such-model")
+        expected = "cannot load YAMNet"
+    elif problem == "unwritable":
+        out.write_text("a file, not a folder")
+        expected = "not writable"
+    else:
+        (tmp_path / "empty").mkdir()
+        corpus, expected = str(tmp_path / "empty"), "has no audio"
+
+    code = main(["--corpus", corpus, "--out", str(out), "--yamnet", handle, "--workers", "0",
+                 "--limit", "2"])
+
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 1
+    assert lines[-1].startswith("error: ") and expected in lines[-1]
