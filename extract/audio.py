@@ -26,15 +26,16 @@ class AudioError(ValueError):
 
 def decode(path: str | Path) -> tuple[np.ndarray, int]:
     """(samples [frames, channels] float32, sample rate), checked for damage."""
-    if Path(path).is_file() and Path(path).stat().st_size == 0:
+    # libsndfile calls a missing file a "System error"; say what it is.
+    if not Path(path).is_file():
+        raise AudioError(path, "no such file")
+    if Path(path).stat().st_size == 0:
         raise AudioError(path, "empty file")
     try:
         with soundfile.SoundFile(str(path)) as sound:
             declared = sound.frames
             samples = sound.read(dtype="float32", always_2d=True)
             sample_rate = sound.samplerate
-    except FileNotFoundError:
-        raise AudioError(path, "no such file") from None
     except (soundfile.LibsndfileError, RuntimeError, TypeError) as error:
         raise AudioError(path, f"not readable as audio ({_first_line(error)})") from None
     if len(samples) == 0:

@@ -144,11 +144,6 @@ def test_damage_is_one_line_naming_file_and_reason(tmp_path: Path, case: str):
     assert caught.value.path == str(path)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="extract/audio.py: libsndfile reports a missing file as 'System error', "
-    "so decode() never reaches its 'no such file' branch",
-)
 def test_missing_file_is_named_as_missing(tmp_path: Path):
     path = tmp_path / "nowhere.wav"
 
