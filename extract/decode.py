@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
+import itertools
 import multiprocessing
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 
 import numpy as np
 import threadpoolctl
@@ -77,24 +80,48 @@ def prepared_in_order(
     sources: Sequence[ClipSource], workers: int, cached: frozenset[tuple[str, str]],
     params: Params | None,
 ) -> Iterator[Prepared]:
-    """`prepare` over every clip, in order, with a bounded number of clips in flight."""
+    """`prepare` over every clip, in order, with a bounded number of clips in flight.
+
+    A clip whose decoding kills its worker process (a crash inside a codec) is
+    reported as failed, and the run goes on with a fresh pool.
+    """
     if workers == 0:
         _init_worker(cached, params)
         yield from map(prepare, sources)
         return
+    start_pool = functools.partial(_start_pool, workers, (cached, params))
+    remaining = iter(sources)
+    pending: collections.deque[tuple[ClipSource, Future]] = collections.deque()
+    pool = start_pool()
+    try:
+        while True:
+            for source in itertools.islice(remaining, workers * TASKS_PER_WORKER - len(pending)):
+                pending.append((source, pool.submit(prepare, source)))
+            if not pending:
+                return
+            source, future = pending.popleft()
+            try:
+                yield future.result()
+            except BrokenProcessPool:
+                # The dead worker took every clip in flight with it; retry each alone.
+                pool.shutdown(cancel_futures=True)
+                for orphan in [source, *(queued for queued, _ in pending)]:
+                    yield _prepare_alone(orphan, start_pool)
+                pending.clear()
+                pool = start_pool()
+    finally:
+        pool.shutdown(cancel_futures=True)
+
+
+def _start_pool(workers: int, initargs: tuple) -> ProcessPoolExecutor:
     # spawn, not fork: the parent already runs TensorFlow's threads.
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, context, _init_process, (cached, params)) as pool:
-        pending: collections.deque[Future] = collections.deque()
-        remaining = iter(sources)
-        for source in remaining:
-            pending.append(pool.submit(prepare, source))
-            if len(pending) >= workers * TASKS_PER_WORKER:
-                break
-        while pending:
-            yield pending.popleft().result()
-            for source in remaining:
-                pending.append(pool.submit(prepare, source))
-                break
+    return ProcessPoolExecutor(workers, context, _init_process, initargs)
 
 
+def _prepare_alone(source: ClipSource, start_pool) -> Prepared:
+    with start_pool() as pool:
+        try:
+            return pool.submit(prepare, source).result()
+        except BrokenProcessPool:
+            return Prepared(source, failure=f"{source.path}: the decoder crashed reading it")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import zipfile
 from pathlib import Path
@@ -290,3 +291,26 @@ def test_fatal_problems_exit_non_zero_with_one_line(problem, synthetic_corpus, y
     lines = capsys.readouterr().err.strip().splitlines()
     assert code == 1
     assert lines[-1].startswith("error: ") and expected in lines[-1]
+
+
+class KillsItsWorker:
+    """A path that ends the worker process the moment the worker unpickles it, as a codec
+    crash would."""
+
+    def __reduce__(self):
+        return (os._exit, (70,))
+
+    def __str__(self) -> str:
+        return "crash.wav"
+
+
+def test_a_worker_crash_fails_one_clip_and_the_run_goes_on(synthetic_corpus):
+    good = openslr83_clips(synthetic_corpus)[:3]
+    crasher = ClipSource(KillsItsWorker(), "", "", {})
+    sources = [*good[:2], crasher, *good[2:]]
+
+    prepared = list(prepared_in_order(sources, 1, frozenset(), None))
+
+    assert [clip.source for clip in prepared] == sources
+    assert prepared[2].failure == "crash.wav: the decoder crashed reading it"
+    assert all(clip.payload is not None for i, clip in enumerate(prepared) if i != 2)
