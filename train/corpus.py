@@ -43,7 +43,12 @@ class Corpus:
         return self.classes[:-1]
 
     def feed(
-        self, chosen: np.ndarray, config: TrainConfig, budget_bytes: int, shuffle: bool
+        self,
+        chosen: np.ndarray,
+        config: TrainConfig,
+        budget_bytes: int,
+        shuffle: bool,
+        class_weight: np.ndarray | None = None,
     ) -> FrameFeed:
         """A Keras feed of the `chosen` clips' frames, reshuffled every epoch or in block order."""
         blocks = make_blocks(
@@ -53,7 +58,7 @@ class Corpus:
         # serves one thread.
         return FrameFeed(
             Cache(self.cache.directory), blocks, self.label, len(self.classes),
-            config.batch_size, budget_bytes, EMBEDDING, shuffle, config.seed,
+            config.batch_size, budget_bytes, EMBEDDING, shuffle, config.seed, class_weight,
         )  # fmt: skip
 
     def speaker_labels(self) -> dict[str, str]:

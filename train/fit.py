@@ -33,7 +33,7 @@ class RunError(ValueError):
     """A run folder cannot be written or read; the message is one line."""
 
 
-class _EpochTimer(keras.callbacks.Callback):
+class EpochTimer(keras.callbacks.Callback):
     """Wall seconds of each epoch, validation included."""
 
     def __init__(self) -> None:
@@ -53,7 +53,7 @@ def _describe(feed: FrameFeed, side: str) -> str:
     return f"{side}: {feed.frames} frames streamed from shards, windows of {feed.window_frames}"
 
 
-def _callbacks(run: Path, config: TrainConfig, timer: _EpochTimer) -> list:
+def _callbacks(run: Path, config: TrainConfig, timer: EpochTimer) -> list:
     callbacks = [
         keras.callbacks.EarlyStopping(
             monitor=MONITOR, mode="max", patience=config.patience, restore_best_weights=True
@@ -88,16 +88,19 @@ def fit_split(corpus: Corpus, split: Split, config: TrainConfig, run: Path, verb
     valid_share = frames[split.valid].sum() / frames[split.train | split.valid].sum()
     valid_budget = int(config.ram_budget_bytes * valid_share)
     train_feed = corpus.feed(
-        split.train, config, config.ram_budget_bytes - valid_budget, shuffle=True
-    )
+        split.train, config, config.ram_budget_bytes - valid_budget, shuffle=True,
+        class_weight=weights,
+    )  # fmt: skip
     valid_feed = corpus.feed(split.valid, config, valid_budget, shuffle=False)
     print(_describe(train_feed, "train"))
     print(_describe(valid_feed, "valid"))
     keras.utils.set_random_seed(config.seed)
     model = build_model(config, len(corpus.classes))
-    timer = _EpochTimer()
+    timer = EpochTimer()
+    # The feed shuffles and weights frames itself: Keras shuffling batch order on top would
+    # make every batch hit a different window, so shuffle=False and no class_weight here.
     history = model.fit(
-        train_feed, validation_data=valid_feed, epochs=config.epochs, class_weight=weights,
+        train_feed, validation_data=valid_feed, epochs=config.epochs, shuffle=False,
         callbacks=_callbacks(run, config, timer), verbose=verbose,
     )  # fmt: skip
     facts = {
@@ -107,7 +110,7 @@ def fit_split(corpus: Corpus, split: Split, config: TrainConfig, run: Path, verb
             "fingerprint": corpus.cache.fingerprint,
         },
         "class_counts": dict(zip(corpus.classes, counts.tolist(), strict=True)),
-        "class_weight": {corpus.classes[i]: w for i, w in weights.items()},
+        "class_weight": dict(zip(corpus.classes, weights.tolist(), strict=True)),
         "epochs_run": len(history.epoch),
         "best_epoch": int(np.argmax(history.history[MONITOR])) + 1,
         "seconds_per_epoch": float(np.mean(timer.seconds)),

@@ -103,9 +103,10 @@ class _Window:
 
 
 class FrameFeed(keras.utils.PyDataset):
-    """Batches of (embeddings float32, one-hot labels) for one side of a split.
+    """Batches of (embeddings float32, one-hot labels[, weights]) for one side of a split.
 
     With `shuffle=False` frames come in block order, which is what evaluation pools by clip.
+    With `class_weight` (one weight per class) each batch carries its frames' weights.
     `peak_bytes` records the most window and block memory held at once. `embedding` is one
     frame's embedding as a sub-array dtype, e.g. np.dtype((np.float16, (1024,))).
     """
@@ -121,12 +122,15 @@ class FrameFeed(keras.utils.PyDataset):
         embedding: np.dtype,
         shuffle: bool,
         seed: int,
+        class_weight: np.ndarray | None = None,
     ) -> None:
         super().__init__()
         self.reader = reader
         self.blocks = list(blocks)
         self.clip_labels = clip_labels
         self.num_classes = num_classes
+        self._onehot = np.eye(num_classes, dtype=np.float32)
+        self.class_weight = None if class_weight is None else class_weight.astype(np.float32)
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.seed = seed
@@ -211,14 +215,14 @@ class FrameFeed(keras.utils.PyDataset):
                 rng = np.random.default_rng([self.seed, epoch, index])
                 order = rng.permutation(len(labels)).astype(_ORDER_DTYPE)
             self._windows[key] = _Window(embeddings, labels, order)
-        self._note_bytes(0)
+            self._note_bytes(0)
         return self._windows[key]
 
     def _note_bytes(self, transient: int) -> None:
         held = sum(window.nbytes for window in self._windows.values())
         self.peak_bytes = max(self.peak_bytes, held + transient)
 
-    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+    def __getitem__(self, index: int) -> tuple[np.ndarray, ...]:
         first = index * self.batch_size
         stop = min(first + self.batch_size, self.frames)
         _, starts = self._plan(self.epoch)
@@ -228,8 +232,13 @@ class FrameFeed(keras.utils.PyDataset):
         ):
             window = self._window(self.epoch, w)
             lo, hi = max(first, starts[w]) - starts[w], min(stop, starts[w + 1]) - starts[w]
-            rows = np.arange(lo, hi) if window.order is None else window.order[lo:hi]
+            rows = slice(lo, hi) if window.order is None else window.order[lo:hi]
             pieces.append((window.embeddings[rows], window.labels[rows]))
-        embeddings = np.concatenate([p[0] for p in pieces]).astype(np.float32, copy=False)
-        labels = np.concatenate([p[1] for p in pieces])
-        return embeddings, np.eye(self.num_classes, dtype=np.float32)[labels]
+        if len(pieces) == 1:
+            embeddings, labels = pieces[0]
+        else:
+            embeddings = np.concatenate([piece[0] for piece in pieces])
+            labels = np.concatenate([piece[1] for piece in pieces])
+        batch = (embeddings, self._onehot[labels])
+        # Weights per frame here, vectorised, rather than Keras's class_weight loop per frame.
+        return batch if self.class_weight is None else (*batch, self.class_weight[labels])

@@ -19,16 +19,12 @@ def frame_counts(
     return counts.astype(np.int64)
 
 
-def class_weights(counts: np.ndarray, formula: str) -> dict[int, float]:
+def class_weights(counts: np.ndarray, formula: str) -> np.ndarray:
     """`example`: total / count, the example's formula; `balanced`: total / (classes · count).
 
     A class without training frames gets weight 0: it never occurs in a batch, and a finite
     number keeps the weights writable as JSON.
     """
-    total = counts.sum()
-    present = int((counts > 0).sum())
-    scale = {"example": 1, "balanced": present}[formula]
-    return {
-        index: float(total / (scale * count)) if count else 0.0
-        for index, count in enumerate(counts.tolist())
-    }
+    present = counts > 0
+    scale = {"example": 1, "balanced": int(present.sum())}[formula]
+    return np.where(present, counts.sum() / (scale * np.maximum(counts, 1)), 0.0)
