@@ -94,5 +94,7 @@ def test_errors_are_one_line(cache: Path, run: Path, capsys: pytest.CaptureFixtu
     assert main(["fit", "--cache", str(cache), "--out", str(run)]) == 1
     assert main(["evaluate", str(cache)]) == 1
     assert main(["fit", "--cache", str(run), "--out", str(run / "x")]) == 1
+    index = ["--index", str(cache / "line_index_all.csv")]
+    assert main(["fit", "--cache", str(cache), "--out", str(run / "y"), *index]) == 1
     errors = capsys.readouterr().err.strip().splitlines()
-    assert len(errors) == 3 and all(line.startswith("error: ") for line in errors)
+    assert len(errors) == 4 and all(line.startswith("error: ") for line in errors)

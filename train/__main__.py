@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from extract.shards import CacheError
-from train.config import TrainConfig, load_config, parse_layers
+from train.config import CHOICES, TrainConfig, load_config, parse_layers
 
 DEFAULT_CACHE = Path("data/embeddings")
 DEFAULT_RUNS = Path("data/runs")
@@ -27,13 +27,21 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
     for field in dataclasses.fields(TrainConfig):
         flag = "--" + field.name.replace("_", "-")
         if field.name == "layers":
-            group.add_argument(flag, type=parse_layers, metavar="W:D,W:D,...",
-                               help="hidden layers as width:dropout rows")  # fmt: skip
+            rows = ",".join(f"{width}:{dropout}" for width, dropout in field.default)
+            group.add_argument(
+                flag,
+                type=parse_layers,
+                metavar="W:D,...",
+                help=f"hidden layers as width:dropout rows (default {rows})",
+            )
         elif field.type == "bool":
-            group.add_argument(flag, action=argparse.BooleanOptionalAction)
+            group.add_argument(
+                flag, action=argparse.BooleanOptionalAction, help=f"default {field.default}"
+            )
         else:
             kind = {"int": int, "float": float, "str": str}[field.type]
-            group.add_argument(flag, type=kind, help=f"default {field.default}")
+            group.add_argument(flag, type=kind, choices=CHOICES.get(field.name),
+                               help=f"default {field.default}")  # fmt: skip
 
 
 def _config_from(args: argparse.Namespace) -> TrainConfig:

@@ -18,6 +18,7 @@ EXAMPLE_LAYERS: tuple[tuple[int, float], ...] = ((256, 0.15), (384, 0.2), (192, 
 
 SPLITS = ("speaker", "random")
 CLASS_WEIGHTS = ("example", "balanced")
+CHOICES = {"split": SPLITS, "class_weight": CLASS_WEIGHTS}
 
 
 class ConfigError(ValueError):
@@ -52,17 +53,12 @@ class TrainConfig:
         _check(self.batch_size >= 1, "batch_size", ">= 1", self.batch_size)
         _check(self.epochs >= 1, "epochs", ">= 1", self.epochs)
         _check(self.patience >= 1, "patience", ">= 1", self.patience)
-        _check(self.split in SPLITS, "split", f"one of {SPLITS}", self.split)
+        for name, allowed in CHOICES.items():
+            _check(getattr(self, name) in allowed, name, f"one of {allowed}", getattr(self, name))
         _check(0.0 < self.valid_ratio < 1.0, "valid_ratio", "in (0, 1)", self.valid_ratio)
         _check(self.folds >= 1, "folds", ">= 1", self.folds)
         _check(
             self.folds == 1 or self.split == "speaker", "folds", "1 with split=random", self.folds
-        )
-        _check(
-            self.class_weight in CLASS_WEIGHTS,
-            "class_weight",
-            f"one of {CLASS_WEIGHTS}",
-            self.class_weight,
         )
         _check(self.ram_budget_mb > 0, "ram_budget_mb", "> 0", self.ram_budget_mb)
         _check(self.block_frames >= 1, "block_frames", ">= 1", self.block_frames)

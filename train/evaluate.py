@@ -139,6 +139,16 @@ def summary_table(metrics: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def fold_table(summary: dict[str, Any]) -> str:
+    """The validation numbers of a cross-validation as mean ± standard deviation over folds."""
+    lines = [f"{'':30} valid, {summary['folds']} folds"]
+    for level, name, label in SUMMARY:
+        cell = summary["valid"][level][name]
+        value = "n/a" if cell["mean"] is None else f"{cell['mean']:.3f} ± {cell['std']:.3f}"
+        lines.append(f"{label:30} {value}")
+    return "\n".join(lines)
+
+
 def fold_summary(folds: list[dict[str, Any]]) -> dict[str, Any]:
     """Each summary number per fold, with its mean and standard deviation, per side."""
     summary: dict[str, Any] = {"folds": len(folds)}

@@ -20,7 +20,7 @@ import numpy as np
 
 from train.config import TrainConfig, save_config
 from train.corpus import Corpus, load_corpus
-from train.evaluate import evaluate_run, fold_summary
+from train.evaluate import evaluate_run, fold_summary, fold_table
 from train.model import build_model
 from train.splits import Split, make_splits
 from train.stream import FrameFeed
@@ -140,4 +140,5 @@ def fit(
     summary = fold_summary(folds)
     save_config(config, out / "config.json")
     (out / "metrics.json").write_text(json.dumps(summary, indent=1) + "\n")
+    print(fold_table(summary))
     return summary

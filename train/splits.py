@@ -141,6 +141,8 @@ def split_from_json(corpus: Corpus, saved: Mapping[str, Any]) -> Split:
 
 def make_splits(corpus: Corpus, config: TrainConfig, index: Path | None) -> list[Split]:
     """The split (or the `config.folds` folds) that the config asks for."""
+    if index is not None and config.split != "random":
+        raise SplitError("an index file gives the example's row order, for split=random only")
     common = {"seed": config.seed, "valid_ratio": config.valid_ratio, "folds": config.folds}
     if config.split == "random":
         rows, names = _example_rows(corpus, index)
