@@ -69,6 +69,7 @@ class Corpus:
 
 
 def load_corpus(directory: Path) -> Corpus:
+    """The cache in `directory` as the trainer sees it; refuses a cache without accents."""
     cache = Cache(directory)
     clips = cache.clips()
     accents = sorted(cache.manifest["labels"])

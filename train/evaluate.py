@@ -20,7 +20,7 @@ from train.corpus import Corpus, load_corpus
 from train.metrics import frame_metrics, majority_baseline, pooled_metrics
 from train.plots import plot_confusion, plot_history
 from train.splits import Split, split_from_json
-from train.stream import frame_labels, read_top_class
+from train.stream import SPEECH, frame_labels, read_top_class
 
 # (level, name, label) rows of the terminal summary and of the fold summary.
 SUMMARY = (
@@ -53,7 +53,7 @@ def side_metrics(
     clips = np.concatenate([block.clips for block in feed.blocks])
     top_class = read_top_class(feed.reader, feed.blocks)
     labels = frame_labels(top_class, corpus.label[clips], len(corpus.classes) - 1)
-    speech = top_class == 0
+    speech = top_class == SPEECH
     speakers, speaker_of_clip = np.unique(corpus.speaker, return_inverse=True)
     speaker_label = np.zeros(len(speakers), dtype=np.int64)
     speaker_label[speaker_of_clip] = corpus.label
@@ -68,10 +68,8 @@ def side_metrics(
 
 
 def split_summary(corpus: Corpus, split: Split) -> dict[str, Any]:
-    summary: dict[str, Any] = {
-        "kind": split.kind, "seed": split.seed, "valid_ratio": split.valid_ratio,
-        "fold": split.fold, "folds": split.folds, "index": split.index,
-    }  # fmt: skip
+    """How the split was drawn, and the speakers, clips and frames on each side."""
+    summary = split.describe()
     for side, mask in (("train", split.train), ("valid", split.valid)):
         summary[side] = {
             "speakers": int(np.unique(corpus.speaker[mask]).size),
@@ -109,19 +107,16 @@ def evaluate_run(run: Path, corpus: Corpus, model: keras.Model | None = None) ->
 
 
 def write_plots(run: Path, metrics: dict[str, Any]) -> None:
+    """history.png from history.csv; confusion_frame.png and confusion_clip.png (validation)."""
     with open(run / "history.csv", newline="") as lines:
         rows = list(csv.DictReader(lines))
     history = {name: [float(row[name]) for row in rows] for name in rows[0] if name != "epoch"}
     plot_history(history, run / "history.png")
-    valid = metrics["valid"]
-    plot_confusion(
-        valid["frame"]["confusion"],
-        metrics["classes"],
-        "Validation confusion matrix, frames",
-        run / "confusion_frame.png",
-    )
-    plot_confusion(valid["clip"]["confusion"], metrics["classes"][:-1],
-                   "Validation confusion matrix, clips", run / "confusion_clip.png")  # fmt: skip
+    # Frames are judged on every class, clips only on the accents.
+    for level, names in (("frame", metrics["classes"]), ("clip", metrics["classes"][:-1])):
+        confusion = metrics["valid"][level]["confusion"]
+        title = f"Validation confusion matrix, {level}s"
+        plot_confusion(confusion, names, title, run / f"confusion_{level}.png")
 
 
 def _cell(value: float | None) -> str:

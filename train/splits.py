@@ -108,15 +108,15 @@ class Split:
     valid: np.ndarray  # bool per clip
     train: np.ndarray  # bool per clip; a clip may be on neither side, never on both
 
+    def describe(self) -> dict[str, Any]:
+        """How the split was drawn."""
+        names = ("kind", "seed", "valid_ratio", "fold", "folds", "index")
+        return {name: getattr(self, name) for name in names}
+
     def to_json(self, corpus: Corpus) -> dict[str, Any]:
         """The split with each side's speakers and clips (content hashes), as saved in a run."""
         return {
-            "kind": self.kind,
-            "seed": self.seed,
-            "valid_ratio": self.valid_ratio,
-            "fold": self.fold,
-            "folds": self.folds,
-            "index": self.index,
+            **self.describe(),
             **{
                 f"{side}_{what}": sorted(set(values[mask].tolist()))
                 for side, mask in (("train", self.train), ("valid", self.valid))

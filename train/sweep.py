@@ -48,12 +48,22 @@ from train.splits import SplitWarning, make_splits  # noqa: E402
 
 DEFAULT_SPACE = Path(__file__).with_name("sweep_space.json")
 # objective name → where it sits in a run's metrics["valid"].
-OBJECTIVES = {"clip_balanced_accuracy": ("clip", "balanced_accuracy"), "frame_auc": ("frame", "auc")}
+OBJECTIVES = {
+    "clip_balanced_accuracy": ("clip", "balanced_accuracy"),
+    "frame_auc": ("frame", "auc"),
+}
 DEFAULT_OBJECTIVE = "clip_balanced_accuracy"
 DEFAULT_TRIALS = 20
 DEFAULT_JOBS = 1
-TABLE_COLUMNS = ("trial", "layers", "learning_rate", "batch_size", "epochs", "best_epoch",
-                 "seconds")  # fmt: skip
+TABLE_COLUMNS = (
+    "trial",
+    "layers",
+    "learning_rate",
+    "batch_size",
+    "epochs",
+    "best_epoch",
+    "seconds",
+)
 
 
 class SweepError(ValueError):
@@ -70,11 +80,15 @@ class SearchSpace:
 
     def __post_init__(self) -> None:
         for name in ("depth", "dropout", "learning_rate"):
-            low, high = getattr(self, name)
-            _check(low <= high, name, "[low, high] with low <= high", getattr(self, name))
+            bounds = getattr(self, name)
+            _check(len(bounds) == 2 and bounds[0] <= bounds[1], name, "[low, high]", bounds)
         _check(self.depth[0] >= 1, "depth", "at least 1", self.depth)
-        _check(0.0 <= self.dropout[0] and self.dropout[1] < 1.0, "dropout", "within [0, 1)",
-               self.dropout)  # fmt: skip
+        _check(
+            0.0 <= self.dropout[0] and self.dropout[1] < 1.0,
+            "dropout",
+            "within [0, 1)",
+            self.dropout,
+        )
         _check(self.learning_rate[0] > 0, "learning_rate", "> 0", self.learning_rate)
         for name in ("widths", "batch_sizes"):
             values = getattr(self, name)
@@ -96,8 +110,10 @@ def load_space(path: Path) -> SearchSpace:
         raise SweepError(f"cannot read search space {path}: {error}") from error
     names = {field.name for field in dataclasses.fields(SearchSpace)}
     if not isinstance(values, dict) or set(values) != names:
-        raise SweepError(f"search space {path} must be a JSON object with exactly the keys "
-                         f"{', '.join(sorted(names))}")  # fmt: skip
+        raise SweepError(
+            f"search space {path} must be a JSON object with exactly the keys "
+            f"{', '.join(sorted(names))}"
+        )
     try:
         return SearchSpace(**{name: tuple(value) for name, value in values.items()})
     except TypeError as error:  # a number where a list belongs, or a list of strings
@@ -156,8 +172,14 @@ def _trial_folder(out: Path, trial: int) -> Path:
     return out / "trials" / f"trial-{trial:03d}"
 
 
-def _identity(cache: Path, fingerprint: str, base: TrainConfig, space: SearchSpace,
-              objective: str, index: Path | None) -> dict[str, Any]:  # fmt: skip
+def _identity(
+    cache: Path,
+    fingerprint: str,
+    base: TrainConfig,
+    space: SearchSpace,
+    objective: str,
+    index: Path | None,
+) -> dict[str, Any]:
     """What makes two sweeps the same sweep; the trial count may grow."""
     return {
         "cache": str(cache.absolute()),
@@ -174,8 +196,9 @@ def _start_or_resume(out: Path, identity: dict[str, Any]) -> dict[int, dict[str,
     saved = out / "sweep.json"
     if saved.is_file():
         if json.loads(saved.read_text()) != identity:
-            raise SweepError(f"{out} holds a sweep with other settings, cache or space; "
-                             "choose a new --out")  # fmt: skip
+            raise SweepError(
+                f"{out} holds a sweep with other settings, cache or space; choose a new --out"
+            )
     elif out.exists() and any(out.iterdir()):
         raise SweepError(f"{out} already holds files that are not a sweep; choose a new --out")
     else:
@@ -201,8 +224,7 @@ def _run_pending(
         # A folder without trial.json is what an interrupted trial left: start it afresh.
         shutil.rmtree(_trial_folder(out, trial), ignore_errors=True)
     tasks = (
-        joblib.delayed(run_trial)(cache, _trial_folder(out, trial), trial, config, index,
-                                  objective)  # fmt: skip
+        joblib.delayed(run_trial)(cache, _trial_folder(out, trial), trial, config, index, objective)
         for trial, config in pending
     )
     # n_jobs=1 runs in this process; more start worker processes, each loading Keras once.
@@ -271,15 +293,19 @@ def sweep(
     identity = _identity(cache, corpus.cache.fingerprint, base, space, objective, index)
     finished = _start_or_resume(out, identity)
     pending = [(k, trial_config(space, base, k)) for k in range(trials) if k not in finished]
-    print(f"sweep of {trials} trials in {out}: {len(finished)} already finished, "
-          f"{len(pending)} to run, {jobs} at a time")  # fmt: skip
+    print(
+        f"sweep of {trials} trials in {out}: {len(finished)} already finished, "
+        f"{len(pending)} to run, {jobs} at a time"
+    )
     for record in _run_pending(pending, cache, out, index, objective, jobs):
         finished[record["trial"]] = record
         best = max(finished.values(), key=lambda r: r[objective])
-        print(f"trial {record['trial']:3d}: {objective} {record[objective]:.4f} in "
-              f"{record['seconds']:.1f} s ({record['epochs']} epochs; layers {record['layers']}, "
-              f"lr {record['learning_rate']:g}, batch {record['batch_size']}); "
-              f"best so far trial {best['trial']} with {best[objective]:.4f}")  # fmt: skip
+        print(
+            f"trial {record['trial']:3d}: {objective} {record[objective]:.4f} in "
+            f"{record['seconds']:.1f} s ({record['epochs']} epochs; layers {record['layers']}, "
+            f"lr {record['learning_rate']:g}, batch {record['batch_size']}); "
+            f"best so far trial {best['trial']} with {best[objective]:.4f}"
+        )
         write_table(out, list(finished.values()), objective)
     records = sorted(finished.values(), key=lambda r: r[objective], reverse=True)
     write_table(out, records, objective)
