@@ -153,6 +153,12 @@ def test_class_weights_match_a_count_by_hand(corpus) -> None:
         for top in frames["top_class"]:
             by_hand[corpus.label[clip] if top == 0 else len(corpus.classes) - 1] += 1
     np.testing.assert_array_equal(counts, by_hand)
+    # The same numbers as the manifest's per-speaker counts over the training speakers.
+    speakers = corpus.cache.manifest["speakers"]
+    trained = [speakers[s] for s in set(corpus.speaker[split.train])]
+    for accent, count in zip(corpus.accents, counts, strict=False):
+        assert count == sum(s["speech_frames"] for s in trained if s["label"] == accent)
+    assert counts[-1] == sum(s["frames"] - s["speech_frames"] for s in trained)
     np.testing.assert_allclose(class_weights(counts, "example"), by_hand.sum() / by_hand)
     balanced = class_weights(counts, "balanced")
     np.testing.assert_allclose(balanced, by_hand.sum() / (len(by_hand) * by_hand))

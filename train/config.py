@@ -27,6 +27,8 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class TrainConfig:
+    """One run's settings; saved as config.json, read back by `load_config`."""
+
     layers: tuple[tuple[int, float], ...] = EXAMPLE_LAYERS
     optimizer: str = "adam"
     learning_rate: float = 1.9644e-5

@@ -1,0 +1,85 @@
+"""`export`: one SavedModel from a 16 kHz waveform to accent probabilities, servable without brogue.
+
+The model chains YAMNet's front end (`extract.yamnet.frontend`, keras.ops), the run's YAMNet
+body (the native engine's Keras model, checked against the run's fingerprint, as `predict`
+does) and the run's head, then pools as `predict` does. Its `serve` endpoint takes a float32
+waveform [samples] in [-1, 1] and returns a dict:
+
+- `probabilities` [C]: the frame probabilities averaged over the speech frames (all frames
+  when there is none); the accent is the most probable of the first C - 1 classes;
+- `frame_probabilities` [N, C], one row per 0.96 s frame, every 0.48 s;
+- `speech` [N]: 1.0 where YAMNet's top class is Speech.
+
+Its `classes` endpoint returns the C class names, the last being "Not a speech":
+
+    model = tf.saved_model.load(OUT)
+    names = model.classes().numpy()
+    outputs = model.serve(tf.constant(waveform))
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+from keras import ops
+
+from extract.yamnet.engines import SPEECH
+from extract.yamnet.frontend import LogMelPatches
+from train.predict import TrainedRun, load_run, load_yamnet
+
+
+class SpeechMask(keras.layers.Layer):
+    """YAMNet scores [N, 521] -> [N] floats, 1.0 where the top class is Speech."""
+
+    def call(self, scores):
+        return ops.cast(ops.equal(ops.argmax(scores, axis=-1), SPEECH), "float32")
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[:1]
+
+
+class SpeechPool(keras.layers.Layer):
+    """Frame probabilities [N, C] -> [C], their mean over the speech frames, as `predict`'s."""
+
+    def call(self, probabilities, speech):
+        weights = ops.where(ops.sum(speech) > 0, speech, ops.ones_like(speech))
+        return ops.sum(probabilities * ops.expand_dims(weights, 1), axis=0) / ops.sum(weights)
+
+    def compute_output_shape(self, probabilities_shape, speech_shape):
+        return probabilities_shape[1:]
+
+
+def waveform_model(run: TrainedRun) -> keras.Model:
+    """Waveform [samples] -> {probabilities, frame_probabilities, speech}, weights loaded."""
+    engine = load_yamnet(run)
+    waveform = keras.Input(batch_shape=(None,), name="waveform")
+    scores, embeddings = engine.model(LogMelPatches(engine.params, name="log_mel")(waveform))
+    frame_probabilities = run.head(embeddings)
+    speech = SpeechMask(name="speech")(scores)
+    probabilities = SpeechPool(name="pool")(frame_probabilities, speech)
+    outputs = {
+        "probabilities": probabilities,
+        "frame_probabilities": frame_probabilities,
+        "speech": speech,
+    }
+    return keras.Model(waveform, outputs, name="brogue_accent")
+
+
+def export(run_folder: Path, out: Path) -> None:
+    """Write the run's waveform model to `out` as a TensorFlow SavedModel."""
+    # SavedModel is TensorFlow's format: exporting needs TensorFlow under any Keras backend.
+    import tensorflow as tf
+
+    if out.exists() and any(out.iterdir()):
+        raise ValueError(f"{out} already holds files; choose a new export folder")
+    run = load_run(run_folder)
+    model = waveform_model(run)
+    archive = keras.export.ExportArchive()
+    archive.track_and_add_endpoint(
+        "serve", model, input_signature=[keras.InputSpec(shape=(None,), dtype="float32")]
+    )
+    classes = tf.function(lambda: tf.constant(run.classes))
+    classes()  # traced once, so the archive takes it as it is
+    archive.add_endpoint("classes", classes)
+    archive.write_out(str(out), verbose=False)

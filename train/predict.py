@@ -1,0 +1,177 @@
+"""`predict`: the accent of new recordings, by the YAMNet and the head a run was trained with.
+
+A file's answer is the clip rule that `evaluate` scores: the head's frame probabilities are
+averaged over the file's speech frames (YAMNet's top class is Speech), or over all its frames
+when it has none, and the accent is the most probable accent of that mean ("Not a speech" never
+is the answer). Files are decoded by the extractor's worker, their patches go through YAMNet in
+full batches across files (the extractor's batcher), and the head runs once per group of files.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from extract import pipeline
+from extract.corpus import ClipSource
+from extract.decode import DEFAULT_WORKERS, Prepared, prepared_in_order
+from extract.shards import read_manifest
+from extract.yamnet.engines import SPEECH, NativeEngine
+from train.metrics import pool
+
+# Files whose frames go through the head together: one call for many short files, while the
+# probabilities held stay small.
+FILES_PER_HEAD_CALL = 64
+
+
+class PredictError(ValueError):
+    """A run cannot predict, or some files could not be read; the message is one line."""
+
+
+@dataclass(frozen=True)
+class TrainedRun:
+    """What inference needs from a run folder: the head, its classes and its YAMNet."""
+
+    folder: Path
+    classes: list[str]  # the accents, then "Not a speech"
+    head: keras.Model
+    handle: str
+    fingerprint: str
+
+    @property
+    def accents(self) -> list[str]:
+        return self.classes[:-1]
+
+
+def load_run(folder: Path) -> TrainedRun:
+    """The run in `folder`; its YAMNet handle comes from the manifest of the cache it trained on."""
+    facts_path, model_path = folder / "run.json", folder / "model.keras"
+    if not facts_path.is_file() or not model_path.is_file():
+        raise PredictError(f"{folder} is not a finished run folder (no run.json or model.keras)")
+    facts = json.loads(facts_path.read_text())
+    cache = Path(facts["cache"]["directory"])
+    try:
+        handle = read_manifest(cache)["yamnet"]["handle"]
+    except (OSError, KeyError, ValueError) as error:
+        raise PredictError(
+            f"{folder}: the YAMNet handle is recorded in the manifest of its cache {cache}, "
+            f"which cannot be read ({error})"
+        ) from None
+    head = keras.models.load_model(model_path)
+    return TrainedRun(folder, facts["classes"], head, handle, facts["cache"]["fingerprint"])
+
+
+def load_yamnet(run: TrainedRun) -> NativeEngine:
+    """The run's YAMNet, refused unless its weights are the ones the run was trained on."""
+    engine = NativeEngine(run.handle)
+    if engine.fingerprint != run.fingerprint:
+        raise PredictError(
+            f"{run.folder} was trained on embeddings of YAMNet weights {run.fingerprint}, "
+            f"but {run.handle} now holds weights {engine.fingerprint}"
+        )
+    return engine
+
+
+@dataclass(frozen=True)
+class FilePrediction:
+    path: str
+    seconds: float  # duration of the audio
+    classes: list[str]
+    probabilities: np.ndarray  # [C]: the frame probabilities pooled over the speech frames
+    frame_probabilities: np.ndarray  # [N, C]
+    speech: np.ndarray  # [N] bool: YAMNet's top class is Speech
+    frame_hop_seconds: float  # frame k covers k·hop .. k·hop + the patch window
+
+    @property
+    def accent(self) -> str:
+        accents = len(self.classes) - 1
+        return self.classes[int(np.argmax(self.probabilities[:accents]))]
+
+    @property
+    def pooled_over_speech(self) -> bool:
+        return bool(self.speech.any())
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "file": self.path,
+            "accent": self.accent,
+            "probabilities": dict(zip(self.classes, self.probabilities.tolist(), strict=True)),
+            "frames": len(self.speech),
+            "non_speech_frames": int((~self.speech).sum()),
+            "pooled_over": "speech frames" if self.pooled_over_speech else "all frames",
+            "seconds": self.seconds,
+            "frame_times": (np.arange(len(self.speech)) * self.frame_hop_seconds).tolist(),
+            "frame_speech": self.speech.tolist(),
+            "frame_probabilities": {
+                name: column.tolist()
+                for name, column in zip(self.classes, self.frame_probabilities.T, strict=True)
+            },
+        }
+
+    def describe(self) -> str:
+        ranked = np.argsort(self.probabilities)[::-1]
+        shares = ", ".join(f"{self.classes[i]} {self.probabilities[i]:.2f}" for i in ranked)
+        non_speech = int((~self.speech).sum())
+        note = "" if self.pooled_over_speech else " (no speech frame: pooled over all frames)"
+        return (
+            f"{self.path}: {self.accent}; {shares}; {len(self.speech)} frames, "
+            f"{non_speech} non-speech{note}"
+        )
+
+
+def _readable(prepared: Iterator[Prepared], failures: list[str]) -> Iterator[Prepared]:
+    """The decoded files; each one that failed is reported on stderr at once and noted."""
+    for clip in prepared:
+        if clip.payload is None:
+            print(f"error: {clip.failure}", file=sys.stderr)
+            failures.append(clip.failure)
+            continue
+        yield clip
+
+
+def _head_groups(
+    computed: Iterator[tuple[Prepared, np.ndarray, np.ndarray]],
+) -> Iterator[list[tuple[Prepared, np.ndarray, np.ndarray]]]:
+    group = []
+    for item in computed:
+        group.append(item)
+        if len(group) == FILES_PER_HEAD_CALL:
+            yield group
+            group = []
+    if group:
+        yield group
+
+
+def predict_files(
+    run: TrainedRun, engine: NativeEngine, paths: Sequence[str | Path], failures: list[str]
+) -> Iterator[FilePrediction]:
+    """A prediction for every readable file, in the order given; unreadable files are reported
+    on stderr as they are met and their messages appended to `failures`."""
+    sources = [ClipSource(Path(path), "", "", {}) for path in paths]
+    prepared = prepared_in_order(sources, DEFAULT_WORKERS, frozenset(), engine.params)
+    computed = pipeline.computed(engine, _readable(prepared, failures))
+    for group in _head_groups(computed):
+        counts = [len(scores) for _, scores, _ in group]
+        probs = np.asarray(run.head.predict_on_batch(np.concatenate([e for _, _, e in group])))
+        speech = np.concatenate([scores.argmax(axis=1) == SPEECH for _, scores, _ in group])
+        owners = np.repeat(np.arange(len(group)), counts)
+        pooled, _ = pool(probs, owners, speech, len(group))
+        bounds = np.cumsum(counts)[:-1]
+        rows = zip(group, pooled, np.split(probs, bounds), np.split(speech, bounds), strict=True)
+        for (clip, _, _), file_probs, frame_probs, frame_speech in rows:
+            yield FilePrediction(
+                path=str(clip.source.path),
+                seconds=clip.seconds,
+                classes=run.classes,
+                probabilities=file_probs,
+                frame_probabilities=frame_probs,
+                speech=frame_speech,
+                frame_hop_seconds=engine.params.patch_hop_seconds,
+            )
