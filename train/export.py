@@ -76,9 +76,8 @@ def export(run_folder: Path, out: Path) -> None:
     run = load_run(run_folder)
     model = waveform_model(run)
     archive = keras.export.ExportArchive()
-    archive.track_and_add_endpoint(
-        "serve", model, input_signature=[keras.InputSpec(shape=(None,), dtype="float32")]
-    )
+    waveform = tf.TensorSpec(shape=(None,), dtype=tf.float32, name="waveform")
+    archive.track_and_add_endpoint("serve", model, input_signature=[waveform])
     classes = tf.function(lambda: tf.constant(run.classes))
     classes()  # traced once, so the archive takes it as it is
     archive.add_endpoint("classes", classes)

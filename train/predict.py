@@ -24,6 +24,7 @@ from extract.corpus import ClipSource
 from extract.decode import DEFAULT_WORKERS, Prepared, prepared_in_order
 from extract.shards import read_manifest
 from extract.yamnet.engines import SPEECH, NativeEngine
+from extract.yamnet.weights import YamnetError
 from train.metrics import pool
 
 # Files whose frames go through the head together: one call for many short files, while the
@@ -70,7 +71,10 @@ def load_run(folder: Path) -> TrainedRun:
 
 def load_yamnet(run: TrainedRun) -> NativeEngine:
     """The run's YAMNet, refused unless its weights are the ones the run was trained on."""
-    engine = NativeEngine(run.handle)
+    try:
+        engine = NativeEngine(run.handle)
+    except YamnetError as error:
+        raise PredictError(f"{run.folder}: {error}") from None
     if engine.fingerprint != run.fingerprint:
         raise PredictError(
             f"{run.folder} was trained on embeddings of YAMNet weights {run.fingerprint}, "
@@ -81,6 +85,7 @@ def load_yamnet(run: TrainedRun) -> NativeEngine:
 
 @dataclass(frozen=True)
 class FilePrediction:
+    number: int  # the file's position among those asked for
     path: str
     seconds: float  # duration of the audio
     classes: list[str]
@@ -154,7 +159,8 @@ def predict_files(
 ) -> Iterator[FilePrediction]:
     """A prediction for every readable file, in the order given; unreadable files are reported
     on stderr as they are met and their messages appended to `failures`."""
-    sources = [ClipSource(Path(path), "", "", {}) for path in paths]
+    # Each file's position rides along in `extra`, which survives the trip through a worker.
+    sources = [ClipSource(Path(path), "", "", {"number": str(n)}) for n, path in enumerate(paths)]
     prepared = prepared_in_order(sources, DEFAULT_WORKERS, frozenset(), engine.params)
     computed = pipeline.computed(engine, _readable(prepared, failures))
     for group in _head_groups(computed):
@@ -167,6 +173,7 @@ def predict_files(
         rows = zip(group, pooled, np.split(probs, bounds), np.split(speech, bounds), strict=True)
         for (clip, _, _), file_probs, frame_probs, frame_speech in rows:
             yield FilePrediction(
+                number=int(clip.source.extra["number"]),
                 path=str(clip.source.path),
                 seconds=clip.seconds,
                 classes=run.classes,

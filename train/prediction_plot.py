@@ -16,6 +16,8 @@ matplotlib.use("Agg")  # Predictions write files; they never open windows.
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from extract.audio import load_audio  # noqa: E402
+from extract.yamnet import features  # noqa: E402
 from extract.yamnet.params import Params  # noqa: E402
 from train.predict import FilePrediction  # noqa: E402
 
@@ -26,20 +28,22 @@ def _extent(count: int, hop: float, window: float) -> tuple[float, float]:
     return left, left + count * hop
 
 
-def plot_prediction(
-    prediction: FilePrediction,
-    waveform: np.ndarray,
-    log_mel: np.ndarray,
-    params: Params,
-    path: Path,
-) -> None:
+def plot_prediction(prediction: FilePrediction, params: Params, path: Path) -> None:
+    """Draw the figure of `prediction` into the PNG `path`, decoding its file once more."""
+    waveform = load_audio(prediction.path)
+    log_mel = features.log_mel_spectrogram(features.pad_waveform(waveform, params), params)
     order = np.argsort(prediction.probabilities)[::-1]
     fig, (wave, mel, probs) = plt.subplots(3, 1, figsize=(10, 7), sharex=True)
     wave.plot(np.arange(len(waveform)) / params.sample_rate, waveform, linewidth=0.5)
     wave.set_ylabel("waveform")
     left, right = _extent(len(log_mel), params.stft_hop_seconds, params.stft_window_seconds)
-    mel.imshow(log_mel.T, aspect="auto", interpolation="nearest", origin="lower",
-               extent=(left, right, -0.5, params.mel_bands - 0.5))  # fmt: skip
+    mel.imshow(
+        log_mel.T,
+        aspect="auto",
+        interpolation="nearest",
+        origin="lower",
+        extent=(left, right, -0.5, params.mel_bands - 0.5),
+    )
     mel.set_ylabel("log-mel band")
     left, right = _extent(
         len(prediction.speech), params.patch_hop_seconds, params.patch_window_seconds
