@@ -19,6 +19,7 @@ from train.config import CHOICES, TrainConfig, load_config, parse_layers
 
 DEFAULT_CACHE = Path("data/embeddings")
 DEFAULT_RUNS = Path("data/runs")
+DEFAULT_SWEEP = Path("data/sweep")
 
 
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
@@ -90,10 +91,86 @@ def _evaluate(args: argparse.Namespace) -> None:
     print(f"metrics and plots written to {args.run}")
 
 
+def _sweep_flags(parser: argparse.ArgumentParser) -> None:
+    from train.sweep import DEFAULT_JOBS, DEFAULT_OBJECTIVE, DEFAULT_TRIALS, OBJECTIVES
+
+    flag = parser.add_argument
+    flag("--cache", type=Path, default=DEFAULT_CACHE, help=f"default {DEFAULT_CACHE}")
+    flag("--out", type=Path, default=DEFAULT_SWEEP, help=f"sweep folder, resumed if it holds "
+         f"this sweep (default {DEFAULT_SWEEP})")  # fmt: skip
+    flag("--space", type=Path, help="JSON search space (default train/sweep_space.json)")
+    flag("--trials", type=int, default=DEFAULT_TRIALS,
+         help=f"trials in all, finished ones included (default {DEFAULT_TRIALS})")  # fmt: skip
+    flag("--objective", choices=sorted(OBJECTIVES), default=DEFAULT_OBJECTIVE,
+         help=f"validation score to maximise (default {DEFAULT_OBJECTIVE})")  # fmt: skip
+    flag("--jobs", type=int, default=DEFAULT_JOBS,
+         help=f"trials run at once, in worker processes (default {DEFAULT_JOBS})")  # fmt: skip
+    flag("--config", type=Path, help="JSON file of the settings every trial shares")
+    flag("--index", type=Path, help="as for fit, with --split random")
+    _add_config_flags(parser)
+
+
+def _sweep(args: argparse.Namespace) -> None:
+    from train.sweep import DEFAULT_SPACE, load_space, sweep
+
+    space = load_space(args.space or DEFAULT_SPACE)
+    records = sweep(args.cache, args.out, _config_from(args), space, args.trials, args.objective,
+                    args.jobs, args.index)  # fmt: skip
+    best = records[0]
+    print(f"best: trial {best['trial']}, {args.objective} {best[args.objective]:.4f}; "
+          f"table in {args.out / 'trials.csv'}, run folder in {args.out / 'best'}")  # fmt: skip
+
+
+def _predict_flags(parser: argparse.ArgumentParser) -> None:
+    flag = parser.add_argument
+    flag("run", type=Path, help="a run folder written by fit (or a sweep's best/)")
+    flag("files", type=Path, nargs="+", metavar="FILE",
+         help="audio files: wav, flac, ogg, mp3, ...; any rate, mono or stereo")  # fmt: skip
+    flag("--json", action="store_true",
+         help="one JSON object per file and line, with per-frame probabilities")  # fmt: skip
+    flag("--plot", type=Path, metavar="OUT.png",
+         help="the example's figure; for several files OUT-1.png, OUT-2.png, ...")  # fmt: skip
+
+
+def _predict(args: argparse.Namespace) -> None:
+    import json
+
+    from train.predict import PredictError, load_run, load_yamnet, predict_files
+    from train.prediction_plot import plot_prediction
+
+    run = load_run(args.run)
+    engine = load_yamnet(run)
+    failures: list[str] = []
+    for prediction in predict_files(run, engine, args.files, failures):
+        print(json.dumps(prediction.to_json()) if args.json else prediction.describe())
+        if args.plot:
+            plot = args.plot
+            if len(args.files) > 1:
+                plot = plot.with_name(f"{plot.stem}-{prediction.number + 1}{plot.suffix}")
+            plot_prediction(prediction, engine.params, plot)
+    if failures:
+        raise PredictError(f"{len(failures)} of {len(args.files)} files could not be read")
+
+
+def _export_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run", type=Path, help="a run folder written by fit (or a sweep's best/)")
+    parser.add_argument("out", type=Path, help="new folder for the SavedModel")
+
+
+def _export(args: argparse.Namespace) -> None:
+    from train.export import export
+
+    export(args.run, args.out)
+    print(f"SavedModel written to {args.out}: waveform [samples] at 16 kHz -> probabilities")
+
+
 # verb → (help, add flags, run)
 COMMANDS: dict[str, tuple[str, Callable[..., None], Callable[[argparse.Namespace], None]]] = {
     "fit": ("train a classifier on a shard cache", _fit_flags, _fit),
     "evaluate": ("score a finished run, write metrics.json and plots", _evaluate_flags, _evaluate),
+    "sweep": ("search the dense head's settings, each trial a fit", _sweep_flags, _sweep),
+    "predict": ("the accent of audio files, by a run's YAMNet and head", _predict_flags, _predict),
+    "export": ("one SavedModel from a 16 kHz waveform to accents", _export_flags, _export),
 }
 
 
