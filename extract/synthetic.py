@@ -111,7 +111,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m extract.synthetic", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("root", type=Path)
-    parser.add_argument("--speakers", type=int, default=3, help="speakers per accent")
+    # Six speakers per accent leave three of each gender, so a held-out voice always
+    # has a same-gender voice of its accent in training.
+    parser.add_argument("--speakers", type=int, default=6, help="speakers per accent")
     parser.add_argument("--clips", type=int, default=8, help="clips per speaker")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
