@@ -47,6 +47,7 @@ from train.fit import fit  # noqa: E402
 from train.splits import SplitWarning, make_splits  # noqa: E402
 
 DEFAULT_SPACE = Path(__file__).with_name("sweep_space.json")
+SEARCHED = ("layers", "learning_rate", "batch_size")  # the base config's values go unused
 # objective name → where it sits in a run's metrics["valid"].
 OBJECTIVES = {
     "clip_balanced_accuracy": ("clip", "balanced_accuracy"),
@@ -186,7 +187,7 @@ def _identity(
         "fingerprint": fingerprint,
         "objective": objective,
         "index": str(index) if index else None,
-        "base": base.to_dict(),
+        "base": {k: v for k, v in base.to_dict().items() if k not in SEARCHED},
         "space": space.to_dict(),
     }
 
