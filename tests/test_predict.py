@@ -1,0 +1,153 @@
+"""`python -m train predict` on espeak-ng speech, by a run trained on the YAMNet stand-in."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import soxr
+
+from extract import pipeline
+from extract.corpus import ACCENTS, openslr83_clips
+from extract.shards import Cache
+from train.__main__ import main
+from train.metrics import pool
+from train.predict import FilePrediction, load_run, load_yamnet, predict_files
+
+# The random split validates on clips of the training speakers, so early stopping keeps a head
+# that has learnt them: these tests are about predict, not about held-out speakers.
+FIT = ["--split", "random", "--epochs", "20", "--learning-rate", "1e-3", "--batch-size", "16",
+       "--no-tensorboard"]  # fmt: skip
+
+
+def train_speech_run(folder: Path, corpus: Path, engine) -> Path:
+    """Extract `corpus` with `engine` into `folder`/cache and fit a run on it in `folder`/run."""
+    sources = openslr83_clips(corpus)
+    pipeline.run(sources, engine, folder / "cache", workers=0, progress=False)
+    run = folder / "run"
+    assert main(["fit", "--cache", str(folder / "cache"), "--out", str(run), *FIT]) == 0
+    return run
+
+
+@pytest.fixture(scope="module", autouse=True)
+def weights_cache(brogue_cache: Path) -> Iterator[None]:
+    """Predict loads YAMNet by the run's handle: keep its weights in the test session's cache."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("BROGUE_CACHE", str(brogue_cache))
+        yield
+
+
+@pytest.fixture(scope="module")
+def speech_run(synthetic_corpus: Path, native_engine, tmp_path_factory) -> Path:
+    return train_speech_run(tmp_path_factory.mktemp("speech"), synthetic_corpus, native_engine)
+
+
+@pytest.fixture(scope="module")
+def odd_files(synthetic_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A stereo 44.1 kHz FLAC of a corpus file, 3 s of silence, and a text file named .wav."""
+    folder = tmp_path_factory.mktemp("odd")
+    original = sorted(synthetic_corpus.glob("scottish*/*.wav"))[0]
+    samples, rate = sf.read(original, dtype="float32")
+    stereo = np.stack([samples, samples], axis=1)
+    resampled = folder / f"{original.stem}.flac"
+    sf.write(resampled, soxr.resample(stereo, rate, 44100), 44100)
+    sf.write(folder / "silence.wav", np.zeros(48000, np.float32), 16000)
+    (folder / "broken.wav").write_text("not audio")
+    return {"original": original, "flac": resampled, "silence": folder / "silence.wav",
+            "broken": folder / "broken.wav"}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def predictions(speech_run: Path, synthetic_corpus: Path) -> list[FilePrediction]:
+    run = load_run(speech_run)
+    files = sorted(synthetic_corpus.glob("*/*.wav"))
+    failures: list[str] = []
+    found = list(predict_files(run, load_yamnet(run), files, failures))
+    assert failures == [] and [p.path for p in found] == [str(f) for f in files]
+    return found
+
+
+def test_predict_gives_the_accent_it_was_trained_on(predictions: list[FilePrediction]) -> None:
+    right = [p.accent == ACCENTS[Path(p.path).name[:2]] for p in predictions]
+    assert sum(right) >= 0.9 * len(right)
+    for p in predictions:
+        assert p.probabilities.sum() == pytest.approx(1.0, abs=1e-5)
+        assert p.frame_probabilities.shape == (len(p.speech), len(p.classes))
+
+
+def test_predict_pools_the_cached_frames_as_evaluate_does(
+    speech_run: Path, predictions: list[FilePrediction]
+) -> None:
+    run = load_run(speech_run)
+    cache = Cache(speech_run.parent / "cache")
+    clips = cache.clips()
+    by_path = {p.path: p for p in predictions}
+    for row in range(len(clips)):
+        stored = cache.clip_frames(int(clips["shard"][row]), int(clips["row"][row]))
+        probs = np.asarray(run.head.predict_on_batch(stored["embeddings"]))
+        speech = stored["top_class"] == 0
+        pooled, _ = pool(probs, np.zeros(len(probs), int), speech, 1)
+        prediction = by_path[clips["path"][row]]
+        np.testing.assert_array_equal(prediction.speech, speech)
+        np.testing.assert_allclose(prediction.probabilities, pooled[0], atol=1e-5)
+
+
+def test_command_line_json_plots_and_a_bad_file(
+    speech_run: Path, odd_files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    files = [odd_files[name] for name in ("original", "broken", "flac", "silence")]
+    plot = tmp_path / "accent.png"
+    code = main(["predict", str(speech_run), *map(str, files), "--json", "--plot", str(plot)])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert err.strip().splitlines() == [
+        f"error: {odd_files['broken']}: not readable as audio "
+        "(Error opening '{0}': Format not recognised.)".format(odd_files["broken"]),
+        "error: 1 of 4 files could not be read",
+    ]
+    original, flac, silence = map(json.loads, out.strip().splitlines())
+    assert [original["file"], flac["file"], silence["file"]] == [str(files[0]), str(files[2]),
+                                                                 str(files[3])]  # fmt: skip
+    # Stereo at 44.1 kHz is mixed down and resampled to what the 48 kHz mono file gives.
+    assert flac["accent"] == original["accent"] == "Scottish"
+    for name, value in original["probabilities"].items():
+        assert flac["probabilities"][name] == pytest.approx(value, abs=0.02)
+    assert original["non_speech_frames"] < original["frames"]
+    assert original["pooled_over"] == "speech frames"
+    assert silence["non_speech_frames"] == silence["frames"] == 6
+    assert silence["pooled_over"] == "all frames"
+    assert silence["frame_times"] == pytest.approx([0.0, 0.48, 0.96, 1.44, 1.92, 2.4])
+    assert set(silence["frame_probabilities"]) == set(silence["probabilities"])
+    assert all(len(column) == 6 for column in silence["frame_probabilities"].values())
+    # Plots are numbered by position among the files asked for; the broken one (2) has none.
+    assert sorted(path.name for path in tmp_path.iterdir()) == [
+        "accent-1.png", "accent-3.png", "accent-4.png"
+    ]
+    assert (tmp_path / "accent-1.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_human_readable_lines(speech_run: Path, odd_files: dict[str, Path], capsys) -> None:
+    assert main(["predict", str(speech_run), str(odd_files["silence"])]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith(f"{odd_files['silence']}: ")
+    assert line.endswith("6 frames, 6 non-speech (no speech frame: pooled over all frames)")
+
+
+def test_a_run_of_other_yamnet_weights_is_refused(
+    speech_run: Path, odd_files: dict[str, Path], tmp_path: Path, capsys
+) -> None:
+    other = shutil.copytree(speech_run, tmp_path / "run")
+    facts = json.loads((other / "run.json").read_text())
+    facts["cache"]["fingerprint"] = "0123456789abcdef"
+    (other / "run.json").write_text(json.dumps(facts))
+    assert main(["predict", str(other), str(odd_files["silence"])]) == 1
+    assert main(["predict", str(tmp_path), str(odd_files["silence"])]) == 1
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert len(errors) == 2
+    assert "trained on embeddings of YAMNet weights 0123456789abcdef" in errors[0]
+    assert "is not a finished run folder" in errors[1]
