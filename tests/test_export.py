@@ -1,0 +1,77 @@
+"""`python -m train export`: the SavedModel from waveform to accents answers as `predict` does."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import tensorflow as tf
+from test_predict import train_speech_run
+
+from extract.audio import load_audio
+from extract.yamnet import features
+from extract.yamnet.frontend import LogMelPatches
+from extract.yamnet.params import PARAMS
+from train.__main__ import main
+from train.predict import load_run, load_yamnet, predict_files
+
+
+@pytest.fixture(scope="module", autouse=True)
+def weights_cache(brogue_cache: Path) -> Iterator[None]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("BROGUE_CACHE", str(brogue_cache))
+        yield
+
+
+@pytest.fixture(scope="module")
+def speech_run(synthetic_corpus: Path, native_engine, tmp_path_factory) -> Path:
+    return train_speech_run(tmp_path_factory.mktemp("speech"), synthetic_corpus, native_engine)
+
+
+@pytest.fixture(scope="module")
+def exported(speech_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("export") / "accent"
+    assert main(["export", str(speech_run), str(out)]) == 0
+    return out
+
+
+@pytest.mark.parametrize("samples", [1, 15599, 15600, 15601, 23280, 23281, 50000])
+def test_the_keras_front_end_matches_the_numpy_one(samples: int) -> None:
+    waveform = np.random.default_rng(samples).uniform(-0.5, 0.5, samples).astype(np.float32)
+    expected = features.waveform_to_patches(waveform, PARAMS)[1]
+    patches = np.asarray(LogMelPatches(PARAMS)(waveform))
+    assert patches.shape == expected.shape
+    np.testing.assert_allclose(patches, expected, atol=2e-5)
+
+
+def test_the_export_agrees_with_predict(
+    exported: Path, speech_run: Path, synthetic_corpus: Path, tmp_path: Path
+) -> None:
+    silence = tmp_path / "silence.wav"
+    sf.write(silence, np.zeros(40000, np.float32), 16000)
+    files = [*sorted(synthetic_corpus.glob("*/*.wav"))[::5], silence]
+    run = load_run(speech_run)
+    model = tf.saved_model.load(str(exported))
+    assert [name.decode() for name in model.classes().numpy()] == run.classes
+    worst = 0.0
+    for prediction in predict_files(run, load_yamnet(run), files, []):
+        served = model.serve(tf.constant(load_audio(prediction.path)))
+        np.testing.assert_array_equal(served["speech"].numpy() == 1.0, prediction.speech)
+        for name, ours in (("probabilities", prediction.probabilities),
+                           ("frame_probabilities", prediction.frame_probabilities)):  # fmt: skip
+            worst = max(worst, float(np.abs(served[name].numpy() - ours).max()))
+    assert worst < 1e-4
+
+
+def test_serving_signature_and_refusals(exported: Path, speech_run: Path, capsys) -> None:
+    signature = tf.saved_model.load(str(exported)).signatures["serving_default"]
+    (spec,) = signature.structured_input_signature[1].values()
+    assert spec.name == "waveform" and spec.shape.as_list() == [None]
+    assert set(signature.structured_outputs) == {"probabilities", "frame_probabilities", "speech"}
+    assert main(["export", str(speech_run), str(exported)]) == 1
+    assert capsys.readouterr().err.strip() == (
+        f"error: {exported} already holds files; choose a new export folder"
+    )
