@@ -9,7 +9,7 @@ for `fit`, so every trial uses the same split and seed and differs only in what 
 Trial k's settings depend only on the space, the seed and k, so an interrupted sweep resumes by
 skipping the trials that have a result and rerunning the rest, and `--trials` can grow a sweep.
 Trials never touch YAMNet: each one reads the shards, as `fit` does. With `jobs` > 1 trials run
-in that many worker processes (joblib); the measurements behind the default are in `DEFAULT_JOBS`.
+in that many worker processes (joblib); the measurements behind the default are at `DEFAULT_JOBS`.
 
 A sweep folder holds sweep.json (what was searched, to refuse resuming another sweep), trials/
 (one run folder per trial, as `fit` writes it, plus trial.json once it has finished),
@@ -55,6 +55,12 @@ OBJECTIVES = {
 }
 DEFAULT_OBJECTIVE = "clip_balanced_accuracy"
 DEFAULT_TRIALS = 20
+# One trial at a time. On the 2-core dev VM (shared, so noisy), 4 trials of 10 epochs on 12,000
+# synthetic frames took 103 s one at a time and 131 s two at a time (0.79x; 1.05x and 1.36x in
+# two earlier runs; 148 s with one TensorFlow thread per worker). KerasTuner's RandomSearch runs
+# trials one after another in one process, as jobs=1 does: 67 s against 72 s for 4 shorter
+# trials, without run folders or plots, and it needs keras-tuner and tensorboard. More jobs pay
+# on machines with more cores than one trial keeps busy; `python -m train.bench_sweep` measures.
 DEFAULT_JOBS = 1
 TABLE_COLUMNS = (
     "trial",
