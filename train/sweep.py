@@ -57,7 +57,7 @@ DEFAULT_OBJECTIVE = "clip_balanced_accuracy"
 DEFAULT_TRIALS = 20
 # One trial at a time. On the 2-core dev VM (shared, so noisy), 4 trials of 10 epochs on 12,000
 # synthetic frames took 103 s one at a time and 131 s two at a time (0.79x; 1.05x and 1.36x in
-# two earlier runs; 148 s with one TensorFlow thread per worker). KerasTuner's RandomSearch runs
+# two earlier runs; with one TensorFlow thread per process, 172 s against 148 s). KerasTuner runs
 # trials one after another in one process, as jobs=1 does: 67 s against 72 s for 4 shorter
 # trials, without run folders or plots, and it needs keras-tuner and tensorboard. More jobs pay
 # on machines with more cores than one trial keeps busy; `python -m train.bench_sweep` measures.
