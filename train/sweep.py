@@ -59,8 +59,8 @@ DEFAULT_TRIALS = 20
 # synthetic frames took 103 s one at a time and 131 s two at a time (0.79x; 1.05x and 1.36x in
 # two earlier runs; with one TensorFlow thread per process, 172 s against 148 s). KerasTuner runs
 # trials one after another in one process, as jobs=1 does: 67 s against 72 s for 4 shorter
-# trials, without run folders or plots, and it needs keras-tuner and tensorboard. More jobs pay
-# on machines with more cores than one trial keeps busy; `python -m train.bench_sweep` measures.
+# trials, without run folders or plots, and it needs keras-tuner and tensorboard. More jobs may pay
+# on machines with more cores (not measured here); `python -m train.bench_sweep` measures it.
 DEFAULT_JOBS = 1
 TABLE_COLUMNS = (
     "trial",
