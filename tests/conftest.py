@@ -55,19 +55,21 @@ def yamnet_handle() -> str:
     return handle
 
 
-@pytest.fixture(scope="session")
-def brogue_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One weights cache for the session, so YAMNet is imported from the SavedModel once."""
-    return tmp_path_factory.mktemp("brogue-cache")
+@pytest.fixture(scope="session", autouse=True)
+def brogue_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One weights cache for the session, never ~/.cache: YAMNet is imported from the
+    SavedModel once, and every engine after that loads the Keras weights file."""
+    folder = tmp_path_factory.mktemp("brogue-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("BROGUE_CACHE", str(folder))
+        yield folder
 
 
 @pytest.fixture(scope="session")
 def native_engine(yamnet_handle: str, brogue_cache: Path):
     from extract.yamnet.engines import NativeEngine
 
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("BROGUE_CACHE", str(brogue_cache))
-        return NativeEngine(yamnet_handle, batch_size=64)
+    return NativeEngine(yamnet_handle, batch_size=64)
 
 
 @pytest.fixture(scope="session")
@@ -78,6 +80,27 @@ def synthetic_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if shutil.which("espeak-ng") is None:
         pytest.skip("needs espeak-ng (apt-get install espeak-ng; .ci/run installs it)")
     return write_corpus(tmp_path_factory.mktemp("synthetic"), 2, 3)
+
+
+@pytest.fixture(scope="session")
+def speech_run(synthetic_corpus: Path, native_engine, tmp_path_factory) -> Path:
+    """A run trained on the synthetic corpus's speech, for the predict and export tests.
+
+    The random split validates on clips of the training speakers, so early stopping keeps a
+    head that has learnt them: those tests are about predict, not about held-out speakers.
+    """
+    from extract import pipeline
+    from extract.corpus import openslr83_clips
+    from train.__main__ import main
+
+    folder = tmp_path_factory.mktemp("speech")
+    pipeline.run(openslr83_clips(synthetic_corpus), native_engine, folder / "cache", workers=0,
+                 progress=False)
+    run = folder / "run"
+    fit = ["--split", "random", "--epochs", "20", "--learning-rate", "1e-3", "--batch-size", "16",
+           "--no-tensorboard"]  # fmt: skip
+    assert main(["fit", "--cache", str(folder / "cache"), "--out", str(run), *fit]) == 0
+    return run
 
 
 # --- end of the YAMNet / extraction block ---

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 import tensorflow as tf
-from test_predict import train_speech_run
 
 from extract.audio import load_audio
 from extract.yamnet import features
@@ -17,18 +15,6 @@ from extract.yamnet.frontend import LogMelPatches
 from extract.yamnet.params import PARAMS
 from train.__main__ import main
 from train.predict import load_run, load_yamnet, predict_files
-
-
-@pytest.fixture(scope="module", autouse=True)
-def weights_cache(brogue_cache: Path) -> Iterator[None]:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("BROGUE_CACHE", str(brogue_cache))
-        yield
-
-
-@pytest.fixture(scope="module")
-def speech_run(synthetic_corpus: Path, native_engine, tmp_path_factory) -> Path:
-    return train_speech_run(tmp_path_factory.mktemp("speech"), synthetic_corpus, native_engine)
 
 
 @pytest.fixture(scope="module")

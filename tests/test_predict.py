@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -12,39 +11,11 @@ import pytest
 import soundfile as sf
 import soxr
 
-from extract import pipeline
-from extract.corpus import ACCENTS, openslr83_clips
+from extract.corpus import ACCENTS
 from extract.shards import Cache
 from train.__main__ import main
 from train.metrics import pool
 from train.predict import FilePrediction, load_run, load_yamnet, predict_files
-
-# The random split validates on clips of the training speakers, so early stopping keeps a head
-# that has learnt them: these tests are about predict, not about held-out speakers.
-FIT = ["--split", "random", "--epochs", "20", "--learning-rate", "1e-3", "--batch-size", "16",
-       "--no-tensorboard"]  # fmt: skip
-
-
-def train_speech_run(folder: Path, corpus: Path, engine) -> Path:
-    """Extract `corpus` with `engine` into `folder`/cache and fit a run on it in `folder`/run."""
-    sources = openslr83_clips(corpus)
-    pipeline.run(sources, engine, folder / "cache", workers=0, progress=False)
-    run = folder / "run"
-    assert main(["fit", "--cache", str(folder / "cache"), "--out", str(run), *FIT]) == 0
-    return run
-
-
-@pytest.fixture(scope="module", autouse=True)
-def weights_cache(brogue_cache: Path) -> Iterator[None]:
-    """Predict loads YAMNet by the run's handle: keep its weights in the test session's cache."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("BROGUE_CACHE", str(brogue_cache))
-        yield
-
-
-@pytest.fixture(scope="module")
-def speech_run(synthetic_corpus: Path, native_engine, tmp_path_factory) -> Path:
-    return train_speech_run(tmp_path_factory.mktemp("speech"), synthetic_corpus, native_engine)
 
 
 @pytest.fixture(scope="module")

@@ -107,6 +107,7 @@ def fit_split(corpus: Corpus, split: Split, config: TrainConfig, run: Path, verb
         "classes": corpus.classes,
         "cache": {
             "directory": str(corpus.cache.directory.absolute()),
+            "handle": corpus.cache.handle,
             "fingerprint": corpus.cache.fingerprint,
         },
         "class_counts": dict(zip(corpus.classes, counts.tolist(), strict=True)),

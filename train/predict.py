@@ -22,7 +22,6 @@ import numpy as np
 from extract import pipeline
 from extract.corpus import ClipSource
 from extract.decode import DEFAULT_WORKERS, Prepared, prepared_in_order
-from extract.shards import read_manifest
 from extract.yamnet.engines import SPEECH, NativeEngine
 from extract.yamnet.weights import YamnetError
 from train.metrics import pool
@@ -52,21 +51,14 @@ class TrainedRun:
 
 
 def load_run(folder: Path) -> TrainedRun:
-    """The run in `folder`; its YAMNet handle comes from the manifest of the cache it trained on."""
+    """The run in `folder`, with the YAMNet handle and fingerprint it was trained on."""
     facts_path, model_path = folder / "run.json", folder / "model.keras"
     if not facts_path.is_file() or not model_path.is_file():
         raise PredictError(f"{folder} is not a finished run folder (no run.json or model.keras)")
     facts = json.loads(facts_path.read_text())
-    cache = Path(facts["cache"]["directory"])
-    try:
-        handle = read_manifest(cache)["yamnet"]["handle"]
-    except (OSError, KeyError, ValueError) as error:
-        raise PredictError(
-            f"{folder}: the YAMNet handle is recorded in the manifest of its cache {cache}, "
-            f"which cannot be read ({error})"
-        ) from None
+    cache = facts["cache"]
     head = keras.models.load_model(model_path)
-    return TrainedRun(folder, facts["classes"], head, handle, facts["cache"]["fingerprint"])
+    return TrainedRun(folder, facts["classes"], head, cache["handle"], cache["fingerprint"])
 
 
 def load_yamnet(run: TrainedRun) -> NativeEngine:
