@@ -1,0 +1,116 @@
+"""YAMNet from a URL, as from TF Hub: downloaded once, then served from the caches.
+
+The stand-in SavedModel is packed the way TF Hub's compressed format is (files at the
+archive root) and served from 127.0.0.1. Each test gets empty TF Hub and brogue caches.
+"""
+
+from __future__ import annotations
+
+import socket
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow_hub as hub
+from http_fixture import FileServer
+
+from extract.yamnet import weights
+from extract.yamnet.engines import HubEngine, NativeEngine
+from extract.yamnet.params import PARAMS
+from extract.yamnet.weights import YamnetError, import_weights
+
+ARCHIVE = "yamnet-1.tar.gz"
+
+
+@pytest.fixture(scope="module")
+def archive(yamnet_handle: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("archive") / ARCHIVE
+    with tarfile.open(path, "w:gz") as tar:
+        for entry in sorted(Path(yamnet_handle).iterdir()):
+            if entry.name != "README.md":
+                tar.add(entry, arcname=entry.name)
+    return path
+
+
+@pytest.fixture
+def caches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
+    """Empty TF Hub and brogue caches, set after tensorflow_hub was imported."""
+    folders = {"TFHUB_CACHE_DIR": tmp_path / "tfhub", "BROGUE_CACHE": tmp_path / "brogue"}
+    for variable, folder in folders.items():
+        monkeypatch.setenv(variable, str(folder))
+    return folders
+
+
+@pytest.fixture
+def url(archive: Path, file_server: FileServer, caches: dict[str, Path]) -> str:
+    (file_server.root / ARCHIVE).symlink_to(archive)
+    return f"{file_server.url}{ARCHIVE}"
+
+
+def downloads(server: FileServer) -> int:
+    return sum(seen.path == ARCHIVE for seen in server.requests)
+
+
+def test_hub_load_downloads_once_into_tfhub_cache_dir(
+    url: str, file_server: FileServer, caches: dict[str, Path], yamnet_handle: str
+):
+    waveform = np.sin(np.arange(16000, dtype=np.float32) / 10.0) * 0.5
+
+    first = hub.load(url)
+    second = hub.load(url)
+
+    assert downloads(file_server) == 1
+    # tensorflow_hub read TFHUB_CACHE_DIR when it resolved the URL, not at import.
+    assert [path.name for path in caches["TFHUB_CACHE_DIR"].glob("*/saved_model.pb")]
+    local = hub.load(yamnet_handle)(waveform)[1].numpy()
+    np.testing.assert_array_equal(first(waveform)[1].numpy(), local)
+    np.testing.assert_array_equal(second(waveform)[1].numpy(), local)
+
+
+def test_brogue_imports_a_url_once(
+    url: str, file_server: FileServer, caches: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+):
+    imported = import_weights(url, PARAMS)
+    hub_engine = HubEngine(url)
+
+    assert downloads(file_server) == 1
+    assert imported.weights_path.parent == caches["BROGUE_CACHE"] / "yamnet"
+    assert hub_engine.fingerprint == imported.fingerprint
+
+    def no_hub(handle: str):
+        raise AssertionError(f"TF Hub was asked for {handle} again")
+
+    monkeypatch.setattr(weights, "load_saved_model", no_hub)
+    engine = NativeEngine(url)
+    again = NativeEngine(url)
+
+    assert downloads(file_server) == 1
+    assert engine.fingerprint == again.fingerprint == imported.fingerprint
+    assert engine.handle == url
+    assert len(engine.class_names) == PARAMS.num_classes
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.parametrize("where", ["unreachable", "missing"])
+def test_unloadable_url_is_a_one_line_yamnet_error(
+    where: str, file_server: FileServer, caches: dict[str, Path]
+):
+    handle = (
+        f"http://127.0.0.1:{_closed_port()}/{ARCHIVE}"
+        if where == "unreachable"
+        else f"{file_server.url}no-such-model.tar.gz"
+    )
+
+    for load in (lambda: import_weights(handle, PARAMS), lambda: HubEngine(handle)):
+        with pytest.raises(YamnetError) as caught:
+            load()
+        message = str(caught.value)
+        assert handle in message
+        assert "\n" not in message
+    assert not (caches["BROGUE_CACHE"] / "yamnet" / "handles.json").exists()
