@@ -2,8 +2,9 @@
 
 - `hub`: the reference. TF Hub's SavedModel, loaded once and called once per clip,
   as the Keras example does.
-- `native`: the numpy front end plus the Keras port, fed the patches of many clips
-  in one batch so the accelerator (or every CPU core) stays busy.
+- `native`: the Hub graph's front end ops and the Keras port of its network, both compiled
+  by Keras and fed many clips' frames and patches per call, so the accelerator (or every
+  CPU core) stays busy.
 
 Both record the handle and the weights fingerprint that produced their output.
 """
@@ -31,9 +32,13 @@ from .weights import (
 )
 
 # Patches per native batch. On 2 CPU cores, interleaved with hub (per clip) over 64 clips of
-# ~6 s, native/hub was 1.12 at 16, 1.15 at 32, 1.08 at 64 patches; earlier runs gave 32: 1.35-1.45,
-# 64: 1.25, 128: 1.15. Bigger batches spill the early layers' activations out of the CPU caches.
+# ~6 s, native/hub was 0.98 at 16, 1.05 at 32, 0.99 at 64 and 0.80 at 128 patches (1.15, 1.12
+# and 1.08 at 32, 16 and 64 on a busier machine). Bigger batches spill the early layers'
+# activations out of the CPU caches; smaller ones leave the 1x1 convolutions' matmuls short.
 DEFAULT_BATCH_PATCHES = 32
+# STFT frames per compiled front-end call: 2,300 audio-s/s, against 1,300-2,200 for eager
+# ops clip by clip and 1,100 for all clips' frames in one call (out of the CPU caches).
+FRONT_END_FRAMES = 1024
 SPEECH = 0  # AudioSet class index of "Speech"
 
 
@@ -63,6 +68,33 @@ def hann_window(length: int):
     float32; numpy's float64 window rounds differently in the last bit of some samples."""
     count = ops.arange(length, dtype="float32")
     return 0.5 - 0.5 * ops.cos(ops.convert_to_tensor(2 * np.pi, "float32") * count / length)
+
+
+class LogMel(keras.layers.Layer):
+    """STFT frames [F, 400] -> log(mel + offset) [F, 64], op for op as the Hub graph.
+
+    Where a clip is nearly empty in some bands (a pure tone, a chirp), the Hub's values
+    there are its float32 FFT's rounding noise, of the order of the 0.001 log offset, so
+    only the same window bits and the same FFT reproduce them: numpy's float64 STFT
+    (`features`) was 1.4e-3 off in log-mel and 1.5e-3 in embeddings on a 440 Hz tone;
+    this layer, whose rfft on the TensorFlow backend is the Hub graph's, 5e-6.
+    """
+
+    def __init__(self, params: Params, **kwargs):
+        super().__init__(**kwargs)
+        self.params = params
+        self.window = hann_window(params.stft_window_samples)
+        self.mel = ops.convert_to_tensor(features.mel_matrix(params), "float32")
+
+    def call(self, frames):
+        real, imag = ops.rfft(frames * self.window, fft_length=self.params.fft_length)
+        magnitude = ops.sqrt(real * real + imag * imag)
+        return ops.log(ops.matmul(magnitude, self.mel) + self.params.log_offset)
+
+
+def build_log_mel(params: Params) -> keras.Model:
+    frames = keras.Input(shape=(params.stft_window_samples,), name="stft_frames")
+    return keras.Model(frames, LogMel(params, name="log_mel")(frames), name="yamnet_log_mel")
 
 
 class HubEngine:
@@ -118,12 +150,12 @@ class NativeEngine:
         self.model.load_weights(imported.weights_path)
         # XLA on TensorFlow's CPU backend ran YAMNet 8x slower than TF's own kernels
         # (depthwise convolutions); jax always compiles, and does well on a GPU.
-        self.model.compile(jit_compile=keras.backend.backend() != "tensorflow")
-        self._window = ops.convert_to_numpy(hann_window(params.stft_window_samples))
-        self._mel = ops.convert_to_tensor(features.mel_matrix(params), "float32")
+        self.front_end = build_log_mel(params)
+        for model in (self.model, self.front_end):
+            model.compile(jit_compile=keras.backend.backend() != "tensorflow")
 
     def frames(self, waveforms: Sequence[np.ndarray]) -> list[Frames]:
-        log_mels = [self.log_mel(np.asarray(waveform, np.float32)) for waveform in waveforms]
+        log_mels = self.log_mels(waveforms)
         patches = [features.patches(log_mel, self.params) for log_mel in log_mels]
         scores, embeddings = self.infer(np.concatenate(patches))
         bounds = np.cumsum([len(p) for p in patches])[:-1]
@@ -134,45 +166,42 @@ class NativeEngine:
             )
         ]
 
-    def log_mel(self, waveform: np.ndarray) -> np.ndarray:
-        """log(mel + offset) [M, 64] of the padded waveform, by the Hub graph's float32 STFT.
-
-        Where a clip is nearly empty in some bands (a pure tone, a chirp), the Hub's values
-        there are its float32 FFT's rounding noise, of the order of the 0.001 log offset, so
-        only the same window bits and the same FFT reproduce them: numpy's float64 STFT
-        (`features`) was 1.4e-3 off in log-mel and 1.5e-3 in embeddings on a 440 Hz tone,
-        the backend's rfft with this window 5e-6 (TensorFlow's rfft is the Hub graph's).
-        Clip by clip ran at 2,200 audio-s/s, twice as fast as all clips' frames at once.
-        """
+    def log_mels(self, waveforms: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """log(mel + offset) [M, 64] of each padded waveform, by the Hub graph's STFT ops."""
         params = self.params
-        frames = np.lib.stride_tricks.sliding_window_view(
-            features.pad_waveform(waveform, params), params.stft_window_samples
-        )[:: params.stft_hop_samples]
-        real, imag = ops.rfft(frames * self._window, fft_length=params.fft_length)
-        magnitude = ops.sqrt(real * real + imag * imag)
-        return ops.convert_to_numpy(ops.log(ops.matmul(magnitude, self._mel) + params.log_offset))
+        frames = [
+            np.lib.stride_tricks.sliding_window_view(
+                features.pad_waveform(np.asarray(waveform, np.float32), params),
+                params.stft_window_samples,
+            )[:: params.stft_hop_samples]
+            for waveform in waveforms
+        ]
+        (log_mel,) = _predict(self.front_end, np.concatenate(frames), FRONT_END_FRAMES)
+        return np.split(log_mel, np.cumsum([len(f) for f in frames])[:-1])
 
     def infer(self, patches: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(scores, embeddings) of patches [P, 96, 64] from any number of clips."""
-        outputs = [
-            self._infer_batch(patches[start : start + self.batch_size])
-            for start in range(0, len(patches), self.batch_size)
-        ]
-        return (
-            np.concatenate([scores for scores, _ in outputs]),
-            np.concatenate([embeddings for _, embeddings in outputs]),
-        )
+        scores, embeddings = _predict(self.model, patches, self.batch_size)
+        return scores, embeddings
 
-    def _infer_batch(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        # Pad to a power of two (capped at the batch size) so the compiled function
-        # sees a handful of shapes instead of recompiling for every clip count.
-        size = min(self.batch_size, 1 << max(0, len(batch) - 1).bit_length())
-        padded = np.zeros((size, *batch.shape[1:]), np.float32)
+
+def _predict(model: keras.Model, inputs: np.ndarray, size: int) -> list[np.ndarray]:
+    """The model's outputs for `inputs`, run `size` rows at a time.
+
+    The last call is padded to a power of two (at most `size`), so the compiled function
+    sees a handful of shapes instead of one per clip count. A tf.function around
+    model(x) was no faster than predict_on_batch (82 vs 80 ms per 32 patches) and is
+    TensorFlow's alone; predict_on_batch compiles for whichever backend runs.
+    """
+    outputs = []
+    for start in range(0, len(inputs), size):
+        batch = inputs[start : start + size]
+        rows = min(size, 1 << (len(batch) - 1).bit_length())
+        padded = np.zeros((rows, *batch.shape[1:]), np.float32)
         padded[: len(batch)] = batch
-        # A tf.function around model(x) was no faster (82 vs 80 ms per 32 patches) and is
-        # TensorFlow's alone; predict_on_batch compiles for whichever backend runs.
-        scores, embeddings = self.model.predict_on_batch(padded)
-        return np.asarray(scores)[: len(batch)], np.asarray(embeddings)[: len(batch)]
+        results = keras.tree.flatten(model.predict_on_batch(padded))
+        outputs.append([np.asarray(result)[: len(batch)] for result in results])
+    return [np.concatenate(parts) for parts in zip(*outputs, strict=True)]
 
 
 ENGINES = {"native": NativeEngine, "hub": HubEngine}
