@@ -148,9 +148,9 @@ class NativeEngine:
         self.class_names = read_class_names(imported.class_map_path)
         self.model = build_yamnet(params)
         self.model.load_weights(imported.weights_path)
+        self.front_end = build_log_mel(params)
         # XLA on TensorFlow's CPU backend ran YAMNet 8x slower than TF's own kernels
         # (depthwise convolutions); jax always compiles, and does well on a GPU.
-        self.front_end = build_log_mel(params)
         for model in (self.model, self.front_end):
             model.compile(jit_compile=keras.backend.backend() != "tensorflow")
 
