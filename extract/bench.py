@@ -58,10 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             for source in openslr83_clips(write_corpus(root / f"corpus{part}", 6, 8, seed=part))
         ]
         native, hub = NativeEngine(handle), HubEngine(handle)
-        patches = np.concatenate([
-            features.waveform_to_patches(load_audio(source.path), native.params)[1]
-            for source in sources
-        ])
+        log_mels = native.log_mels([load_audio(source.path) for source in sources])
+        patches = np.concatenate([features.patches(m, native.params) for m in log_mels])
         native.infer(patches)  # compile and warm up every batch shape once
         seconds = sum(len(load_audio(source.path)) for source in sources) / 16000
 

@@ -1,7 +1,8 @@
-"""The worker side of extraction: hash, decode, resample and cut patches.
+"""The worker side of extraction: hash, decode and resample.
 
 Kept free of Keras and TensorFlow, so that spawned workers start in a fraction of
-a second and leave the cores to YAMNet.
+a second and leave the cores to YAMNet. The log-mel front end runs in the main
+process, in the engine, so that cache, `predict` and `frames()` share one STFT.
 """
 
 from __future__ import annotations
@@ -16,15 +17,12 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
 import numpy as np
-import threadpoolctl
 
 from .audio import YAMNET_SAMPLE_RATE, AudioError, load_audio
 from .corpus import ClipSource
 from .shards import hash_file
-from .yamnet import features
-from .yamnet.params import Params
 
-DEFAULT_WORKERS = 1  # decoding takes ~1/5 of YAMNet's time; a second worker steals its cores
+DEFAULT_WORKERS = 1  # decoding takes a small part of YAMNet's time; a second steals its cores
 TASKS_PER_WORKER = 8  # decoded clips waiting per worker: keeps YAMNet fed, memory bounded
 
 
@@ -37,28 +35,20 @@ class Prepared:
     cached: bool = False
     failure: str = ""
     seconds: float = 0.0
-    payload: np.ndarray | None = None  # patches [N, 96, 64] (native) or the waveform (hub)
+    waveform: np.ndarray | None = None  # float32 mono 16 kHz, when decoded
 
 
 # Set once per worker process by `_init_worker`, so tasks stay small.
 _worker_cached: frozenset[tuple[str, str]] = frozenset()  # (path, content_hash)
-_worker_params: Params | None = None
 
 
-def _init_worker(cached: frozenset[tuple[str, str]], params: Params | None) -> None:
-    global _worker_cached, _worker_params
-    _worker_cached, _worker_params = cached, params
-
-
-def _init_process(cached: frozenset[tuple[str, str]], params: Params | None) -> None:
-    # One BLAS thread per worker: the mel matmul is tiny, and two BLAS threads
-    # fighting YAMNet for two cores ran the front end 3x slower (300 vs 900 audio-s/s).
-    threadpoolctl.threadpool_limits(1)
-    _init_worker(cached, params)
+def _init_worker(cached: frozenset[tuple[str, str]]) -> None:
+    global _worker_cached
+    _worker_cached = cached
 
 
 def prepare(source: ClipSource) -> Prepared:
-    """Hash, decode and resample one clip, and cut its patches when the engine is native."""
+    """Hash, decode and resample one clip, unless it is cached already."""
     try:
         content_hash = hash_file(source.path)
     except OSError as error:
@@ -69,16 +59,12 @@ def prepare(source: ClipSource) -> Prepared:
         waveform = load_audio(source.path)
     except AudioError as error:
         return Prepared(source, content_hash, failure=str(error))
-    payload = waveform if _worker_params is None else features.waveform_to_patches(
-        waveform, _worker_params
-    )[1]
     return Prepared(source, content_hash, seconds=len(waveform) / YAMNET_SAMPLE_RATE,
-                    payload=payload)
+                    waveform=waveform)
 
 
 def prepared_in_order(
-    sources: Sequence[ClipSource], workers: int, cached: frozenset[tuple[str, str]],
-    params: Params | None,
+    sources: Sequence[ClipSource], workers: int, cached: frozenset[tuple[str, str]]
 ) -> Iterator[Prepared]:
     """`prepare` over every clip, in order, with a bounded number of clips in flight.
 
@@ -86,10 +72,10 @@ def prepared_in_order(
     reported as failed, and the run goes on with a fresh pool.
     """
     if workers == 0:
-        _init_worker(cached, params)
+        _init_worker(cached)
         yield from map(prepare, sources)
         return
-    start_pool = functools.partial(_start_pool, workers, (cached, params))
+    start_pool = functools.partial(_start_pool, workers, cached)
     remaining = iter(sources)
     pending: collections.deque[tuple[ClipSource, Future]] = collections.deque()
     pool = start_pool()
@@ -113,10 +99,10 @@ def prepared_in_order(
         pool.shutdown(cancel_futures=True)
 
 
-def _start_pool(workers: int, initargs: tuple) -> ProcessPoolExecutor:
+def _start_pool(workers: int, cached: frozenset[tuple[str, str]]) -> ProcessPoolExecutor:
     # spawn, not fork: the parent already runs TensorFlow's threads.
     context = multiprocessing.get_context("spawn")
-    return ProcessPoolExecutor(workers, context, _init_process, initargs)
+    return ProcessPoolExecutor(workers, context, _init_worker, (cached,))
 
 
 def _prepare_alone(source: ClipSource, start_pool) -> Prepared:

@@ -1,11 +1,11 @@
 """The extraction run: clips -> YAMNet -> shards, resumable and bounded in memory.
 
-Worker processes (`decode.py`) hash, decode, resample and, for the native engine,
-cut log-mel patches while the main process runs YAMNet, so I/O hides behind compute.
-Patches of consecutive clips are packed into full batches across clip
-boundaries. Finished clips go into the current shard; a shard is published
-atomically every `shard_size` clips and the manifest is rewritten after it, so a
-crash loses at most the shard in progress. A rerun skips clips whose content
+Worker processes (`decode.py`) hash, decode and resample while the main process
+runs YAMNet (front end and network), so I/O hides behind compute. Patches of
+consecutive clips are packed into full batches across clip boundaries. Finished
+clips go into the current shard; a shard is published atomically every
+`shard_size` clips and the manifest is rewritten after it, so a crash loses at
+most the shard in progress. A rerun skips clips whose content
 hash is already in a finished shard before any decoding or YAMNet work.
 """
 
@@ -14,8 +14,9 @@ from __future__ import annotations
 import collections
 import dataclasses
 import datetime
+import itertools
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,10 +26,14 @@ from tqdm import tqdm
 from . import shards
 from .corpus import ClipSource
 from .decode import DEFAULT_WORKERS, Prepared, prepared_in_order
+from .yamnet import features
 
 if TYPE_CHECKING:  # importing the engines here would pull Keras into every decode worker
     from .yamnet.engines import Engine
 
+# Clips whose STFT frames go through the native front end together: fills its 1024-frame
+# batches without holding more than a few seconds of audio per clip in memory.
+CLIPS_PER_FRONT_END_CALL = 16
 DEFAULT_SHARD_SIZE = 256  # clips: ~3,300 frames, ~20 MB float32, ~4 min of CPU work to lose
 
 
@@ -55,10 +60,11 @@ class PatchBatcher:
         self._scores: list[np.ndarray] = []  # outputs of clips not yet complete
         self._embeddings: list[np.ndarray] = []
 
-    def add(self, clip: Prepared) -> list[tuple[Prepared, np.ndarray, np.ndarray]]:
-        self._clips.append((clip, len(clip.payload)))
-        self._waiting.append(clip.payload)
-        self._waiting_count += len(clip.payload)
+    def add(self, clip: Prepared, patches: np.ndarray
+            ) -> list[tuple[Prepared, np.ndarray, np.ndarray]]:
+        self._clips.append((clip, len(patches)))
+        self._waiting.append(patches)
+        self._waiting_count += len(patches)
         while self._waiting_count >= self.batch_size:
             self._run(self.batch_size)
         return self._finished()
@@ -89,17 +95,19 @@ class PatchBatcher:
         return done
 
 
-def computed(engine: Engine, clips: Iterable[Prepared]
+def computed(engine: Engine, clips: Iterator[Prepared]
              ) -> Iterator[tuple[Prepared, np.ndarray, np.ndarray]]:
     """(clip, scores, embeddings) for every clip that reached YAMNet, in order."""
     if engine.name == "native":
         batcher = PatchBatcher(engine.infer, engine.batch_size)
-        for clip in clips:
-            yield from batcher.add(clip)
+        while group := list(itertools.islice(clips, CLIPS_PER_FRONT_END_CALL)):
+            log_mels = engine.log_mels([clip.waveform for clip in group])
+            for clip, log_mel in zip(group, log_mels, strict=True):
+                yield from batcher.add(clip, features.patches(log_mel, engine.params))
         yield from batcher.flush()
     else:
         for clip in clips:
-            frames = engine.frames([clip.payload])[0]
+            frames = engine.frames([clip.waveform])[0]
             yield clip, frames.scores, frames.embeddings
 
 
@@ -121,14 +129,13 @@ def run(
                               brogue_version())
     _check_same_yamnet(out, engine)
     cached = frozenset(shards.cached_clips(out, attrs))
-    native_params = engine.params if engine.name == "native" else None
     extra_columns = sorted({name for source in sources for name in source.extra})
     report = RunReport(out)
     bar = tqdm(total=len(sources), unit="clip", disable=not progress, smoothing=0.05)
 
     def to_compute() -> Iterator[Prepared]:
-        for clip in prepared_in_order(sources, workers, cached, native_params):
-            if clip.payload is not None:
+        for clip in prepared_in_order(sources, workers, cached):
+            if clip.waveform is not None:
                 yield clip
                 continue
             if clip.cached:

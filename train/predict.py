@@ -126,7 +126,7 @@ class FilePrediction:
 def _readable(prepared: Iterator[Prepared], failures: list[str]) -> Iterator[Prepared]:
     """The decoded files; each one that failed is reported on stderr at once and noted."""
     for clip in prepared:
-        if clip.payload is None:
+        if clip.waveform is None:
             print(f"error: {clip.failure}", file=sys.stderr)
             failures.append(clip.failure)
             continue
@@ -153,7 +153,7 @@ def predict_files(
     on stderr as they are met and their messages appended to `failures`."""
     # Each file's position rides along in `extra`, which survives the trip through a worker.
     sources = [ClipSource(Path(path), "", "", {"number": str(n)}) for n, path in enumerate(paths)]
-    prepared = prepared_in_order(sources, DEFAULT_WORKERS, frozenset(), engine.params)
+    prepared = prepared_in_order(sources, DEFAULT_WORKERS, frozenset())
     computed = pipeline.computed(engine, _readable(prepared, failures))
     for group in _head_groups(computed):
         counts = [len(scores) for _, scores, _ in group]
