@@ -123,23 +123,7 @@ def outputs(yamnet_handle: str, native_engine: NativeEngine) -> dict[str, tuple[
     return dict(zip(CLIPS, zip(hub, native, strict=True), strict=True))
 
 
-# The Hub graph divides by the hop in float32, which TensorFlow turns into a multiplication
-# by 1/7680: at 15,600 + 7,680·k samples that is just above k for k = 3, 5, 6, 7, 10-15, ...,
-# so the Hub adds a patch there that `features.num_patches` (exact integers) does not.
-HUB_EXTRA_PATCH = pytest.mark.xfail(
-    strict=True,
-    reason="features.num_patches/pad_waveform round exactly; the Hub graph computes "
-    "ceil(float32(after) * float32(1/7680)) and gives one more patch at these lengths",
-)
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(name, marks=HUB_EXTRA_PATCH) if name in ("speech_hop5", "loud_hop12") else name
-        for name in CLIPS
-    ],
-)
+@pytest.mark.parametrize("name", list(CLIPS))
 def test_native_matches_hub(outputs: dict[str, tuple[Frames, Frames]], name: str):
     hub, native = outputs[name]
     expected_frames = features.num_patches(CLIPS[name][0], PARAMS)
