@@ -19,7 +19,8 @@ import tensorflow as tf
 from extract.audio import YAMNET_SAMPLE_RATE
 from extract.yamnet import features
 from extract.yamnet.bench import speech_like
-from extract.yamnet.engines import Frames, HubEngine, NativeEngine, hann_window
+from extract.yamnet.engines import Frames, HubEngine, NativeEngine
+from extract.yamnet.frontend import hann_window
 from extract.yamnet.network import build_yamnet, layer_weights
 from extract.yamnet.params import PARAMS
 from extract.yamnet.weights import ImportedWeights, assign_weights, fold_batch_norm, named_variables

@@ -18,9 +18,9 @@ from typing import NamedTuple, Protocol
 
 import keras
 import numpy as np
-from keras import ops
 
 from . import features
+from .frontend import build_log_mel
 from .network import build_yamnet
 from .params import PARAMS, Params
 from .weights import (
@@ -61,40 +61,6 @@ class Engine(Protocol):
 def read_class_names(class_map_csv: str | Path) -> list[str]:
     with open(class_map_csv, newline="") as handle:
         return [row["display_name"] for row in csv.DictReader(handle)]
-
-
-def hann_window(length: int):
-    """The periodic Hann window exactly as `tf.signal.hann_window` computes it, op for op in
-    float32; numpy's float64 window rounds differently in the last bit of some samples."""
-    count = ops.arange(length, dtype="float32")
-    return 0.5 - 0.5 * ops.cos(ops.convert_to_tensor(2 * np.pi, "float32") * count / length)
-
-
-class LogMel(keras.layers.Layer):
-    """STFT frames [F, 400] -> log(mel + offset) [F, 64], op for op as the Hub graph.
-
-    Where a clip is nearly empty in some bands (a pure tone, a chirp), the Hub's values
-    there are its float32 FFT's rounding noise, of the order of the 0.001 log offset, so
-    only the same window bits and the same FFT reproduce them: numpy's float64 STFT
-    (`features`) was 1.4e-3 off in log-mel and 1.5e-3 in embeddings on a 440 Hz tone;
-    this layer, whose rfft on the TensorFlow backend is the Hub graph's, 5e-6.
-    """
-
-    def __init__(self, params: Params, **kwargs):
-        super().__init__(**kwargs)
-        self.params = params
-        self.window = hann_window(params.stft_window_samples)
-        self.mel = ops.convert_to_tensor(features.mel_matrix(params), "float32")
-
-    def call(self, frames):
-        real, imag = ops.rfft(frames * self.window, fft_length=self.params.fft_length)
-        magnitude = ops.sqrt(real * real + imag * imag)
-        return ops.log(ops.matmul(magnitude, self.mel) + self.params.log_offset)
-
-
-def build_log_mel(params: Params) -> keras.Model:
-    frames = keras.Input(shape=(params.stft_window_samples,), name="stft_frames")
-    return keras.Model(frames, LogMel(params, name="log_mel")(frames), name="yamnet_log_mel")
 
 
 class HubEngine:
