@@ -56,7 +56,9 @@ def load_run(folder: Path) -> TrainedRun:
     if not facts_path.is_file() or not model_path.is_file():
         raise PredictError(f"{folder} is not a finished run folder (no run.json or model.keras)")
     facts = json.loads(facts_path.read_text())
-    cache = facts["cache"]
+    cache = facts.get("cache", {})
+    if "handle" not in cache or "fingerprint" not in cache:
+        raise PredictError(f"{facts_path} does not say which YAMNet made its cache; fit it again")
     head = keras.models.load_model(model_path)
     return TrainedRun(folder, facts["classes"], head, cache["handle"], cache["fingerprint"])
 
