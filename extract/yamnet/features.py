@@ -3,9 +3,14 @@
 Each step mirrors one op of the Hub graph (official `features.py`): zero-pad the
 waveform to whole patches, a magnitude STFT with a periodic Hann window, a mel
 matrix built like `tf.signal.linear_to_mel_weight_matrix` (HTK mel scale, DC bin
-dropped), `log(mel + offset)`, then overlapping patches. Arithmetic runs in float64
-and the results are rounded to float32, which keeps them within float32 rounding
-of the Hub model's.
+dropped), `log(mel + offset)`, then overlapping patches.
+
+Every path uses the padding, frame count, mel matrix and patching here. The STFT
+here, in float64, is the readable reference (tested against `tf.signal`) and draws
+the prediction plot. It agrees with the Hub to 3e-5 on speech and noise. On pure
+tones, though, the Hub's empty bands hold its own float32 FFT's rounding noise,
+which no numpy FFT reproduces, so the engine, the cache and the export take their
+STFT from `frontend.LogMel`.
 """
 
 from __future__ import annotations
