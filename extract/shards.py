@@ -52,11 +52,10 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from .yamnet.params import PARAMS
+from .yamnet.params import PARAMS, SPEECH_CLASS
 
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
-SPEECH_CLASS = 0  # YAMNet's class map starts with Speech
 EMBEDDING_DTYPES = ("float32", "float16")
 FRAME_COLUMNS = ("embeddings", "scores", "top_class", "clip_index")
 TRAINING_COLUMNS = ("embeddings", "top_class", "clip_index")

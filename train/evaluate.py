@@ -15,12 +15,13 @@ from typing import Any
 import keras
 import numpy as np
 
+from extract.yamnet.params import SPEECH_CLASS
 from train.config import TrainConfig, load_config
 from train.corpus import Corpus, load_corpus
 from train.metrics import frame_metrics, majority_baseline, pooled_metrics
 from train.plots import plot_confusion, plot_history
 from train.splits import Split, split_from_json
-from train.stream import SPEECH, frame_labels, read_top_class
+from train.stream import frame_labels, read_top_class
 
 # (level, name, label) rows of the terminal summary and of the fold summary.
 SUMMARY = (
@@ -53,7 +54,7 @@ def side_metrics(
     clips = np.concatenate([block.clips for block in feed.blocks])
     top_class = read_top_class(feed.reader, feed.blocks)
     labels = frame_labels(top_class, corpus.label[clips], len(corpus.classes) - 1)
-    speech = top_class == SPEECH
+    speech = top_class == SPEECH_CLASS
     speakers, speaker_of_clip = np.unique(corpus.speaker, return_inverse=True)
     speaker_label = np.zeros(len(speakers), dtype=np.int64)
     speaker_label[speaker_of_clip] = corpus.label

@@ -24,8 +24,8 @@ from pathlib import Path
 import keras
 from keras import ops
 
-from extract.yamnet.engines import SPEECH
 from extract.yamnet.frontend import LogMelPatches
+from extract.yamnet.params import SPEECH_CLASS
 from train.predict import TrainedRun, load_run, load_yamnet
 
 
@@ -33,7 +33,7 @@ class SpeechMask(keras.layers.Layer):
     """YAMNet scores [N, 521] -> [N] floats, 1.0 where the top class is Speech."""
 
     def call(self, scores):
-        return ops.cast(ops.equal(ops.argmax(scores, axis=-1), SPEECH), "float32")
+        return ops.cast(ops.equal(ops.argmax(scores, axis=-1), SPEECH_CLASS), "float32")
 
     def compute_output_shape(self, input_shape):
         return input_shape[:1]

@@ -22,7 +22,8 @@ import numpy as np
 from extract import pipeline
 from extract.corpus import ClipSource
 from extract.decode import DEFAULT_WORKERS, Prepared, prepared_in_order
-from extract.yamnet.engines import SPEECH, NativeEngine
+from extract.yamnet.engines import NativeEngine
+from extract.yamnet.params import SPEECH_CLASS
 from extract.yamnet.weights import YamnetError
 from train.metrics import pool
 
@@ -160,7 +161,7 @@ def predict_files(
     for group in _head_groups(computed):
         counts = [len(scores) for _, scores, _ in group]
         probs = np.asarray(run.head.predict_on_batch(np.concatenate([e for _, _, e in group])))
-        speech = np.concatenate([scores.argmax(axis=1) == SPEECH for _, scores, _ in group])
+        speech = np.concatenate([scores.argmax(axis=1) == SPEECH_CLASS for _, scores, _ in group])
         owners = np.repeat(np.arange(len(group)), counts)
         pooled, _ = pool(probs, owners, speech, len(group))
         bounds = np.cumsum(counts)[:-1]

@@ -20,7 +20,8 @@ from typing import Protocol
 import keras
 import numpy as np
 
-SPEECH = 0  # YAMNet's class index for Speech.
+from extract.yamnet.params import SPEECH_CLASS
+
 _LABEL_DTYPE = np.int16
 _ORDER_DTYPE = np.int32
 
@@ -71,7 +72,7 @@ def make_blocks(
 
 def frame_labels(top_class: np.ndarray, clip_labels: np.ndarray, not_speech: int) -> np.ndarray:
     """The example's rule: a Speech frame gets its clip's accent, any other "Not a speech"."""
-    return np.where(top_class == SPEECH, clip_labels, not_speech).astype(_LABEL_DTYPE)
+    return np.where(top_class == SPEECH_CLASS, clip_labels, not_speech).astype(_LABEL_DTYPE)
 
 
 def read_span(

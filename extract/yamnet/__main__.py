@@ -13,7 +13,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..audio import YAMNET_SAMPLE_RATE, AudioError, load_audio
-from .engines import DEFAULT_BATCH_PATCHES, ENGINES, SPEECH, Engine, Frames, load_engine
+from .engines import DEFAULT_BATCH_PATCHES, ENGINES, Engine, Frames, load_engine
+from .params import SPEECH_CLASS
 from .weights import YamnetError, resolve_handle
 
 FILES_PER_CALL = 64  # files decoded and sent to the engine together
@@ -23,7 +24,7 @@ def describe(name: str, seconds: float, frames: Frames, class_names: Sequence[st
     mean_scores = frames.scores.mean(axis=0)
     top = np.argsort(mean_scores)[::-1][:3]
     classes = ", ".join(f"{class_names[i]} {mean_scores[i]:.2f}" for i in top)
-    speech = int((frames.scores.argmax(axis=1) == SPEECH).sum())
+    speech = int((frames.scores.argmax(axis=1) == SPEECH_CLASS).sum())
     count = len(frames.scores)
     return f"{name}: {seconds:.2f} s, {count} frames, top: {classes}; Speech in {speech}/{count}"
 

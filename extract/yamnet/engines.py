@@ -39,7 +39,6 @@ DEFAULT_BATCH_PATCHES = 32
 # STFT frames per compiled front-end call: 2,300 audio-s/s, against 1,300-2,200 for eager
 # ops clip by clip and 1,100 for all clips' frames in one call (out of the CPU caches).
 FRONT_END_FRAMES = 1024
-SPEECH = 0  # AudioSet class index of "Speech"
 
 
 class Frames(NamedTuple):

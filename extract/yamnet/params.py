@@ -70,3 +70,5 @@ class Params:
 
 
 PARAMS = Params()
+# "Speech" opens YAMNet's AudioSet class map; a frame whose top class is another is not speech.
+SPEECH_CLASS = 0
