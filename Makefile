@@ -2,6 +2,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
+BROGUE := $(VENV)/bin/brogue
 CORPUS ?= openslr83
 CACHE ?= data/embeddings
 SWEEP ?= data/sweep
@@ -11,7 +12,6 @@ EXPORT ?= data/export
 # The offline YAMNet stand-in when it sits beside the checkout; else TF Hub's google/yamnet/1.
 BROGUE_YAMNET ?= $(if $(wildcard ../shared/yamnet/saved_model.pb),../shared/yamnet,https://tfhub.dev/google/yamnet/1)
 export BROGUE_YAMNET
-export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .PHONY: setup test lint extract synthetic train sweep predict export demo \
 	bench bench-yamnet bench-extract bench-train bench-sweep bench-shards
@@ -31,39 +31,39 @@ lint: setup
 	$(VENV)/bin/ruff check .
 
 extract: setup
-	$(PY) -m extract --corpus $(CORPUS) --out $(CACHE)
+	$(BROGUE) extract --corpus $(CORPUS) --out $(CACHE)
 
 synthetic: setup
-	$(PY) -m extract.synthetic data/synthetic
+	$(BROGUE) synthetic data/synthetic
 
 train: setup
-	$(PY) -m train fit --cache $(CACHE)
+	$(BROGUE) fit --cache $(CACHE)
 
 sweep: setup
-	$(PY) -m train sweep --cache $(CACHE) --out $(SWEEP)
+	$(BROGUE) sweep --cache $(CACHE) --out $(SWEEP)
 
 predict: setup
-	$(PY) -m train predict $(RUN) $(FILE)
+	$(BROGUE) predict $(RUN) $(FILE)
 
 export: setup
-	$(PY) -m train export $(RUN) $(EXPORT)
+	$(BROGUE) export $(RUN) $(EXPORT)
 
 demo: setup
-	$(PY) -m extract.yamnet $(FILE)
+	$(BROGUE) yamnet $(FILE)
 
 bench: bench-yamnet bench-extract bench-train bench-sweep
 
 bench-yamnet: setup
-	$(PY) -m extract.yamnet.bench
+	$(BROGUE) bench yamnet
 
 bench-extract: setup
-	$(PY) -m extract.bench
+	$(BROGUE) bench extract
 
 bench-train: setup
-	$(PY) -m train.bench
+	$(BROGUE) bench train
 
 bench-sweep: setup
-	$(PY) -m train.bench_sweep
+	$(BROGUE) bench sweep
 
 bench-shards: setup
-	$(PY) -m extract.bench_shards
+	$(BROGUE) bench shards

@@ -14,10 +14,12 @@ import numpy as np
 import soundfile
 import soxr
 
+from brogue.errors import BrogueError
+
 YAMNET_SAMPLE_RATE = 16000
 
 
-class AudioError(ValueError):
+class AudioError(BrogueError):
     def __init__(self, path: str | Path, reason: str):
         super().__init__(f"{path}: {reason}")
         self.path = str(path)

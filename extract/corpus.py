@@ -13,7 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from extract.download import (
+from brogue.errors import BrogueError
+from brogue.extract.download import (
     OPENSLR83_INDEX,
     OPENSLR83_SUBSETS,
     fetch_openslr83,
@@ -49,7 +50,7 @@ class ClipSource:
     extra: Mapping[str, str]  # corpus-specific columns, stored alongside in the cache
 
 
-class CorpusError(ValueError):
+class CorpusError(BrogueError):
     """A corpus source is unusable; the message is one line naming the file and the problem."""
 
 

@@ -19,6 +19,8 @@ from urllib.request import Request, urlopen
 
 from tqdm import tqdm
 
+from brogue.errors import BrogueError
+
 OPENSLR83_URL = "https://www.openslr.org/resources/83/"
 OPENSLR83_INDEX = "line_index_all.csv"
 OPENSLR83_SUBSETS = (
@@ -42,7 +44,7 @@ _TIMEOUT_S = 60
 _CONTENT_RANGE = re.compile(r"bytes (?:(\d+)-\d+|\*)/(\d+|\*)")
 
 
-class DownloadError(RuntimeError):
+class DownloadError(BrogueError):
     """A download or extraction failed; the message is one line naming the URL or file."""
 
 
@@ -187,7 +189,7 @@ def openslr83_subsets(subsets: Sequence[str] | None) -> tuple[str, ...]:
         return OPENSLR83_SUBSETS
     unknown = [name for name in subsets if name not in OPENSLR83_SUBSETS]
     if unknown:
-        raise ValueError(
+        raise DownloadError(
             f"unknown OpenSLR 83 subset(s) {', '.join(unknown)}; "
             f"valid: {', '.join(OPENSLR83_SUBSETS)}"
         )

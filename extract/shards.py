@@ -52,6 +52,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from brogue.errors import BrogueError
+
 from .yamnet.params import PARAMS, SPEECH_CLASS
 
 SCHEMA_VERSION = 1
@@ -83,7 +85,7 @@ _SUMMARY_COLUMNS = ("label", "speaker", "duration", "num_frames", "speech_frames
 _SHARD_NAME = re.compile(r"shard-(\d{5})\.h5")
 
 
-class CacheError(RuntimeError):
+class CacheError(BrogueError):
     """The cache is missing, incomplete or from another producer; the message is one line."""
 
 

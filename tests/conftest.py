@@ -67,7 +67,7 @@ def brogue_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 @pytest.fixture(scope="session")
 def native_engine(yamnet_handle: str, brogue_cache: Path):
-    from extract.yamnet.engines import NativeEngine
+    from brogue.extract.yamnet.engines import NativeEngine
 
     return NativeEngine(yamnet_handle, batch_size=64)
 
@@ -75,7 +75,7 @@ def native_engine(yamnet_handle: str, brogue_cache: Path):
 @pytest.fixture(scope="session")
 def synthetic_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """24 espeak-ng clips in the OpenSLR 83 layout: 4 accents x 2 speakers x 3 clips."""
-    from extract.synthetic import write_corpus
+    from brogue.dev.synthetic_corpus import write_corpus
 
     if shutil.which("espeak-ng") is None:
         pytest.skip("needs espeak-ng (apt-get install espeak-ng; .ci/run installs it)")
@@ -89,9 +89,9 @@ def speech_run(synthetic_corpus: Path, native_engine, tmp_path_factory) -> Path:
     The random split validates on clips of the training speakers, so early stopping keeps a
     head that has learnt them: those tests are about predict, not about held-out speakers.
     """
-    from extract import pipeline
-    from extract.corpus import openslr83_clips
-    from train.__main__ import main
+    from brogue.extract import pipeline
+    from brogue.extract.corpus import openslr83_clips
+    from brogue.main import main
 
     folder = tmp_path_factory.mktemp("speech")
     pipeline.run(openslr83_clips(synthetic_corpus), native_engine, folder / "cache", workers=0,

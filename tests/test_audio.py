@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from extract.audio import YAMNET_SAMPLE_RATE, AudioError, load_audio
+from brogue.extract.audio import YAMNET_SAMPLE_RATE, AudioError, load_audio
 
 TONE_HZ = 1000.0
 

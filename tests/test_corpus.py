@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from corpus_fixture import MIRROR_INDEX, MIRROR_ZIPS, write_wav
 
-from extract.corpus import (
+from brogue.extract.corpus import (
     ACCENTS,
     ClipSource,
     CorpusError,
@@ -17,7 +17,7 @@ from extract.corpus import (
     parse_openslr83_index,
     resolve_corpus,
 )
-from extract.download import fetch_openslr83
+from brogue.extract.download import DownloadError, fetch_openslr83
 
 REAL_INDEX = Path(__file__).resolve().parents[2] / "shared" / "openslr83" / "line_index_all.csv"
 
@@ -102,7 +102,7 @@ def test_openslr83_clips_selects_subsets_even_without_audio(fetched):
             },
         )
     ]
-    with pytest.raises(ValueError, match="valid: irish_english_male, midlands_english_female"):
+    with pytest.raises(DownloadError, match="valid: irish_english_male, midlands_english_female"):
         openslr83_clips(fetched, ["southern"])
 
 

@@ -12,7 +12,7 @@ import soundfile as sf
 from corpus_fixture import MIRROR_ZIPS
 from http_fixture import FileServer, Seen
 
-from extract.download import (
+from brogue.extract.download import (
     OPENSLR83_SUBSETS,
     DownloadError,
     download,
@@ -178,7 +178,7 @@ def test_fetch_openslr83_extracts_subsets_and_a_rerun_is_offline(openslr83_mirro
 
 
 def test_fetch_openslr83_refuses_unknown_subsets_before_any_request(openslr83_mirror, tmp_path):
-    with pytest.raises(ValueError, match="irish_english_mail") as caught:
+    with pytest.raises(DownloadError, match="irish_english_mail") as caught:
         fetch_openslr83(tmp_path, ["irish_english_mail"])
     assert all(name in str(caught.value) for name in OPENSLR83_SUBSETS)
     assert openslr83_mirror.requests == []

@@ -9,12 +9,12 @@ import pytest
 import soundfile as sf
 import tensorflow as tf
 
-from extract.audio import load_audio
-from extract.yamnet import features
-from extract.yamnet.frontend import LogMelPatches
-from extract.yamnet.params import PARAMS
-from train.__main__ import main
-from train.predict import load_run, load_yamnet, predict_files
+from brogue.extract.audio import load_audio
+from brogue.extract.yamnet import features
+from brogue.extract.yamnet.frontend import LogMelPatches
+from brogue.extract.yamnet.params import PARAMS
+from brogue.main import main
+from brogue.train.predict import load_run, load_yamnet, predict_files
 
 
 @pytest.fixture(scope="module")

@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from extract import pipeline
-from extract.__main__ import main
-from extract.audio import load_audio
-from extract.corpus import ClipSource, folder_clips, manifest_clips, openslr83_clips
-from extract.decode import TASKS_PER_WORKER, prepared_in_order
-from extract.shards import MANIFEST, Cache, CacheError, complete_shards
-from extract.yamnet.features import num_patches
+from brogue.extract import pipeline
+from brogue.extract.audio import load_audio
+from brogue.extract.corpus import ClipSource, folder_clips, manifest_clips, openslr83_clips
+from brogue.extract.decode import TASKS_PER_WORKER, prepared_in_order
+from brogue.extract.shards import MANIFEST, Cache, CacheError, complete_shards
+from brogue.extract.yamnet.features import num_patches
+from brogue.main import main
 
 
 def run(sources, engine, out: Path, **options) -> pipeline.RunReport:
@@ -176,7 +176,7 @@ def test_native_cache_matches_the_hub_even_on_pure_tones(synthetic_corpus, nativ
                                                           yamnet_handle, tmp_path):
     """The cache's front end is the engine's: on tones the Hub's empty bands hold its own
     float32 FFT rounding noise, which only the same STFT reproduces."""
-    from extract.yamnet.engines import HubEngine
+    from brogue.extract.yamnet.engines import HubEngine
 
     folder = tmp_path / "audio"
     folder.mkdir()
@@ -210,7 +210,7 @@ def test_cli_downloads_resumes_and_extracts(synthetic_corpus, file_server, brogu
     monkeypatch.setenv("BROGUE_OPENSLR_URL", file_server.url)
     monkeypatch.setenv("BROGUE_CACHE", str(brogue_cache))
     subsets = ",".join(sorted(path.stem for path in file_server.root.glob("*.zip")))
-    argv = ["--corpus", "openslr83", "--subsets", subsets, "--download-dir",
+    argv = ["extract", "--corpus", "openslr83", "--subsets", subsets, "--download-dir",
             str(tmp_path / "corpus"), "--out", str(tmp_path / "cache"), "--yamnet", yamnet_handle,
             "--workers", "0"]
 
@@ -300,8 +300,8 @@ def test_fatal_problems_exit_non_zero_with_one_line(problem, synthetic_corpus, y
         (tmp_path / "empty").mkdir()
         corpus, expected = str(tmp_path / "empty"), "has no audio"
 
-    code = main(["--corpus", corpus, "--out", str(out), "--yamnet", handle, "--workers", "0",
-                 "--limit", "2"])
+    code = main(["extract", "--corpus", corpus, "--out", str(out), "--yamnet", handle,
+                 "--workers", "0", "--limit", "2"])
 
     lines = capsys.readouterr().err.strip().splitlines()
     assert code == 1

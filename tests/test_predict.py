@@ -11,11 +11,11 @@ import pytest
 import soundfile as sf
 import soxr
 
-from extract.corpus import ACCENTS
-from extract.shards import Cache
-from train.__main__ import main
-from train.metrics import pool
-from train.predict import FilePrediction, load_run, load_yamnet, predict_files
+from brogue.extract.corpus import ACCENTS
+from brogue.extract.shards import Cache
+from brogue.main import main
+from brogue.train.metrics import pool
+from brogue.train.predict import FilePrediction, load_run, load_yamnet, predict_files
 
 
 @pytest.fixture(scope="module")

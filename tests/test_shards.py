@@ -9,9 +9,9 @@ import h5py
 import numpy as np
 import pytest
 
-from extract import shards
-from extract.shards import Cache, CacheError, ClipMeta, ShardAttrs, ShardWriter
-from extract.yamnet.params import PARAMS
+from brogue.extract import shards
+from brogue.extract.shards import Cache, CacheError, ClipMeta, ShardAttrs, ShardWriter
+from brogue.extract.yamnet.params import PARAMS
 
 ATTRS = ShardAttrs("test://yamnet", "fingerprint-a", PARAMS.to_json(), "0.1.0")
 # (embedding dtype, extra columns, frames per clip): float16 and a zero-frame clip included

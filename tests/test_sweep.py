@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-import train.sweep
-from train.__main__ import main
-from train.config import TrainConfig
-from train.sweep import SearchSpace, SweepError, load_space, sweep, trial_config
-from train.synthetic import SyntheticCorpus, write_synthetic_cache
+import brogue.train.sweep
+from brogue.dev.synthetic_cache import SyntheticCorpus, write_synthetic_cache
+from brogue.main import main
+from brogue.train.config import TrainConfig
+from brogue.train.sweep import SearchSpace, SweepError, load_space, sweep, trial_config
 
 # Small heads, two epochs: each trial takes a few seconds.
 SPACE = {
@@ -96,7 +96,7 @@ def test_trial_settings_are_drawn_from_the_space_and_repeatable() -> None:
 def test_an_interrupted_sweep_resumes_without_rerunning_finished_trials(
     cache: Path, space: Path, parallel_sweep: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_fit = train.sweep.fit
+    real_fit = brogue.train.sweep.fit
     calls: list[str] = []
 
     def interrupted_fit(cache, out, config, index=None, verbose=0):
@@ -107,7 +107,7 @@ def test_an_interrupted_sweep_resumes_without_rerunning_finished_trials(
             raise KeyboardInterrupt  # as if the user pressed Ctrl-C mid-trial
         return real_fit(cache, out, config, index=index, verbose=verbose)
 
-    monkeypatch.setattr(train.sweep, "fit", interrupted_fit)
+    monkeypatch.setattr(brogue.train.sweep, "fit", interrupted_fit)
     base = TrainConfig(epochs=2, tensorboard=False)
     out = tmp_path / "sweep"
     with pytest.raises(KeyboardInterrupt):

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from train.__main__ import main
-from train.synthetic import SyntheticCorpus, write_synthetic_cache
+from brogue.dev.synthetic_cache import SyntheticCorpus, write_synthetic_cache
+from brogue.main import main
 
 # Few epochs at a larger learning rate than the example's, so the test takes seconds.
 QUICK = ["--epochs", "6", "--learning-rate", "1e-3", "--batch-size", "32", "--no-tensorboard"]

@@ -8,11 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from train.config import ConfigError, TrainConfig, load_config, make_config, parse_layers
-from train.corpus import load_corpus
-from train.metrics import d_prime, majority_baseline, pool
-from train.model import build_model
-from train.splits import (
+from brogue.dev.synthetic_cache import SyntheticCorpus, write_synthetic_cache
+from brogue.train.config import ConfigError, TrainConfig, load_config, make_config, parse_layers
+from brogue.train.corpus import load_corpus
+from brogue.train.metrics import d_prime, majority_baseline, pool
+from brogue.train.model import build_model
+from brogue.train.splits import (
     SplitError,
     SplitWarning,
     example_holdout,
@@ -20,9 +21,8 @@ from train.splits import (
     speaker_folds,
     speaker_holdout,
 )
-from train.stream import FrameFeed, frame_labels, read_top_class
-from train.synthetic import SyntheticCorpus, write_synthetic_cache
-from train.weights import class_weights, frame_counts
+from brogue.train.stream import FrameFeed, frame_labels, read_top_class
+from brogue.train.weights import class_weights, frame_counts
 
 OPENSLR83_INDEX = Path(__file__).parents[2] / "shared" / "openslr83" / "line_index_all.csv"
 # The first rows of the example's shuffled table, as its notebook prints them.
@@ -103,7 +103,7 @@ def test_speaker_folds_validate_every_speaker_once() -> None:
 
 @pytest.mark.skipif(not OPENSLR83_INDEX.is_file(), reason="needs ../shared/openslr83")
 def test_random_split_is_the_examples_on_the_real_index() -> None:
-    from extract.corpus import parse_openslr83_index
+    from brogue.extract.corpus import parse_openslr83_index
 
     rows = [row["file_id"] for row in parse_openslr83_index(OPENSLR83_INDEX)]
     valid = set(example_holdout(rows, 0.1, seed=1337))
@@ -212,7 +212,7 @@ def test_streaming_stays_within_a_budget_smaller_than_the_data(corpus) -> None:
     assert not feed.resident and feed.frames * 4096 > 4 * config.ram_budget_bytes
     _epoch(feed)
     assert 0 < feed.peak_bytes <= config.ram_budget_bytes
-    with pytest.raises(ValueError, match="cannot stream blocks of"):
+    with pytest.raises(ConfigError, match="cannot stream blocks of"):
         corpus.feed(everything, make_config({"ram_budget_mb": 0.5}), 2**19, shuffle=True)
 
 

@@ -16,14 +16,19 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from extract.audio import YAMNET_SAMPLE_RATE
-from extract.yamnet import features
-from extract.yamnet.bench import speech_like
-from extract.yamnet.engines import Frames, HubEngine, NativeEngine
-from extract.yamnet.frontend import hann_window
-from extract.yamnet.network import build_yamnet, layer_weights
-from extract.yamnet.params import PARAMS
-from extract.yamnet.weights import ImportedWeights, assign_weights, fold_batch_norm, named_variables
+from brogue.dev.signals import speech_like
+from brogue.extract.audio import YAMNET_SAMPLE_RATE
+from brogue.extract.yamnet import features
+from brogue.extract.yamnet.engines import Frames, HubEngine, NativeEngine
+from brogue.extract.yamnet.frontend import hann_window
+from brogue.extract.yamnet.network import build_yamnet, layer_weights
+from brogue.extract.yamnet.params import PARAMS
+from brogue.extract.yamnet.weights import (
+    ImportedWeights,
+    assign_weights,
+    fold_batch_norm,
+    named_variables,
+)
 
 # Largest |native - hub| seen over CLIPS (float32): embeddings 3.4e-5, scores 1.1e-5, log-mel
 # 8.7e-5 (a chirp's near-empty bands; speech and noise stay under 2.5e-5).
@@ -150,7 +155,7 @@ def test_folding_matches_the_saved_model_with_real_batch_norm(
     yamnet_handle: str, native_engine: NativeEngine
 ):
     """The stand-in's BatchNorm is neutral; give it real statistics and compare end to end."""
-    from extract.yamnet.weights import load_saved_model
+    from brogue.extract.yamnet.weights import load_saved_model
 
     saved_model = load_saved_model(yamnet_handle)  # a private copy: its variables are changed
     rng = np.random.default_rng(7)

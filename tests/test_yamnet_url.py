@@ -15,10 +15,10 @@ import pytest
 import tensorflow_hub as hub
 from http_fixture import FileServer
 
-from extract.yamnet import weights
-from extract.yamnet.engines import HubEngine, NativeEngine
-from extract.yamnet.params import PARAMS
-from extract.yamnet.weights import YamnetError, import_weights
+from brogue.extract.yamnet import weights
+from brogue.extract.yamnet.engines import HubEngine, NativeEngine
+from brogue.extract.yamnet.params import PARAMS
+from brogue.extract.yamnet.weights import YamnetError, import_weights
 
 ARCHIVE = "yamnet-1.tar.gz"
 

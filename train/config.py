@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from brogue.errors import BrogueError
+
 # The example's hidden layers as (width, dropout) rows, found with KerasTuner by its author.
 EXAMPLE_LAYERS: tuple[tuple[int, float], ...] = ((256, 0.15), (384, 0.2), (192, 0.25), (384, 0.2))
 
@@ -21,7 +23,7 @@ CLASS_WEIGHTS = ("example", "balanced")
 CHOICES = {"split": SPLITS, "class_weight": CLASS_WEIGHTS}
 
 
-class ConfigError(ValueError):
+class ConfigError(BrogueError):
     """A setting has the wrong type or an impossible value; the message is one line."""
 
 
@@ -125,3 +127,21 @@ def load_config(path: Path | None, overrides: dict[str, Any]) -> TrainConfig:
 
 def save_config(config: TrainConfig, path: Path) -> None:
     path.write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+
+
+# --- sweeps: what a sweep maximises, and how many trials it runs ---
+
+# objective name → where it sits in a run's metrics["valid"].
+OBJECTIVES = {
+    "clip_balanced_accuracy": ("clip", "balanced_accuracy"),
+    "frame_auc": ("frame", "auc"),
+}
+DEFAULT_OBJECTIVE = "clip_balanced_accuracy"
+DEFAULT_TRIALS = 20
+# One trial at a time. On the 2-core dev VM (shared, so noisy), 4 trials of 10 epochs on 12,000
+# synthetic frames took 103 s one at a time and 131 s two at a time (0.79x; 1.05x and 1.36x in
+# two earlier runs; with one TensorFlow thread per process, 172 s against 148 s). KerasTuner runs
+# trials one after another in one process, as jobs=1 does: 67 s against 72 s for 4 shorter
+# trials, without run folders or plots, and it needs keras-tuner and tensorboard. More jobs may pay
+# on machines with more cores (not measured here); `brogue bench sweep` measures it.
+DEFAULT_JOBS = 1

@@ -11,17 +11,18 @@ from pathlib import Path
 
 import numpy as np
 
-from extract.shards import Cache
-from train.config import TrainConfig
-from train.model import EMBEDDING_WIDTH
-from train.stream import FrameFeed, make_blocks
+from brogue.errors import BrogueError
+from brogue.extract.shards import Cache
+from brogue.train.config import TrainConfig
+from brogue.train.model import EMBEDDING_WIDTH
+from brogue.train.stream import FrameFeed, make_blocks
 
 NOT_SPEECH = "Not a speech"
 # One frame's embedding as Cache.read_frames returns it, whatever the shards store.
 EMBEDDING = np.dtype((np.float32, (EMBEDDING_WIDTH,)))
 
 
-class CorpusError(ValueError):
+class CorpusError(BrogueError):
     """The cache cannot be trained on; the message is one line."""
 
 

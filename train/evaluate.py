@@ -15,13 +15,14 @@ from typing import Any
 import keras
 import numpy as np
 
-from extract.yamnet.params import SPEECH_CLASS
-from train.config import TrainConfig, load_config
-from train.corpus import Corpus, load_corpus
-from train.metrics import frame_metrics, majority_baseline, pooled_metrics
-from train.plots import plot_confusion, plot_history
-from train.splits import Split, split_from_json
-from train.stream import frame_labels, read_top_class
+from brogue.errors import BrogueError
+from brogue.extract.yamnet.params import SPEECH_CLASS
+from brogue.train.config import TrainConfig, load_config
+from brogue.train.corpus import Corpus, load_corpus
+from brogue.train.metrics import frame_metrics, majority_baseline, pooled_metrics
+from brogue.train.plots import plot_confusion, plot_history
+from brogue.train.splits import Split, split_from_json
+from brogue.train.stream import frame_labels, read_top_class
 
 # (level, name, label) rows of the terminal summary and of the fold summary.
 SUMMARY = (
@@ -37,7 +38,7 @@ SUMMARY = (
 )
 
 
-class EvaluateError(ValueError):
+class EvaluateError(BrogueError):
     """A run cannot be evaluated on this cache; the message is one line."""
 
 

@@ -24,9 +24,10 @@ from pathlib import Path
 import keras
 from keras import ops
 
-from extract.yamnet.frontend import LogMelPatches
-from extract.yamnet.params import SPEECH_CLASS
-from train.predict import TrainedRun, load_run, load_yamnet
+from brogue.extract.yamnet.frontend import LogMelPatches
+from brogue.extract.yamnet.params import SPEECH_CLASS
+from brogue.train.fit import RunError
+from brogue.train.predict import TrainedRun, load_run, load_yamnet
 
 
 class SpeechMask(keras.layers.Layer):
@@ -72,7 +73,7 @@ def export(run_folder: Path, out: Path) -> None:
     import tensorflow as tf
 
     if out.exists() and any(out.iterdir()):
-        raise ValueError(f"{out} already holds files; choose a new export folder")
+        raise RunError(f"{out} already holds files; choose a new export folder")
     run = load_run(run_folder)
     model = waveform_model(run)
     archive = keras.export.ExportArchive()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -18,18 +19,19 @@ from typing import Any
 import keras
 import numpy as np
 
-from train.config import TrainConfig, save_config
-from train.corpus import Corpus, load_corpus
-from train.evaluate import evaluate_run, fold_summary, fold_table
-from train.model import build_model
-from train.splits import Split, make_splits
-from train.stream import FrameFeed
-from train.weights import class_weights, frame_counts
+from brogue.errors import BrogueError
+from brogue.train.config import TrainConfig, save_config
+from brogue.train.corpus import Corpus, load_corpus
+from brogue.train.evaluate import evaluate_run, fold_summary, fold_table
+from brogue.train.model import build_model
+from brogue.train.splits import Split, make_splits
+from brogue.train.stream import FrameFeed
+from brogue.train.weights import class_weights, frame_counts
 
 MONITOR = "val_auc"  # The example judged models by AUC; early stopping and checkpoint agree.
 
 
-class RunError(ValueError):
+class RunError(BrogueError):
     """A run folder cannot be written or read; the message is one line."""
 
 
@@ -67,7 +69,8 @@ def _callbacks(run: Path, config: TrainConfig, timer: EpochTimer) -> list:
     if config.tensorboard:
         # TensorFlow no longer pulls in the tensorboard package, and Keras needs it to log.
         if importlib.util.find_spec("tensorboard") is None:
-            warnings.warn("no TensorBoard logs: pip install tensorboard", stacklevel=2)
+            warnings.warn("no TensorBoard logs: pip install 'brogue[tensorboard]', "
+                          "or --no-tensorboard", stacklevel=2)
         else:
             callbacks.append(keras.callbacks.TensorBoard(log_dir=run / "logs"))
     return callbacks
@@ -122,13 +125,17 @@ def fit_split(corpus: Corpus, split: Split, config: TrainConfig, run: Path, verb
 
 
 def fit(
-    cache: Path, out: Path, config: TrainConfig, index: Path | None = None, verbose: int = 1
+    cache: Path, out: Path, config: TrainConfig, index: Path | None = None,
+    verbose: int | None = None,
 ) -> dict[str, Any]:
     """Train as `config` says on the cache in `cache`, into the new run folder `out`.
 
     With `config.folds` > 1 each fold trains into `out/fold-<k>`, and `out/metrics.json`
-    summarises the folds.
+    summarises the folds. `verbose` is Keras's; by default a progress bar on a terminal,
+    and one line per epoch in a log, where a bar would write thousands of updates.
     """
+    if verbose is None:
+        verbose = 1 if sys.stdout.isatty() else 2
     if out.exists() and any(out.iterdir()):
         raise RunError(f"{out} already holds files; choose a new --out")
     corpus = load_corpus(cache)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import keras
 
-from train.config import ConfigError, TrainConfig
+from brogue.train.config import ConfigError, TrainConfig
 
 EMBEDDING_WIDTH = 1024  # YAMNet's embedding size.
 

@@ -19,20 +19,21 @@ from typing import Any
 import keras
 import numpy as np
 
-from extract import pipeline
-from extract.corpus import ClipSource
-from extract.decode import DEFAULT_WORKERS, Prepared, prepared_in_order
-from extract.yamnet.engines import NativeEngine
-from extract.yamnet.params import SPEECH_CLASS
-from extract.yamnet.weights import YamnetError
-from train.metrics import pool
+from brogue.errors import BrogueError
+from brogue.extract import pipeline
+from brogue.extract.corpus import ClipSource
+from brogue.extract.decode import DEFAULT_WORKERS, Prepared, prepared_in_order
+from brogue.extract.yamnet.engines import NativeEngine
+from brogue.extract.yamnet.params import SPEECH_CLASS
+from brogue.extract.yamnet.weights import YamnetError
+from brogue.train.metrics import pool
 
 # Files whose frames go through the head together: one call for many short files, while the
 # probabilities held stay small.
 FILES_PER_HEAD_CALL = 64
 
 
-class PredictError(ValueError):
+class PredictError(BrogueError):
     """A run cannot predict, or some files could not be read; the message is one line."""
 
 

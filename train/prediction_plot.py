@@ -16,10 +16,10 @@ matplotlib.use("Agg")  # Predictions write files; they never open windows.
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from extract.audio import load_audio  # noqa: E402
-from extract.yamnet import features  # noqa: E402
-from extract.yamnet.params import Params  # noqa: E402
-from train.predict import FilePrediction  # noqa: E402
+from brogue.extract.audio import load_audio  # noqa: E402
+from brogue.extract.yamnet import features  # noqa: E402
+from brogue.extract.yamnet.params import Params  # noqa: E402
+from brogue.train.predict import FilePrediction  # noqa: E402
 
 
 def _extent(count: int, hop: float, window: float) -> tuple[float, float]:

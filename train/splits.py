@@ -14,16 +14,17 @@ from typing import Any
 
 import numpy as np
 
-from extract.corpus import parse_openslr83_index
-from train.config import TrainConfig
-from train.corpus import Corpus
+from brogue.errors import BrogueError
+from brogue.extract.corpus import parse_openslr83_index
+from brogue.train.config import TrainConfig
+from brogue.train.corpus import Corpus
 
 
 class SplitWarning(UserWarning):
     """A split is legal but weaker than asked, e.g. an accent with one speaker."""
 
 
-class SplitError(ValueError):
+class SplitError(BrogueError):
     """No split of the asked kind exists for this corpus; the message is one line."""
 
 

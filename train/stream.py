@@ -20,7 +20,8 @@ from typing import Protocol
 import keras
 import numpy as np
 
-from extract.yamnet.params import SPEECH_CLASS
+from brogue.extract.yamnet.params import SPEECH_CLASS
+from brogue.train.config import ConfigError
 
 _LABEL_DTYPE = np.int16
 _ORDER_DTYPE = np.int32
@@ -146,7 +147,7 @@ class FrameFeed(keras.utils.PyDataset):
         self.resident = self.frames + largest_block <= budget_rows
         self.window_frames = self.frames if self.resident else (budget_rows - largest_block) // 2
         if not self.resident and self.window_frames < largest_block:
-            raise ValueError(
+            raise ConfigError(
                 f"a RAM budget of {budget_bytes / 2**20:.2f} MB cannot stream blocks of "
                 f"{largest_block} frames; raise ram_budget_mb or lower block_frames"
             )

@@ -41,27 +41,20 @@ matplotlib.use("Agg")  # Sweeps write files; they never open windows.
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from train.config import TrainConfig  # noqa: E402
-from train.corpus import load_corpus  # noqa: E402
-from train.fit import fit  # noqa: E402
-from train.splits import SplitWarning, make_splits  # noqa: E402
+from brogue.errors import BrogueError
+from brogue.train.config import (  # noqa: E402
+    DEFAULT_JOBS,
+    DEFAULT_OBJECTIVE,
+    DEFAULT_TRIALS,
+    OBJECTIVES,
+    TrainConfig,
+)
+from brogue.train.corpus import load_corpus  # noqa: E402
+from brogue.train.fit import fit  # noqa: E402
+from brogue.train.splits import SplitWarning, make_splits  # noqa: E402
 
 DEFAULT_SPACE = Path(__file__).with_name("sweep_space.json")
 SEARCHED = ("layers", "learning_rate", "batch_size")  # the base config's values go unused
-# objective name → where it sits in a run's metrics["valid"].
-OBJECTIVES = {
-    "clip_balanced_accuracy": ("clip", "balanced_accuracy"),
-    "frame_auc": ("frame", "auc"),
-}
-DEFAULT_OBJECTIVE = "clip_balanced_accuracy"
-DEFAULT_TRIALS = 20
-# One trial at a time. On the 2-core dev VM (shared, so noisy), 4 trials of 10 epochs on 12,000
-# synthetic frames took 103 s one at a time and 131 s two at a time (0.79x; 1.05x and 1.36x in
-# two earlier runs; with one TensorFlow thread per process, 172 s against 148 s). KerasTuner runs
-# trials one after another in one process, as jobs=1 does: 67 s against 72 s for 4 shorter
-# trials, without run folders or plots, and it needs keras-tuner and tensorboard. More jobs may pay
-# on machines with more cores (not measured here); `python -m train.bench_sweep` measures it.
-DEFAULT_JOBS = 1
 TABLE_COLUMNS = (
     "trial",
     "layers",
@@ -73,7 +66,7 @@ TABLE_COLUMNS = (
 )
 
 
-class SweepError(ValueError):
+class SweepError(BrogueError):
     """A sweep cannot start or resume; the message is one line."""
 
 

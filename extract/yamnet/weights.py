@@ -19,13 +19,15 @@ from pathlib import Path
 
 import numpy as np
 
+from brogue.errors import BrogueError
+
 from .network import build_yamnet, layer_weights
 from .params import Params
 
 DEFAULT_HANDLE = "https://tfhub.dev/google/yamnet/1"
 
 
-class YamnetError(RuntimeError):
+class YamnetError(BrogueError):
     """YAMNet could not be loaded; the message is one line naming the handle."""
 
 

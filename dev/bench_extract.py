@@ -1,4 +1,4 @@
-"""`python -m extract.bench`: the whole extraction stage, hub vs native, in one run.
+"""`brogue bench extract`: the whole extraction stage, hub vs native, in one run.
 
 On one synthetic espeak-ng corpus (OpenSLR 83 layout, 48 kHz) it times three cases,
 interleaved over rounds so that the machine's other load falls on all of them:
@@ -15,18 +15,17 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from . import pipeline
-from .audio import load_audio
-from .corpus import openslr83_clips
-from .decode import DEFAULT_WORKERS
-from .synthetic import write_corpus
-from .yamnet import features
+from brogue.dev.synthetic_corpus import write_corpus
+from brogue.extract import pipeline
+from brogue.extract.audio import load_audio
+from brogue.extract.corpus import openslr83_clips
+from brogue.extract.decode import DEFAULT_WORKERS
+from brogue.extract.yamnet import features
 
 
 def timed(action: Callable[[], object]) -> float:
@@ -36,7 +35,7 @@ def timed(action: Callable[[], object]) -> float:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m extract.bench", description=__doc__,
+    parser = argparse.ArgumentParser(prog="brogue bench extract", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--yamnet", help="handle (default: $BROGUE_YAMNET, else TF Hub)")
     parser.add_argument("--parts", type=int, default=3,
@@ -45,8 +44,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS)
     args = parser.parse_args(argv)
     # Imported here, not at the top: spawned decode workers re-import this module.
-    from .yamnet.engines import HubEngine, NativeEngine
-    from .yamnet.weights import resolve_handle
+    from brogue.extract.yamnet.engines import HubEngine, NativeEngine
+    from brogue.extract.yamnet.weights import resolve_handle
 
     handle = resolve_handle(args.yamnet)
     with tempfile.TemporaryDirectory() as folder:
@@ -83,7 +82,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"native stage time / compute-only time: {median['native'] / median['compute']:.2f} "
           "(target <= 1.3)")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

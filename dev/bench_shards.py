@@ -1,4 +1,4 @@
-"""Measure HDF5 layouts for the shard cache: `python -m extract.bench_shards`.
+"""Measure HDF5 layouts for the shard cache: `brogue bench shards`.
 
 The trainer streams every shard once per epoch and per sweep trial, so read speed
 decides the layout; file size and write time are reported beside it. Each layout
@@ -16,13 +16,14 @@ import argparse
 import os
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import h5py
 import numpy as np
 
-from .shards import TRAINING_COLUMNS
-from .yamnet.params import PARAMS
+from brogue.extract.shards import TRAINING_COLUMNS
+from brogue.extract.yamnet.params import PARAMS
 
 BLOCK_ROWS = 256
 BLOCKS = 400
@@ -113,11 +114,12 @@ def measure(folder: Path, arrays: dict[str, np.ndarray], layout: tuple, seed: in
     return result
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="brogue bench shards",
+                                     description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     arrays = synthetic_shard(args.frames, args.seed)
     zeros = (arrays["embeddings"] == 0).mean()
     print(f"{args.frames} frames, embeddings {zeros:.0%} zeros; kfr/s = thousand frames/s")
@@ -126,7 +128,4 @@ def main() -> None:
     print(f"{'layout':28} {'MB':>6} {'write s':>8}  whole cold/warm  blocks cold/warm")
     for name, size, written, *speeds in rows:
         print(f"{name:28} {size:6.0f} {written:8.2f}  " + " ".join(f"{v:7.0f}" for v in speeds))
-
-
-if __name__ == "__main__":
-    main()
+    return 0

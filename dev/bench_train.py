@@ -1,4 +1,4 @@
-"""`python -m train.bench`: epoch time streamed from shards against in-memory numpy arrays.
+"""`brogue bench train`: epoch time streamed from shards against in-memory numpy arrays.
 
 One example model (same seed, batch size and class weights) trains on a synthetic cache of
 about 50,000 frames (200 MB, the extractor's 256 clips per shard), one epoch at a time from
@@ -12,17 +12,18 @@ from __future__ import annotations
 
 import argparse
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from train.config import TrainConfig
-from train.corpus import load_corpus
-from train.fit import EpochTimer
-from train.model import build_model
-from train.synthetic import SyntheticCorpus, write_synthetic_cache
-from train.weights import class_weights, frame_counts
+from brogue.dev.synthetic_cache import SyntheticCorpus, write_synthetic_cache
+from brogue.train.config import TrainConfig
+from brogue.train.corpus import load_corpus
+from brogue.train.fit import EpochTimer
+from brogue.train.model import build_model
+from brogue.train.weights import class_weights, frame_counts
 
 BENCH_CORPUS = SyntheticCorpus(speakers=(10, 10, 20, 10), clips_per_speaker=100,
                                clips_per_shard=256)  # fmt: skip
@@ -61,8 +62,8 @@ def alternate_epochs(
     return {name: values[1:] for name, values in seconds.items()}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="brogue bench train", description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=4, help="epochs from each source")
     parser.add_argument(
         "--budget-share",
@@ -70,7 +71,7 @@ def main() -> None:
         default=0.25,
         help="streamed RAM budget as a share of the data (default 0.25)",
     )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as folder:
         corpus = load_corpus(write_synthetic_cache(Path(folder), BENCH_CORPUS, seed=0))
         everything = np.ones(len(corpus.label), dtype=bool)
@@ -99,7 +100,4 @@ def main() -> None:
         print(f"peak streamed window memory {streamed.peak_bytes / 2**20:.0f} MB")
         ratio = times["streamed from shards"] / times["in-memory arrays"]
         print(f"streamed / in-memory: {ratio:.2f}x (target <= 1.2x)")
-
-
-if __name__ == "__main__":
-    main()
+    return 0

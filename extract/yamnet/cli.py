@@ -1,4 +1,4 @@
-"""`python -m extract.yamnet FILE...`: what YAMNet hears in each file.
+"""`brogue yamnet FILE...`: what YAMNet hears in each file.
 
 For each file: its duration, its number of 0.96 s frames, the three AudioSet
 classes with the highest mean score, and how many frames YAMNet calls Speech.
@@ -9,13 +9,18 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from brogue.command import Command, positive_int
+
 from ..audio import YAMNET_SAMPLE_RATE, AudioError, load_audio
-from .engines import DEFAULT_BATCH_PATCHES, ENGINES, Engine, Frames, load_engine
+from ..cli import ENGINE_NAMES
 from .params import SPEECH_CLASS
-from .weights import YamnetError, resolve_handle
+
+if TYPE_CHECKING:  # the engines import Keras, which `brogue --help` must not wait for
+    from .engines import Engine, Frames
 
 FILES_PER_CALL = 64  # files decoded and sent to the engine together
 
@@ -49,27 +54,24 @@ def report(engine: Engine, paths: Sequence[str]) -> int:
     return failures
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m extract.yamnet", description=__doc__)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("files", nargs="+", metavar="FILE")
     parser.add_argument("--yamnet", help="TF Hub handle or SavedModel folder "
                         "(default: $BROGUE_YAMNET, else https://tfhub.dev/google/yamnet/1)")
-    parser.add_argument("--engine", choices=sorted(ENGINES), default="native")
-    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_PATCHES,
-                        help="patches per native batch")
-    parser.add_argument("--verbose", action="store_true", help="show tracebacks")
-    args = parser.parse_args(argv)
-    try:
-        handle = resolve_handle(args.yamnet)
-        engine = load_engine(args.engine, handle, args.batch_size)
-        print(f"YAMNet {engine.handle} (weights {engine.fingerprint}, {engine.name} engine)")
-        return 1 if report(engine, args.files) else 0
-    except (YamnetError, ValueError) as error:
-        if args.verbose:
-            raise
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    parser.add_argument("--engine", choices=ENGINE_NAMES, default="native")
+    parser.add_argument("--batch-size", type=positive_int,
+                        help="patches per native batch (default: the engine's)")
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def run(args: argparse.Namespace) -> int:
+    from .engines import load_engine
+    from .weights import resolve_handle
+
+    batching = {"batch_size": args.batch_size} if args.batch_size else {}
+    engine = load_engine(args.engine, resolve_handle(args.yamnet), **batching)
+    print(f"YAMNet {engine.handle} (weights {engine.fingerprint}, {engine.name} engine)")
+    return 1 if report(engine, args.files) else 0
+
+
+COMMANDS = {"yamnet": Command("what YAMNet hears in audio files: top classes, Speech frames",
+                              add_arguments, run)}

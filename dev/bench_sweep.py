@@ -1,4 +1,4 @@
-"""`python -m train.bench_sweep`: what the cache saves a sweep, and sweep trials run at once.
+"""`brogue bench sweep`: what the cache saves a sweep, and sweep trials run at once.
 
 1. One sweep trial on a cached corpus against the same trial with YAMNet recomputed first, as
    the Keras example's pipeline did for every model it tried. The corpus is espeak-ng speech in
@@ -6,7 +6,7 @@
    native engine of $BROGUE_YAMNET (else TF Hub's). Both trials are sweep trial 0 of the
    default space, run in this process after the extraction, so both find Keras warm.
 2. The same sweep of synthetic-embedding trials run one at a time and two at a time (`--jobs`),
-   the measurement behind `train.sweep.DEFAULT_JOBS`.
+   the measurement behind `brogue.train.config.DEFAULT_JOBS`.
 """
 
 from __future__ import annotations
@@ -14,16 +14,17 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
-from extract import pipeline
-from extract.corpus import openslr83_clips
-from extract.synthetic import write_corpus
-from extract.yamnet.engines import NativeEngine
-from extract.yamnet.weights import resolve_handle
-from train.config import TrainConfig
-from train.sweep import DEFAULT_SPACE, load_space, run_trial, sweep, trial_config
-from train.synthetic import SyntheticCorpus, write_synthetic_cache
+from brogue.dev.synthetic_cache import SyntheticCorpus, write_synthetic_cache
+from brogue.dev.synthetic_corpus import write_corpus
+from brogue.extract import pipeline
+from brogue.extract.corpus import openslr83_clips
+from brogue.extract.yamnet.engines import NativeEngine
+from brogue.extract.yamnet.weights import resolve_handle
+from brogue.train.config import TrainConfig
+from brogue.train.sweep import DEFAULT_SPACE, load_space, run_trial, sweep, trial_config
 
 # About 12,000 frames: trials long enough that starting the worker processes does not dominate.
 JOBS_CORPUS = SyntheticCorpus(speakers=(6, 6, 12, 6), clips_per_speaker=40, clips_per_shard=256)
@@ -59,19 +60,16 @@ def jobs_compared(folder: Path, base: TrainConfig, trials: int) -> None:
           f"{seconds[2]:.1f} s: {seconds[1] / seconds[2]:.2f}x")  # fmt: skip
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="brogue bench sweep", description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=10, help="epochs per trial (default 10)")
     parser.add_argument("--speakers", type=int, default=3, help="espeak speakers per accent")
     parser.add_argument("--clips", type=int, default=8, help="clips per speaker")
     parser.add_argument("--trials", type=int, default=4, help="trials per sweep in part 2")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     base = TrainConfig(epochs=args.epochs, patience=args.epochs, tensorboard=False)
     config = trial_config(load_space(DEFAULT_SPACE), base, 0)
     with tempfile.TemporaryDirectory() as folder:
         cached_against_recomputed(Path(folder), config, args.speakers, args.clips)
         jobs_compared(Path(folder), base, args.trials)
-
-
-if __name__ == "__main__":
-    main()
+    return 0

@@ -1,4 +1,4 @@
-"""`python -m extract.yamnet.bench`: native (batched) vs hub (per clip) YAMNet, same clips.
+"""`brogue bench yamnet`: native (batched) vs hub (per clip) YAMNet, same clips.
 
 Both engines see the same speech-like clips (about 6 s each, as in the corpus) in rounds
 that alternate hub, native, hub, native, ..., so the machine's other load falls on both.
@@ -18,60 +18,16 @@ from collections.abc import Sequence
 import keras
 import numpy as np
 
-from ..audio import YAMNET_SAMPLE_RATE
-from .engines import DEFAULT_BATCH_PATCHES, Engine, Frames, HubEngine, NativeEngine
-from .weights import YamnetError, resolve_handle
-
-# First three formants (Hz) of five English vowels (Peterson & Barney's men's means), and
-# bandwidths that widen with the formant as in natural speech.
-VOWEL_FORMANTS = (
-    (730, 1090, 2440), (270, 2290, 3010), (300, 870, 2240), (530, 1840, 2480), (570, 840, 2410),
+from brogue.dev.signals import speech_like
+from brogue.extract.audio import YAMNET_SAMPLE_RATE
+from brogue.extract.yamnet.engines import (
+    DEFAULT_BATCH_PATCHES,
+    Engine,
+    Frames,
+    HubEngine,
+    NativeEngine,
 )
-FRICATIVE_FORMANTS = (2500, 4500, 6000)  # a hiss like /s/ or /sh/
-FORMANT_BANDWIDTHS = (90.0, 110.0, 170.0)
-INTONATION_STEP_S = 0.25  # seconds between pitch targets
-
-
-def speech_like(seconds: float, rng: np.random.Generator) -> np.ndarray:
-    """A 16 kHz waveform with speech's structure: voiced sounds, hisses and pauses.
-
-    A glottal pulse train, whose pitch moves between random targets every 0.25 s as
-    intonation does, is cut into 0.08-0.22 s segments. Each one goes through its own vowel's
-    formants (or is a hiss, or silence) under a raised-cosine envelope, so the level rises
-    and falls several times a second. The stand-in YAMNet hears Speech in every one of 64
-    such 6 s clips and in 83% of their frames; without the intonation, in 46 clips and 52%.
-    """
-    count = round(seconds * YAMNET_SAMPLE_RATE)
-    time_s = np.arange(count) / YAMNET_SAMPLE_RATE
-    knots = np.arange(0.0, seconds + INTONATION_STEP_S, INTONATION_STEP_S)
-    intonation = np.exp(rng.normal(0.0, 0.3, len(knots)))
-    f0 = rng.uniform(90, 220) * np.interp(time_s, knots, intonation)
-    # One impulse at the start of every glottal cycle.
-    pulses = np.diff(np.floor(np.cumsum(f0) / YAMNET_SAMPLE_RATE), prepend=0.0)
-    waveform = np.zeros(count)
-    start = 0
-    while start < count:
-        end = min(count, start + int(rng.uniform(0.08, 0.22) * YAMNET_SAMPLE_RATE))
-        waveform[start:end] = _segment(pulses[start:end], rng)
-        start = end
-    waveform += rng.normal(0, 1e-3, count)  # a quiet room, so pauses are not digital silence
-    return (waveform * rng.uniform(0.3, 0.9) / np.abs(waveform).max()).astype(np.float32)
-
-
-def _segment(pulses: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    kind = rng.choice(["vowel", "fricative", "pause"], p=[0.7, 0.15, 0.15])
-    if kind == "pause":
-        return np.zeros(len(pulses))
-    if kind == "vowel":
-        source, formants = pulses, VOWEL_FORMANTS[rng.integers(len(VOWEL_FORMANTS))]
-    else:
-        source, formants = rng.normal(0, 0.3, len(pulses)), FRICATIVE_FORMANTS
-    hertz = np.fft.rfftfreq(len(source), 1 / YAMNET_SAMPLE_RATE)
-    gain = sum(
-        np.exp(-0.5 * ((hertz - centre) / width) ** 2) / (rank + 1)
-        for rank, (centre, width) in enumerate(zip(formants, FORMANT_BANDWIDTHS, strict=True))
-    )
-    return np.fft.irfft(np.fft.rfft(source) * gain, len(source)) * np.hanning(len(source))
+from brogue.extract.yamnet.weights import YamnetError, resolve_handle
 
 
 def speech_clips(count: int, mean_seconds: float, seed: int) -> list[np.ndarray]:
@@ -100,7 +56,7 @@ def parity(hub: list[Frames], native: list[Frames]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m extract.yamnet.bench", description=__doc__)
+    parser = argparse.ArgumentParser(prog="brogue bench yamnet", description=__doc__)
     parser.add_argument("--yamnet", help="TF Hub handle or SavedModel folder "
                         "(default: $BROGUE_YAMNET, else https://tfhub.dev/google/yamnet/1)")
     parser.add_argument("--clips", type=int, default=64)
@@ -138,7 +94,3 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"(min {min(ratios):.2f}, max {max(ratios):.2f}; target >= 2)")
     print(parity(hub_frames, native_frames))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

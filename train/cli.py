@@ -1,21 +1,17 @@
-"""`python -m train VERB ...`: fit a classifier on a shard cache, or evaluate a finished run.
+"""The trainer's verbs of `brogue`: fit, evaluate, sweep, predict and export.
 
 Each verb is one entry in COMMANDS: a function adding its flags and a function running it.
-Errors print as one line; `--verbose` shows the traceback instead.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 import time
-import warnings
-from collections.abc import Callable
 from pathlib import Path
 
-from extract.shards import CacheError
-from train.config import CHOICES, TrainConfig, load_config, parse_layers
+from brogue.command import Command
+from brogue.train.config import CHOICES, TrainConfig, load_config, parse_layers
 
 DEFAULT_CACHE = Path("data/embeddings")
 DEFAULT_RUNS = Path("data/runs")
@@ -71,12 +67,13 @@ def _fit_flags(parser: argparse.ArgumentParser) -> None:
     _add_config_flags(parser)  # fmt: skip
 
 
-def _fit(args: argparse.Namespace) -> None:
-    from train.fit import fit
+def _fit(args: argparse.Namespace) -> int:
+    from brogue.train.fit import fit
 
     out = args.out or DEFAULT_RUNS / time.strftime("%Y%m%d-%H%M%S")
     fit(args.cache, out, _config_from(args), index=args.index)
     print(f"run written to {out}")
+    return 0
 
 
 def _evaluate_flags(parser: argparse.ArgumentParser) -> None:
@@ -84,15 +81,16 @@ def _evaluate_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache", type=Path, help="shard cache (default: the run's own)")
 
 
-def _evaluate(args: argparse.Namespace) -> None:
-    from train.evaluate import evaluate
+def _evaluate(args: argparse.Namespace) -> int:
+    from brogue.train.evaluate import evaluate
 
     evaluate(args.run, args.cache)
     print(f"metrics and plots written to {args.run}")
+    return 0
 
 
 def _sweep_flags(parser: argparse.ArgumentParser) -> None:
-    from train.sweep import DEFAULT_JOBS, DEFAULT_OBJECTIVE, DEFAULT_TRIALS, OBJECTIVES
+    from brogue.train.config import DEFAULT_JOBS, DEFAULT_OBJECTIVE, DEFAULT_TRIALS, OBJECTIVES
 
     flag = parser.add_argument
     flag("--cache", type=Path, default=DEFAULT_CACHE, help=f"default {DEFAULT_CACHE}")
@@ -110,8 +108,8 @@ def _sweep_flags(parser: argparse.ArgumentParser) -> None:
     _add_config_flags(parser)
 
 
-def _sweep(args: argparse.Namespace) -> None:
-    from train.sweep import DEFAULT_SPACE, load_space, sweep
+def _sweep(args: argparse.Namespace) -> int:
+    from brogue.train.sweep import DEFAULT_SPACE, load_space, sweep
 
     space = load_space(args.space or DEFAULT_SPACE)
     records = sweep(args.cache, args.out, _config_from(args), space, args.trials, args.objective,
@@ -119,6 +117,7 @@ def _sweep(args: argparse.Namespace) -> None:
     best = records[0]
     print(f"best: trial {best['trial']}, {args.objective} {best[args.objective]:.4f}; "
           f"table in {args.out / 'trials.csv'}, run folder in {args.out / 'best'}")  # fmt: skip
+    return 0
 
 
 def _predict_flags(parser: argparse.ArgumentParser) -> None:
@@ -132,11 +131,11 @@ def _predict_flags(parser: argparse.ArgumentParser) -> None:
          help="the example's figure; for several files OUT-1.png, OUT-2.png, ...")  # fmt: skip
 
 
-def _predict(args: argparse.Namespace) -> None:
+def _predict(args: argparse.Namespace) -> int:
     import json
 
-    from train.predict import PredictError, load_run, load_yamnet, predict_files
-    from train.prediction_plot import plot_prediction
+    from brogue.train.predict import PredictError, load_run, load_yamnet, predict_files
+    from brogue.train.prediction_plot import plot_prediction
 
     run = load_run(args.run)
     engine = load_yamnet(run)
@@ -150,6 +149,7 @@ def _predict(args: argparse.Namespace) -> None:
             plot_prediction(prediction, engine.params, plot)
     if failures:
         raise PredictError(f"{len(failures)} of {len(args.files)} files could not be read")
+    return 0
 
 
 def _export_flags(parser: argparse.ArgumentParser) -> None:
@@ -157,41 +157,20 @@ def _export_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("out", type=Path, help="new folder for the SavedModel")
 
 
-def _export(args: argparse.Namespace) -> None:
-    from train.export import export
+def _export(args: argparse.Namespace) -> int:
+    from brogue.train.export import export
 
     export(args.run, args.out)
     print(f"SavedModel written to {args.out}: waveform [samples] at 16 kHz -> probabilities")
-
-
-# verb → (help, add flags, run)
-COMMANDS: dict[str, tuple[str, Callable[..., None], Callable[[argparse.Namespace], None]]] = {
-    "fit": ("train a classifier on a shard cache", _fit_flags, _fit),
-    "evaluate": ("score a finished run, write metrics.json and plots", _evaluate_flags, _evaluate),
-    "sweep": ("search the dense head's settings, each trial a fit", _sweep_flags, _sweep),
-    "predict": ("the accent of audio files, by a run's YAMNet and head", _predict_flags, _predict),
-    "export": ("one SavedModel from a 16 kHz waveform to accents", _export_flags, _export),
-}
-
-
-def main(argv: list[str] | None = None) -> int:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--verbose", action="store_true", help="show tracebacks on errors")
-    parser = argparse.ArgumentParser(prog="python -m train", description=__doc__.splitlines()[0])
-    verbs = parser.add_subparsers(dest="verb", required=True)
-    for verb, (help_text, add_flags, _) in COMMANDS.items():
-        add_flags(verbs.add_parser(verb, help=help_text, description=help_text, parents=[common]))
-    args = parser.parse_args(argv)
-    warnings.formatwarning = lambda message, category, *_: f"warning: {message}\n"
-    try:
-        COMMANDS[args.verb][2](args)
-    except (ValueError, OSError, CacheError) as error:
-        if args.verbose:
-            raise
-        print(f"error: {error}", file=sys.stderr)
-        return 1
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+COMMANDS = {
+    "fit": Command("train a classifier on a shard cache", _fit_flags, _fit),
+    "evaluate": Command("score a finished run, write metrics.json and plots",
+                        _evaluate_flags, _evaluate),
+    "sweep": Command("search the dense head's settings, each trial a fit", _sweep_flags, _sweep),
+    "predict": Command("the accent of audio files, by a run's YAMNet and head",
+                       _predict_flags, _predict),
+    "export": Command("one SavedModel from a 16 kHz waveform to accents", _export_flags, _export),
+}

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from extract.shards import ShardAttrs, ShardWriter, summarise, write_manifest
-from extract.yamnet.params import PARAMS
+from brogue.extract.shards import ShardAttrs, ShardWriter, summarise, write_manifest
+from brogue.extract.yamnet.params import PARAMS
 
 SILENCE = 494  # A YAMNet class that is not Speech (class 0).
 FINGERPRINT = "synthetic"

@@ -1,4 +1,4 @@
-"""`python -m extract`: run YAMNet once over a corpus into the HDF5 shard cache.
+"""`brogue extract`: run YAMNet once over a corpus into the HDF5 shard cache.
 
 SRC is `openslr83` (downloaded on first use), a folder in the OpenSLR 83 layout,
 a CSV manifest (`path,label,speaker`, ...), or any folder of audio files.
@@ -8,23 +8,21 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
+from brogue.command import Command, non_negative_int, positive_int
+
 from . import pipeline
-from .corpus import CorpusError, resolve_corpus
+from .corpus import resolve_corpus
 from .decode import DEFAULT_WORKERS
-from .download import DownloadError
-from .shards import EMBEDDING_DTYPES, CacheError
+from .shards import EMBEDDING_DTYPES
 
 # Decode workers are spawned, and spawning re-imports this module in each of them:
-# Keras and TensorFlow are imported inside main() so that workers start in a blink.
+# Keras and TensorFlow are imported inside run() so that workers start in a blink.
 ENGINE_NAMES = ("hub", "native")
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m extract", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--corpus", default="openslr83", metavar="SRC",
                         help="openslr83, a folder, or a CSV manifest (default: openslr83)")
     parser.add_argument("--out", type=Path, default=Path("data/embeddings"),
@@ -36,24 +34,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--engine", choices=ENGINE_NAMES, default="native")
     parser.add_argument("--yamnet", help="TF Hub handle or SavedModel folder "
                         "(default: $BROGUE_YAMNET, else https://tfhub.dev/google/yamnet/1)")
-    parser.add_argument("--batch-size", type=int,
+    parser.add_argument("--batch-size", type=positive_int,
                         help="patches per native YAMNet batch (default: the engine's)")
-    parser.add_argument("--shard-size", type=int, default=pipeline.DEFAULT_SHARD_SIZE,
+    parser.add_argument("--shard-size", type=positive_int, default=pipeline.DEFAULT_SHARD_SIZE,
                         help=f"clips per shard (default: {pipeline.DEFAULT_SHARD_SIZE})")
-    parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS,
+    parser.add_argument("--workers", type=non_negative_int, default=DEFAULT_WORKERS,
                         help="decoding processes; 0 decodes in the main process "
                         f"(default: {DEFAULT_WORKERS})")
     parser.add_argument("--embedding-dtype", choices=EMBEDDING_DTYPES, default="float32")
-    parser.add_argument("--limit", type=int, help="only the first N clips of the corpus")
-    parser.add_argument("--verbose", action="store_true", help="show tracebacks")
-    args = parser.parse_args(argv)
-    for name in ("batch_size", "shard_size"):
-        if (getattr(args, name) or 1) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1")
-    if args.workers < 0 or (args.limit is not None and args.limit < 1):
-        parser.error("--workers must be >= 0 and --limit >= 1")
-    return args
-
+    parser.add_argument("--limit", type=positive_int, help="only the first N clips of the corpus")
 
 def summary(report: pipeline.RunReport) -> str:
     lines = [
@@ -67,11 +56,10 @@ def summary(report: pipeline.RunReport) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def run(args: argparse.Namespace) -> int:
     from .yamnet.engines import load_engine
-    from .yamnet.weights import YamnetError, resolve_handle
+    from .yamnet.weights import resolve_handle
 
-    args = parse_args(argv)
     try:
         sources = resolve_corpus(args.corpus, args.download_dir, args.subsets)
         sources = sources[: args.limit]
@@ -80,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{len(sources)} clips from {args.corpus}; YAMNet {engine.handle} "
               f"(weights {engine.fingerprint}, {engine.name} engine)", file=sys.stderr)
         parameters = {name: (str(value) if isinstance(value, Path) else value)
-                      for name, value in vars(args).items() if name != "verbose"}
+                      for name, value in vars(args).items() if name not in ("verb", "verbose")}
         report = pipeline.run(
             sources, engine, args.out, shard_size=args.shard_size, workers=args.workers,
             embedding_dtype=args.embedding_dtype, parameters=parameters,
@@ -89,14 +77,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"interrupted: finished shards are kept in {args.out}; run again to continue",
               file=sys.stderr)
         return 130
-    except (YamnetError, CacheError, CorpusError, DownloadError, ValueError, OSError) as error:
-        if args.verbose:
-            raise
-        print(f"error: {error}", file=sys.stderr)
-        return 1
     print(summary(report))
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+COMMANDS = {"extract": Command("run YAMNet once over a corpus into the HDF5 shard cache",
+                               add_arguments, run)}

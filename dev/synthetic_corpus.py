@@ -11,15 +11,13 @@ is real speech (YAMNet calls it Speech) whose accent can be learnt from speakers
 and recognised in new ones, written at OpenSLR 83's 48 kHz with
 `line_index_all.csv` at the root.
 
-    python -m extract.synthetic data/synthetic
+    brogue synthetic data/synthetic
 """
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import subprocess
-import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,7 +26,8 @@ import numpy as np
 import soundfile
 import soxr
 
-from .download import OPENSLR83_INDEX
+from brogue.errors import BrogueError
+from brogue.extract.download import OPENSLR83_INDEX
 
 CORPUS_SAMPLE_RATE = 48_000
 # accent prefix -> (espeak-ng voice, OpenSLR 83 subset folder stem, spectral shape).
@@ -52,7 +51,7 @@ PROMPTS = (
 )
 
 
-class SynthesisError(RuntimeError):
+class SynthesisError(BrogueError):
     """espeak-ng is missing or failed; one line."""
 
 
@@ -83,9 +82,9 @@ def write_corpus(root: Path, speakers_per_accent: int = 3, clips_per_speaker: in
                  accents: Sequence[str] = tuple(VOICES), seed: int = 0) -> Path:
     """Write the corpus under `root` and return it; the same seed gives the same files."""
     if not 1 <= speakers_per_accent <= len(VARIANTS):
-        raise ValueError(f"speakers_per_accent must be 1..{len(VARIANTS)}")
+        raise SynthesisError(f"speakers_per_accent must be 1..{len(VARIANTS)}")
     if not 1 <= clips_per_speaker <= len(PROMPTS):
-        raise ValueError(f"clips_per_speaker must be 1..{len(PROMPTS)}")
+        raise SynthesisError(f"clips_per_speaker must be 1..{len(PROMPTS)}")
     rng = np.random.default_rng(seed)
     rows = []
     for accent in accents:
@@ -105,26 +104,3 @@ def write_corpus(root: Path, speakers_per_accent: int = 3, clips_per_speaker: in
                 rows.append(f"EN{prompt:04d}, {file_id}, {PROMPTS[prompt]}\n")
     (root / OPENSLR83_INDEX).write_text("".join(rows), encoding="utf-8")
     return root
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m extract.synthetic", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("root", type=Path)
-    # Six speakers per accent leave three of each gender, so a held-out voice always
-    # has a same-gender voice of its accent in training.
-    parser.add_argument("--speakers", type=int, default=6, help="speakers per accent")
-    parser.add_argument("--clips", type=int, default=8, help="clips per speaker")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    try:
-        write_corpus(args.root, args.speakers, args.clips, seed=args.seed)
-    except (SynthesisError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    print(f"wrote a synthetic OpenSLR 83 corpus to {args.root}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,76 @@
+"""The `brogue` command: one verb per job, from audio to accents.
+
+    brogue extract   run YAMNet once over a corpus into the shard cache
+    brogue fit       train a model on the cache; brogue evaluate, sweep, predict, export
+    brogue yamnet    what YAMNet hears in audio files
+    brogue synthetic, brogue bench NAME   development: a small corpus, the benchmarks
+
+Errors a person can fix print as one line (exit 1, or the code the verb documents);
+`--verbose` shows tracebacks and the frameworks' start-up logs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import warnings
+from collections.abc import Sequence
+
+from brogue import __version__
+from brogue.command import Command
+from brogue.errors import BrogueError
+from brogue.quiet import quiet_frameworks
+
+# Modules whose COMMANDS tables make up the verbs, in the order `brogue --help` lists them.
+# They import no framework at import time, so `--help` and decode workers start at once.
+COMMAND_MODULES = ("brogue.extract.cli", "brogue.train.cli", "brogue.extract.yamnet.cli",
+                   "brogue.dev.cli")  # fmt: skip
+
+
+def commands() -> dict[str, Command]:
+    table: dict[str, Command] = {}
+    for name in COMMAND_MODULES:
+        table.update(importlib.import_module(name).COMMANDS)
+    return table
+
+
+class _DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Append each flag's default, unless its help already speaks of it or there is none."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default in (None, False) or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
+def build_parser(table: dict[str, Command]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="brogue", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--version", action="version", version=f"brogue {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--verbose", action="store_true",
+                        help="show tracebacks and the frameworks' start-up logs")  # fmt: skip
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+    for verb, command in table.items():
+        command.add_arguments(verbs.add_parser(
+            verb, help=command.help, description=command.help, parents=[common],
+            formatter_class=_DefaultsFormatter,
+        ))  # fmt: skip
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    table = commands()
+    args = build_parser(table).parse_args(argv)
+    if not args.verbose:
+        quiet_frameworks()
+    warnings.formatwarning = lambda message, category, *_: f"warning: {message}\n"
+    try:
+        return table[args.verb].run(args)
+    except BrogueError as error:
+        if args.verbose:
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
