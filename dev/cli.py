@@ -7,6 +7,7 @@ import importlib
 from pathlib import Path
 
 from brogue.command import Command, positive_int
+from brogue.dev.synthetic_corpus import SPEAKING_VOICES, write_corpus
 
 # name → (module with main(argv), what it measures)
 BENCHMARKS = {
@@ -25,12 +26,12 @@ def _synthetic_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--speakers", type=positive_int, default=6, help="speakers per accent")
     parser.add_argument("--clips", type=positive_int, default=8, help="clips per speaker")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--voice", choices=SPEAKING_VOICES, default="espeak",
+                        help="espeak-ng speech, or numpy babble that needs no espeak-ng")
 
 
 def _synthetic(args: argparse.Namespace) -> int:
-    from brogue.dev.synthetic_corpus import write_corpus
-
-    write_corpus(args.root, args.speakers, args.clips, seed=args.seed)
+    write_corpus(args.root, args.speakers, args.clips, seed=args.seed, voice=args.voice)
     print(f"wrote a synthetic OpenSLR 83 corpus to {args.root}")
     return 0
 

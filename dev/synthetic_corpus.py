@@ -1,8 +1,10 @@
-"""A small synthetic corpus in the OpenSLR 83 layout, spoken by espeak-ng.
+"""A small synthetic corpus in the OpenSLR 83 layout, spoken by espeak-ng or by numpy.
 
 For trying the whole pipeline (and testing it) without the 7 GB download:
 espeak-ng's British voices stand in for four of the six accents, and each
-"speaker" is a voice variant with its own pitch and rate. espeak's accent rules
+"speaker" is a voice variant with its own pitch and rate. The `numpy` voice needs no
+espeak-ng: `brogue.dev.signals.speech_like` babble at each speaker's own pitch, which the
+tests use so that they run on any machine. espeak's accent rules
 alone proved too subtle to survive a change of speaker (a logistic regression on
 YAMNet embeddings scored 9% on held-out speakers, chance being 25%), so each accent
 also gets its own spectral shape, like a recording channel per region (+24 dB
@@ -11,7 +13,7 @@ is real speech (YAMNet calls it Speech) whose accent can be learnt from speakers
 and recognised in new ones, written at OpenSLR 83's 48 kHz with
 `line_index_all.csv` at the root.
 
-    brogue synthetic data/synthetic
+    brogue synthetic data/synthetic [--voice numpy]
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ import numpy as np
 import soundfile
 import soxr
 
+from brogue.dev.signals import speech_like
 from brogue.errors import BrogueError
+from brogue.extract.audio import YAMNET_SAMPLE_RATE
 from brogue.extract.download import OPENSLR83_INDEX
 
 CORPUS_SAMPLE_RATE = 48_000
@@ -49,6 +53,9 @@ PROMPTS = (
     "She can scoop these things into three red bags",
     "Six spoons of fresh snow peas and five thick slabs of blue cheese",
 )
+
+
+SPEAKING_VOICES = ("espeak", "numpy")
 
 
 class SynthesisError(BrogueError):
@@ -78,9 +85,22 @@ def shape_spectrum(audio: np.ndarray, centre_hz: float, gain_db: float) -> np.nd
     return (shaped * np.abs(audio).max() / max(np.abs(shaped).max(), 1e-9)).astype(np.float32)
 
 
+def babble(seconds: float, pitch_hz: float, rng: np.random.Generator) -> np.ndarray:
+    """Speech-like numpy babble at OpenSLR 83's 48 kHz, float32 mono."""
+    waveform = speech_like(seconds, rng, pitch_hz)
+    return soxr.resample(waveform, YAMNET_SAMPLE_RATE, CORPUS_SAMPLE_RATE).astype(np.float32)
+
+
 def write_corpus(root: Path, speakers_per_accent: int = 3, clips_per_speaker: int = 4,
-                 accents: Sequence[str] = tuple(VOICES), seed: int = 0) -> Path:
-    """Write the corpus under `root` and return it; the same seed gives the same files."""
+                 accents: Sequence[str] = tuple(VOICES), seed: int = 0,
+                 voice: str = "espeak") -> Path:
+    """Write the corpus under `root` and return it; the same seed gives the same files.
+
+    `voice` is "espeak" (espeak-ng's accents and variants) or "numpy" (babble, no espeak-ng);
+    either way each accent has its own spectral shape and each speaker its own pitch.
+    """
+    if voice not in SPEAKING_VOICES:
+        raise SynthesisError(f"voice must be one of {', '.join(SPEAKING_VOICES)}, got {voice!r}")
     if not 1 <= speakers_per_accent <= len(VARIANTS):
         raise SynthesisError(f"speakers_per_accent must be 1..{len(VARIANTS)}")
     if not 1 <= clips_per_speaker <= len(PROMPTS):
@@ -88,7 +108,7 @@ def write_corpus(root: Path, speakers_per_accent: int = 3, clips_per_speaker: in
     rng = np.random.default_rng(seed)
     rows = []
     for accent in accents:
-        voice, subset, shape = VOICES[accent]
+        espeak_voice, subset, shape = VOICES[accent]
         for speaker in range(speakers_per_accent):
             variant = VARIANTS[speaker]
             gender = "female" if variant.startswith("f") else "male"
@@ -97,7 +117,12 @@ def write_corpus(root: Path, speakers_per_accent: int = 3, clips_per_speaker: in
             # Distinct prompts: one voice reading a prompt twice would give identical files.
             for prompt in rng.permutation(len(PROMPTS))[:clips_per_speaker]:
                 file_id = f"{prefix}_{speaker + 1:05d}_{rng.integers(1e10):011d}"
-                audio = shape_spectrum(speak(PROMPTS[prompt], voice, variant, pitch, rate), *shape)
+                if voice == "numpy":
+                    # espeak's pitch 30-70 maps onto a mean pitch of 90-220 Hz.
+                    speech = babble(rng.uniform(2.0, 5.0), 90 + 130 * (pitch - 30) / 40, rng)
+                else:
+                    speech = speak(PROMPTS[prompt], espeak_voice, variant, pitch, rate)
+                audio = shape_spectrum(speech, *shape)
                 path = root / f"{subset}_{gender}" / f"{file_id}.wav"
                 path.parent.mkdir(parents=True, exist_ok=True)
                 soundfile.write(path, audio, CORPUS_SAMPLE_RATE, subtype="PCM_16")

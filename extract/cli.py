@@ -31,7 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="where OpenSLR 83 is downloaded (default: data/openslr83)")
     parser.add_argument("--subsets", type=lambda text: text.split(","),
                         help="OpenSLR 83 subsets, comma-separated (default: all)")
-    parser.add_argument("--engine", choices=ENGINE_NAMES, default="native")
+    parser.add_argument("--engine", choices=ENGINE_NAMES, default="native",
+                        help="YAMNet engine: native (batched) or hub (the reference)")
     parser.add_argument("--yamnet", help="TF Hub handle or SavedModel folder "
                         "(default: $BROGUE_YAMNET, else https://tfhub.dev/google/yamnet/1)")
     parser.add_argument("--batch-size", type=positive_int,

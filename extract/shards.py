@@ -65,7 +65,7 @@ CLIP_COLUMNS = (
     "path", "label", "speaker", "duration",
     "frame_start", "num_frames", "speech_frames", "content_hash",
 )  # fmt: skip
-# Layout: contiguous and uncompressed. `python -m extract.bench_shards` (20,000 frames, a 124 MB
+# Layout: contiguous and uncompressed. `brogue bench shards` (20,000 frames, a 124 MB
 # float32 shard; speeds in thousand frames/s reading embeddings + top_class + clip_index, "cold"
 # after dropping the file from the page cache, "warm" best of three; 2-core dev VM):
 #   layout                       MB  write s  whole cold/warm  256-row blocks cold/warm
@@ -408,7 +408,7 @@ def write_manifest(directory: Path, manifest: Mapping) -> None:
 def read_manifest(directory: Path) -> dict:
     path = Path(directory) / MANIFEST
     if not path.is_file():
-        raise CacheError(f"no {MANIFEST} in {directory}; run `python -m extract` first")
+        raise CacheError(f"no {MANIFEST} in {directory}; run `brogue extract` first")
     manifest = json.loads(path.read_text(encoding="utf-8"))
     if manifest.get("schema_version") != SCHEMA_VERSION:
         raise CacheError(

@@ -1,4 +1,4 @@
-"""`python -m train export`: the SavedModel from waveform to accents answers as `predict` does."""
+"""`brogue export`: the SavedModel from waveform to accents answers as `predict` does."""
 
 from __future__ import annotations
 

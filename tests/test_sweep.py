@@ -1,4 +1,4 @@
-"""`python -m train sweep`: a random search on a small synthetic cache, interrupted and resumed."""
+"""`brogue sweep`: a random search on a small synthetic cache, interrupted and resumed."""
 
 from __future__ import annotations
 

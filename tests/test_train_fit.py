@@ -1,4 +1,4 @@
-"""`python -m train fit` and `evaluate` end to end on a small synthetic cache."""
+"""`brogue fit` and `evaluate` end to end on a small synthetic cache."""
 
 from __future__ import annotations
 
@@ -97,4 +97,9 @@ def test_errors_are_one_line(cache: Path, run: Path, capsys: pytest.CaptureFixtu
     index = ["--index", str(cache / "line_index_all.csv")]
     assert main(["fit", "--cache", str(cache), "--out", str(run / "y"), *index]) == 1
     errors = capsys.readouterr().err.strip().splitlines()
-    assert len(errors) == 4 and all(line.startswith("error: ") for line in errors)
+    assert errors == [
+        f"error: {run} already holds files; choose a new --out",
+        f"error: {cache} is not a finished run folder (no run.json)",
+        f"error: no manifest.json in {run}; run `brogue extract` first",
+        "error: an index file gives the example's row order, for split=random only",
+    ]

@@ -58,7 +58,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("files", nargs="+", metavar="FILE")
     parser.add_argument("--yamnet", help="TF Hub handle or SavedModel folder "
                         "(default: $BROGUE_YAMNET, else https://tfhub.dev/google/yamnet/1)")
-    parser.add_argument("--engine", choices=ENGINE_NAMES, default="native")
+    parser.add_argument("--engine", choices=ENGINE_NAMES, default="native",
+                        help="YAMNet engine: native (batched) or hub (the reference)")
     parser.add_argument("--batch-size", type=positive_int,
                         help="patches per native batch (default: the engine's)")
 

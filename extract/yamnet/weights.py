@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from brogue.errors import BrogueError
+from brogue.errors import BrogueError, require
 
 from .network import build_yamnet, layer_weights
 from .params import Params
@@ -53,8 +53,7 @@ def saved_model_dir(handle: str) -> Path:
     """A local SavedModel folder for the handle, downloading it through TF Hub's cache."""
     if os.path.isdir(handle):
         return Path(handle)
-    import tensorflow_hub as hub
-
+    hub = require("tensorflow_hub", "hub", f"YAMNet from the URL {handle}")
     try:
         return Path(hub.resolve(handle))
     except Exception as error:  # TF Hub raises many types; the person needs one line
@@ -62,11 +61,11 @@ def saved_model_dir(handle: str) -> Path:
 
 
 def load_saved_model(handle: str):
-    """`hub.load(handle)` with a one-line error."""
-    import tensorflow_hub as hub
+    """The SavedModel behind `handle`, as `hub.load` gives it, with a one-line error."""
+    import tensorflow as tf
 
     try:
-        return hub.load(str(saved_model_dir(handle)))
+        return tf.saved_model.load(str(saved_model_dir(handle)))
     except YamnetError:
         raise
     except Exception as error:
