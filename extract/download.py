@@ -97,7 +97,7 @@ def _receive(
             unit_scale=True,
             unit_divisor=1024,
             desc=part.stem,
-            disable=not progress,
+            disable=None if progress else True,  # None: no bar when not a terminal
         ) as bar,
     ):
         while chunk := response.read(_CHUNK_BYTES):

@@ -131,7 +131,8 @@ def run(
     cached = frozenset(shards.cached_clips(out, attrs))
     extra_columns = sorted({name for source in sources for name in source.extra})
     report = RunReport(out)
-    bar = tqdm(total=len(sources), unit="clip", disable=not progress, smoothing=0.05)
+    bar = tqdm(total=len(sources), unit="clip", disable=None if progress else True,
+               smoothing=0.05)  # disable=None: no bar when stderr is not a terminal
 
     def to_compute() -> Iterator[Prepared]:
         for clip in prepared_in_order(sources, workers, cached):
