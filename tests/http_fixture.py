@@ -1,13 +1,15 @@
 """A local HTTP file server for download tests: Range support, request log, one-off faults.
 
 Serves the files of one folder on 127.0.0.1 (port 0, so tests never collide). It understands
-`Range: bytes=N-` like a real static server (206, or 416 past the end), records every request,
-and can be told to cut the next response short or to ignore Range requests, which are the
-faults a resumable download has to survive.
+`Range: bytes=N-` like a real static server (206, or 416 past the end), sends an ETag (a hash
+of the content) and honours `If-Range` (a Range whose ETag no longer matches gets the whole new
+file, 200), records every request, and can be told to cut the next response short or to ignore
+Range requests, which are the faults a resumable download has to survive.
 """
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,6 +33,7 @@ class Seen:
 
     path: str
     range: str | None
+    if_range: str | None = None
 
 
 @dataclass
@@ -49,15 +52,16 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         state = self.server.state
         name = unquote(urlsplit(self.path).path).lstrip("/")
-        range_header = self.headers.get("Range")
-        state.requests.append(Seen(name, range_header))
+        range_header, if_range = self.headers.get("Range"), self.headers.get("If-Range")
+        state.requests.append(Seen(name, range_header, if_range))
         file = state.root / name
         if not file.is_file():
             self.send_error(404)
             return
         body = file.read_bytes()
+        tag = etag(body)
         start = 0
-        if range_header and not state.faults.ignore_range:
+        if range_header and not state.faults.ignore_range and if_range in (None, tag):
             start = int(range_header.removeprefix("bytes=").removesuffix("-"))
             if start >= len(body):
                 self.send_response(416)
@@ -70,12 +74,18 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self.send_response(200)
         self.send_header("Content-Length", str(len(body) - start))
+        self.send_header("ETag", tag)
         self.end_headers()
         cut, state.faults.cut_after = state.faults.cut_after, None
         self.wfile.write(body[start:] if cut is None else body[start : start + cut])
 
     def log_message(self, format: str, *args: object) -> None:
         """Keep test output quiet."""
+
+
+def etag(body: bytes) -> str:
+    """The server's ETag for a file's content."""
+    return '"' + hashlib.sha256(body).hexdigest()[:16] + '"'
 
 
 class _Server(ThreadingHTTPServer):
