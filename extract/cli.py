@@ -19,6 +19,7 @@ from brogue.errors import SOME_FAILED
 from . import pipeline
 from .corpus import resolve_corpus
 from .decode import DEFAULT_WORKERS
+from .lock import refuse_if_busy
 from .shards import EMBEDDING_DTYPES
 
 # Decode workers are spawned, and spawning re-imports this module in each of them:
@@ -67,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
     from .yamnet.engines import load_engine
     from .yamnet.weights import resolve_handle
 
+    refuse_if_busy(args.out)  # before a download or loading YAMNet, not after
     try:
         sources = resolve_corpus(args.corpus, args.download_dir, args.subsets)
         sources = sources[: args.limit]

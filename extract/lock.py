@@ -46,10 +46,7 @@ def writer_lock(directory: Path) -> Iterator[None]:
     try:
         lock.acquire()
     except filelock.Timeout:
-        raise CacheBusyError(
-            f"{directory} is being written by another brogue ({holder(directory)}); "
-            "wait for it to finish, or choose another --out"
-        ) from None
+        raise _busy(directory) from None
     try:
         started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
         facts = {"host": socket.gethostname(), "pid": os.getpid(), "started": started}
@@ -57,6 +54,19 @@ def writer_lock(directory: Path) -> Iterator[None]:
         yield
     finally:
         lock.release()
+
+
+def _busy(directory: Path) -> CacheBusyError:
+    return CacheBusyError(
+        f"{directory} is being written by another brogue ({holder(directory)}); "
+        "wait for it to finish, or choose another --out"
+    )
+
+
+def refuse_if_busy(directory: Path) -> None:
+    """Refuse at once, before slow preparations, if a writer holds `directory` now."""
+    if is_locked(directory):
+        raise _busy(directory)
 
 
 def is_locked(directory: Path) -> bool:
