@@ -159,8 +159,10 @@ def _run_locked(sources: Sequence[ClipSource], engine: Engine, out: Path, shard_
     report = RunReport(out)
     bar = tqdm(total=len(sources), unit="clip", disable=not progress, smoothing=0.05)
 
+    prepared = prepared_in_order(sources, workers, cached)
+
     def to_compute() -> Iterator[Prepared]:
-        for clip in prepared_in_order(sources, workers, cached):
+        for clip in prepared:
             if clip.waveform is not None:
                 yield clip
                 continue
@@ -200,6 +202,7 @@ def _run_locked(sources: Sequence[ClipSource], engine: Engine, out: Path, shard_
     except OSError as error:
         raise _disk_error(out, error) from None
     finally:
+        prepared.close()  # stops the decode workers now, also when the run failed
         bar.close()
         if writer is not None:
             writer.discard()

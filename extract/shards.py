@@ -55,6 +55,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -94,7 +95,6 @@ CLIP_COLUMNS = (
 # Compression saves at most 25 % of the ~1.5 GB corpus cache but reads 18-190x slower, on every
 # epoch of every trial; chunking alone saves nothing and reads blocks slower.
 _SUMMARY_COLUMNS = ("path", "label", "speaker", "duration", "num_frames", "speech_frames")
-_SPOOL_CHUNK_ROWS = 256  # frames per chunk of a writer's spool file
 _COPY_ROWS = 4096  # frames copied at a time from the spool into the shard: ~25 MB
 _SHARD_NAME = re.compile(r"shard-(\d{5})\.h5")
 
@@ -173,11 +173,14 @@ def hash_file(path: Path) -> str:
 class ShardWriter:
     """Writes one shard; a clip's frames may arrive in pieces, so memory stays bounded.
 
-    Frames go to a spool file (a temporary name) as they come. `close` copies them, block by
-    block, into the contiguous shard under another temporary name and publishes it under the
-    first free shard name from `index` on, never over a finished shard. As a context manager,
-    leaving the block normally closes the shard (unless `close` was called inside it); leaving
-    it on an exception writes nothing.
+    Frames go to two raw spool files (temporary names) as they come. `close` reserves the
+    shard's size on disk, copies the frames block by block into the contiguous shard under
+    another temporary name and publishes it under the first free shard name from `index` on,
+    never over a finished shard. A full disk therefore fails in a plain write or in the
+    reservation, with an OSError, before HDF5 writes anything: HDF5 cannot recover from a
+    failed write (h5py segfaulted at exit when RLIMIT_FSIZE cut a shard short). As a context
+    manager, leaving the block normally closes the shard (unless `close` was called inside
+    it); leaving it on an exception writes nothing.
     """
 
     def __init__(
@@ -209,14 +212,12 @@ class ShardWriter:
         self.frames = 0  # frames spooled, the open clip's included
         self._closed = False
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._spool_path = atomic.temporary_path(self.path)
-        self._spool = h5py.File(self._spool_path, "w-")
-        for name, width, dtype in (
-            ("scores", PARAMS.num_classes, np.float32),
-            ("embeddings", PARAMS.embedding_size, embedding_dtype),
-        ):
-            self._spool.create_dataset(name, (0, width), dtype, maxshape=(None, width),
-                                       chunks=(_SPOOL_CHUNK_ROWS, width))
+        self._rows = {"scores": np.dtype((np.float32, (PARAMS.num_classes,))),
+                      "embeddings": np.dtype((embedding_dtype, (PARAMS.embedding_size,)))}
+        self._spool = {}
+        for name in self._rows:
+            path = atomic.temporary_path(self.path.with_name(f"{self.path.stem}.{name}.spool"))
+            self._spool[name] = open(path, "xb+")  # closed by close or discard
 
     @property
     def clips(self) -> int:
@@ -272,10 +273,9 @@ class ShardWriter:
                 f"expected scores [N, {classes}] and embeddings [N, {size}] with the same N, "
                 f"got {scores.shape} and {embeddings.shape} for {self._open.path}"
             )
-        start = self.frames
-        self._resize(start + len(scores))
-        self._spool["scores"][start:] = scores
-        self._spool["embeddings"][start:] = embeddings.astype(self.embedding_dtype)
+        self._spool["scores"].write(scores.astype(np.float32, copy=False).tobytes())
+        self._spool["embeddings"].write(embeddings.astype(self.embedding_dtype).tobytes())
+        self.frames += len(scores)
 
     def end_clip(self) -> int:
         """The open clip is complete; returns its number of frames."""
@@ -292,15 +292,25 @@ class ShardWriter:
         self._open = None
 
     def _resize(self, frames: int) -> None:
-        for dataset in self._spool.values():
-            dataset.resize(frames, axis=0)
+        for name, file in self._spool.items():
+            file.truncate(frames * self._rows[name].itemsize)
+            file.seek(0, os.SEEK_END)
         self.frames = frames
+
+    def _read(self, name: str, start: int, stop: int) -> np.ndarray:
+        file = self._spool[name]
+        file.seek(start * self._rows[name].itemsize)
+        return np.fromfile(file, self._rows[name], stop - start)
+
+    def _remove_spool(self) -> None:
+        for file in self._spool.values():
+            file.close()
+            Path(file.name).unlink(missing_ok=True)
 
     def discard(self) -> None:
         """Write nothing and remove the spool."""
         self._closed = True
-        self._spool.close()
-        self._spool_path.unlink(missing_ok=True)
+        self._remove_spool()
 
     def close(self) -> ShardSummary:
         """Write the shard under a temporary name, then publish it under a free shard name."""
@@ -311,13 +321,15 @@ class ShardWriter:
         self._closed = True
         temporary = atomic.temporary_path(self.path)
         try:
-            with h5py.File(temporary, "w-") as file:
+            for file in self._spool.values():
+                file.flush()
+            _reserve(temporary, self._size_estimate())
+            with h5py.File(temporary, "w") as file:
                 speech_frames = self._write(file)
             self.path = _publish_new(temporary, self.path)
         finally:
             temporary.unlink(missing_ok=True)
-            self._spool.close()
-            self._spool_path.unlink(missing_ok=True)
+            self._remove_spool()
         return ShardSummary(self.path, len(self._clips), self.frames, int(speech_frames.sum()))
 
     def _write(self, file: h5py.File) -> np.ndarray:
@@ -330,14 +342,15 @@ class ShardWriter:
         clip_index = np.repeat(np.arange(len(self._counts), dtype=np.int32), self._counts)
         file.create_dataset("clip_index", data=clip_index)
         top_class = file.create_dataset("top_class", (total,), np.int16)
-        outputs = {name: file.create_dataset(name, dataset.shape, dataset.dtype)
-                   for name, dataset in self._spool.items()}  # fmt: skip
+        outputs = {name: file.create_dataset(name, (total, *row.shape), row.base)
+                   for name, row in self._rows.items()}  # fmt: skip
         speech_frames = np.zeros(len(self._counts), np.int64)
         for start in range(0, total, _COPY_ROWS):
             stop = min(start + _COPY_ROWS, total)
+            blocks = {name: self._read(name, start, stop) for name in outputs}
             for name, output in outputs.items():
-                output[start:stop] = self._spool[name][start:stop]
-            top = self._spool["scores"][start:stop].argmax(axis=1)
+                output[start:stop] = blocks[name]
+            top = blocks["scores"].argmax(axis=1)
             top_class[start:stop] = top
             speech = np.bincount(clip_index[start:stop], top == SPEECH_CLASS, len(self._counts))
             speech_frames += speech.astype(np.int64)
@@ -366,6 +379,25 @@ class ShardWriter:
             "file_size": np.array([clip.file_size for clip in self._clips], dtype=np.int64),
             "file_mtime_ns": np.array([clip.file_mtime_ns for clip in self._clips], np.int64),
         }
+
+
+    def _size_estimate(self) -> int:
+        """Bytes the shard will take, generously: frames, clip table and HDF5's own."""
+        frame_bytes = sum(row.itemsize for row in self._rows.values()) + 2 + 4
+        strings = sum(len(str(value).encode()) + 32 for clip in self._clips
+                      for value in (clip.path, clip.label, clip.speaker, clip.content_hash,
+                                    *clip.extra.values()))  # fmt: skip
+        return self.frames * frame_bytes + strings + 64 * len(self._clips) + (256 << 10)
+
+
+def _reserve(path: Path, size: int) -> None:
+    """Claim `size` bytes on disk for `path`, or fail now with an OSError (no room, or over
+    the file size limit); HDF5 then rewrites the file within that room."""
+    descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    try:
+        os.posix_fallocate(descriptor, 0, size)
+    finally:
+        os.close(descriptor)
 
 
 def _publish_new(temporary: Path, wanted: Path) -> Path:
