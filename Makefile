@@ -13,7 +13,7 @@ EXPORT ?= data/export
 BROGUE_YAMNET ?= $(if $(wildcard ../shared/yamnet/saved_model.pb),../shared/yamnet,https://tfhub.dev/google/yamnet/1)
 export BROGUE_YAMNET
 
-.PHONY: setup test lint extract synthetic train sweep predict export demo \
+.PHONY: setup test lint extract synthetic train sweep predict export demo stress \
 	bench bench-yamnet bench-extract bench-train bench-sweep bench-shards
 
 setup: $(VENV)/.installed
@@ -50,6 +50,11 @@ export: setup
 
 demo: setup
 	$(BROGUE) yamnet $(FILE)
+
+# The cache's fault drill (a few minutes): SIGKILLs at random moments, two writers, a full disk,
+# a cut download. Every count it prints must be 0.
+stress: setup
+	$(BROGUE) stress
 
 bench: bench-yamnet bench-extract bench-train bench-sweep
 

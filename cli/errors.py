@@ -2,12 +2,17 @@
 
 `brogue.main` prints a BrogueError as one line and exits with its `exit_code`. Anything
 else is a bug and keeps its traceback.
+
+Exit codes of every verb: 0 all done; 3 finished, but some inputs failed (each listed);
+1 fatal (a BrogueError); 2 usage (argparse); 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
 
 import importlib
 from types import ModuleType
+
+SOME_FAILED = 3  # the exit code of a verb that finished but could not use some of its inputs
 
 
 class BrogueError(Exception):

@@ -8,7 +8,9 @@ interleaved over rounds so that the machine's other load falls on all of them:
   3. compute: the native engine's YAMNet compute alone (log-mel front end and network,
               as the Hub model computes them) on waveforms already in memory.
 It prints audio-seconds per second for each and the ratios the issue sets targets
-for: native / hub (>= 2) and native stage time / compute time (<= 1.3).
+for: native / hub (>= 2) and native stage time / compute time (<= 1.3). Then a memory
+line: the peak RSS of `brogue extract`, all processes together, on one long recording
+(--long-hours, default 3; target <= 1 GB).
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="corpus copies with other voices' pitch and rate (192 clips each)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS)
+    parser.add_argument("--long-hours", type=float, default=3.0,
+                        help="length of the recording for the memory line; 0 skips it")
     args = parser.parse_args(argv)
     # Imported here, not at the top: spawned decode workers re-import this module.
     from brogue.extract.yamnet.engines import HubEngine, NativeEngine
@@ -81,4 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
           "(target >= 2)")
     print(f"native stage time / compute-only time: {median['native'] / median['compute']:.2f} "
           "(target <= 1.3)")
+    if args.long_hours:
+        from brogue.dev.memory import extraction_peak
+
+        print(extraction_peak(args.long_hours, handle, args.workers))
     return 0

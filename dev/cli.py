@@ -1,4 +1,4 @@
-"""The development verbs of `brogue`: `synthetic` (a demo corpus) and `bench NAME`."""
+"""The development verbs of `brogue`: `synthetic` (a demo corpus), `bench NAME` and `stress`."""
 
 from __future__ import annotations
 
@@ -36,6 +36,19 @@ def _synthetic(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stress_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--yamnet", help="handle (default: $BROGUE_YAMNET, else TF Hub)")
+    parser.add_argument("--trials", type=positive_int, default=20, help="SIGKILL trials")
+    parser.add_argument("--seed", type=int, default=0, help="of the corpus and the kill times")
+
+
+def _stress(args: argparse.Namespace) -> int:
+    from brogue.dev.stress import drill
+    from brogue.extract.yamnet.weights import resolve_handle
+
+    return drill(resolve_handle(args.yamnet), args.trials, args.seed)
+
+
 def _bench_arguments(parser: argparse.ArgumentParser) -> None:
     listing = "; ".join(f"{name}: {about}" for name, (_, about) in BENCHMARKS.items())
     parser.add_argument("name", choices=BENCHMARKS, help=listing)
@@ -52,4 +65,6 @@ COMMANDS = {
     "synthetic": Command("write the espeak-ng demo corpus in the OpenSLR 83 layout",
                          _synthetic_arguments, _synthetic),
     "bench": Command("run a benchmark: " + ", ".join(BENCHMARKS), _bench_arguments, _bench),
+    "stress": Command("the cache's fault drill: SIGKILLs, two writers, a full disk, a cut "
+                      "download", _stress_arguments, _stress),
 }

@@ -1,7 +1,10 @@
-"""`brogue extract`: run YAMNet once over a corpus into the HDF5 shard cache.
+"""`brogue extract`: run YAMNet once over a corpus into the HDF5 shard cache;
+`brogue verify`: check a cache, and repair what is safe to repair.
 
 SRC is `openslr83` (downloaded on first use), a folder in the OpenSLR 83 layout,
 a CSV manifest (`path,label,speaker`, ...), or any folder of audio files.
+Exit codes: 0 every clip is cached, 3 the run finished but some clips failed (listed),
+1 fatal, 2 usage, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -11,10 +14,12 @@ import sys
 from pathlib import Path
 
 from brogue.command import Command, non_negative_int, positive_int
+from brogue.errors import SOME_FAILED
 
 from . import pipeline
 from .corpus import resolve_corpus
 from .decode import DEFAULT_WORKERS
+from .lock import refuse_if_busy
 from .shards import EMBEDDING_DTYPES
 
 # Decode workers are spawned, and spawning re-imports this module in each of them:
@@ -37,13 +42,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(default: $BROGUE_YAMNET, else https://tfhub.dev/google/yamnet/1)")
     parser.add_argument("--batch-size", type=positive_int,
                         help="patches per native YAMNet batch (default: the engine's)")
-    parser.add_argument("--shard-size", type=positive_int, default=pipeline.DEFAULT_SHARD_SIZE,
-                        help=f"clips per shard (default: {pipeline.DEFAULT_SHARD_SIZE})")
+    parser.add_argument("--shard-frames", type=positive_int,
+                        default=pipeline.DEFAULT_SHARD_FRAMES,
+                        help="a shard is published once it holds this many frames "
+                        f"(default: {pipeline.DEFAULT_SHARD_FRAMES})")
     parser.add_argument("--workers", type=non_negative_int, default=DEFAULT_WORKERS,
                         help="decoding processes; 0 decodes in the main process "
                         f"(default: {DEFAULT_WORKERS})")
     parser.add_argument("--embedding-dtype", choices=EMBEDDING_DTYPES, default="float32")
     parser.add_argument("--limit", type=positive_int, help="only the first N clips of the corpus")
+
 
 def summary(report: pipeline.RunReport) -> str:
     lines = [
@@ -61,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
     from .yamnet.engines import load_engine
     from .yamnet.weights import resolve_handle
 
+    refuse_if_busy(args.out)  # before a download or loading YAMNet, not after
     try:
         sources = resolve_corpus(args.corpus, args.download_dir, args.subsets)
         sources = sources[: args.limit]
@@ -71,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
         parameters = {name: (str(value) if isinstance(value, Path) else value)
                       for name, value in vars(args).items() if name not in ("verb", "verbose")}
         report = pipeline.run(
-            sources, engine, args.out, shard_size=args.shard_size, workers=args.workers,
+            sources, engine, args.out, shard_frames=args.shard_frames, workers=args.workers,
             embedding_dtype=args.embedding_dtype, parameters=parameters,
         )
     except KeyboardInterrupt:
@@ -79,8 +88,29 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 130
     print(summary(report))
-    return 0
+    return SOME_FAILED if report.failures else 0
 
 
-COMMANDS = {"extract": Command("run YAMNet once over a corpus into the HDF5 shard cache",
-                               add_arguments, run)}
+def add_verify_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("cache", type=Path, metavar="DIR", help="the cache folder")
+    parser.add_argument("--repair", action="store_true",
+                        help="rebuild the manifest from the shards and remove orphan temporary "
+                        "files; finished shards are never deleted")  # fmt: skip
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    from .verify import verify
+
+    verdict = verify(args.cache, repair=args.repair)
+    for problem in verdict.problems:
+        print(f"  {problem}", file=sys.stderr)
+    print(verdict.line())
+    return 1 if verdict.problems else 0
+
+
+COMMANDS = {
+    "extract": Command("run YAMNet once over a corpus into the HDF5 shard cache",
+                       add_arguments, run),
+    "verify": Command("check a shard cache: shards, frame ranges, duplicates, manifest",
+                      add_verify_arguments, run_verify),
+}

@@ -2,12 +2,15 @@
 
 This is the only place that knows corpus layouts: everything downstream sees `ClipSource`s.
 A clip whose audio file is missing is still listed, so the extraction run reports it as a
-failure instead of the corpus silently shrinking.
+failure instead of the corpus silently shrinking. Each clip's `key`, its path relative to the
+corpus root, is its identity in the cache, so a corpus that was moved, remounted or reached
+through a symlink is the same corpus.
 """
 
 from __future__ import annotations
 
 import csv
+import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -48,6 +51,12 @@ class ClipSource:
     label: str  # "" when the corpus has no labels
     speaker: str  # "" when unknown
     extra: Mapping[str, str]  # corpus-specific columns, stored alongside in the cache
+    key: str  # the path relative to the corpus root, / separated: the clip's identity
+
+
+def relative_key(path: Path, root: Path) -> str:
+    """`path` relative to `root`, normalised and / separated: a clip's `key`."""
+    return Path(os.path.relpath(os.path.normpath(path), os.path.normpath(root))).as_posix()
 
 
 class CorpusError(BrogueError):
@@ -121,11 +130,13 @@ def _wavs_by_stem(root: Path) -> dict[str, Path]:
 def _openslr83_clip(root: Path, row: dict[str, str], wavs: dict[str, Path]) -> ClipSource:
     file_id = row["file_id"]
     expected = root / _SUBSET_BY_PREFIX[file_id[:3]] / f"{file_id}.wav"
+    path = wavs.get(file_id, expected)
     return ClipSource(
-        path=wavs.get(file_id, expected),
+        path=path,
         label=row["label"],
         speaker=row["speaker"],
         extra={key: row[key] for key in ("prompt_id", "transcript", "gender")},
+        key=relative_key(path, root),
     )
 
 
@@ -133,6 +144,8 @@ def manifest_clips(csv_path: Path) -> list[ClipSource]:
     """Clips listed in a CSV with header `path,label,speaker` and any extra columns, in file order.
 
     Paths are relative to the CSV's folder, so a corpus folder with its manifest can be moved.
+    A path listed twice (after normalising, so `a.wav` and `./a.wav` are one) is one clip;
+    listed twice with different labels, speakers or columns, it is refused.
     """
     folder = csv_path.absolute().parent
     with open(csv_path, encoding="utf-8-sig", newline="") as lines:  # spreadsheets add a BOM
@@ -140,9 +153,16 @@ def manifest_clips(csv_path: Path) -> list[ClipSource]:
         missing = [name for name in MANIFEST_COLUMNS if name not in (reader.fieldnames or [])]
         if missing:
             raise CorpusError(f"{csv_path}:1: header lacks column(s) {', '.join(missing)}")
-        clips = [_manifest_clip(csv_path, reader.line_num, row, folder) for row in reader]
-    _check_one_label_per_speaker(csv_path, clips)
-    return clips
+        clips: dict[str, tuple[int, ClipSource]] = {}
+        for row in reader:
+            clip = _manifest_clip(csv_path, reader.line_num, row, folder)
+            first, known = clips.setdefault(clip.key, (reader.line_num, clip))
+            if known != clip:
+                raise CorpusError(f"{csv_path}:{reader.line_num}: {row['path']} is listed on "
+                                  f"line {first} too, with other values")  # fmt: skip
+    unique = [clip for _, clip in clips.values()]
+    _check_one_label_per_speaker(csv_path, unique)
+    return unique
 
 
 def _check_one_label_per_speaker(csv_path: Path, clips: Sequence[ClipSource]) -> None:
@@ -163,22 +183,25 @@ def _manifest_clip(csv_path: Path, number: int, row: dict[str, str], folder: Pat
         raise CorpusError(f"{csv_path}:{number}: number of fields differs from the header")
     if not row["path"]:
         raise CorpusError(f"{csv_path}:{number}: empty path")
+    path = Path(os.path.normpath(folder / row["path"]))
     return ClipSource(
-        path=folder / row["path"],
+        path=path,
         label=row["label"],
         speaker=row["speaker"],
         extra={key: value for key, value in row.items() if key not in MANIFEST_COLUMNS},
+        key=relative_key(path, folder),
     )
 
 
 def folder_clips(folder: Path) -> list[ClipSource]:
     """Every audio file below `folder`, unlabelled, sorted by path."""
+    root = folder.absolute()
     paths = sorted(
         path
-        for path in folder.absolute().rglob("*")
+        for path in root.rglob("*")
         if path.suffix.lower() in AUDIO_EXTENSIONS and path.is_file()
     )
-    return [ClipSource(path=path, label="", speaker="", extra={}) for path in paths]
+    return [ClipSource(path, "", "", {}, relative_key(path, root)) for path in paths]
 
 
 def resolve_corpus(

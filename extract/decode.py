@@ -1,113 +1,252 @@
-"""The worker side of extraction: hash, decode and resample.
+"""The worker side of extraction: hash, decode and resample, a long recording in blocks.
 
 Kept free of Keras and TensorFlow, so that spawned workers start in a fraction of
 a second and leave the cores to YAMNet. The log-mel front end runs in the main
 process, in the engine, so that cache, `predict` and `frames()` share one STFT.
+
+A recording longer than one block reaches YAMNet as pieces: waveform blocks on the
+0.48 s patch hop that overlap by the rest of a patch (0.495 s), so each piece's
+patches are exactly the whole recording's patches from that point on (a patch
+depends only on its own 0.975 s of samples). Memory then holds a few blocks at
+a time, whatever the recording's length.
 """
 
 from __future__ import annotations
 
 import collections
 import dataclasses
-import functools
 import itertools
 import multiprocessing
-from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from typing import NamedTuple
 
 import numpy as np
 
-from .audio import YAMNET_SAMPLE_RATE, AudioError, load_audio
+from .audio import YAMNET_SAMPLE_RATE, AudioError, load_audio, load_block, probe, resampled_length
 from .corpus import ClipSource
-from .shards import hash_file
+from .shards import CachedFile, hash_file
+from .yamnet import features
+from .yamnet.params import PARAMS
 
 DEFAULT_WORKERS = 1  # decoding takes a small part of YAMNet's time; a second steals its cores
-TASKS_PER_WORKER = 8  # decoded clips waiting per worker: keeps YAMNet fed, memory bounded
+TASKS_PER_WORKER = 8  # decoded clips or blocks waiting per worker: keeps YAMNet fed, memory bounded
+# Patches per block of a long recording: 15.9 s of audio, 1 MB at 16 kHz, about what the engine
+# is tuned for (OpenSLR 83 clips are ~5 s), and small in the engine's 16-clip front-end calls
+# (16 blocks of 2 min held 0.5 GB there). 32 patch hops, a power of two, so the Hub's float32
+# patch count of a block is exactly 33.
+PATCHES_PER_BLOCK = 33
+
+
+class Block(NamedTuple):
+    """Samples start:stop of the padded 16 kHz waveform, holding `frames` whole patches."""
+
+    start: int
+    stop: int
+    frames: int
+
+
+def blocks(num_samples: int) -> list[Block]:
+    """The blocks that cover a waveform of `num_samples`, giving its patches exactly once."""
+    total = features.num_patches(num_samples, PARAMS)
+    hop = PARAMS.patch_hop_samples
+    plan = []
+    for first in range(0, total, PATCHES_PER_BLOCK):
+        frames = min(PATCHES_PER_BLOCK, total - first)
+        plan.append(Block(first * hop, first * hop + PARAMS.min_samples + (frames - 1) * hop,
+                          frames))  # fmt: skip
+    return plan
 
 
 @dataclasses.dataclass(frozen=True)
 class Prepared:
-    """What a worker hands back for one clip."""
+    """What a worker hands back for one clip, or for one piece of a long clip."""
 
     source: ClipSource
     content_hash: str = ""
     cached: bool = False
     failure: str = ""
-    seconds: float = 0.0
+    seconds: float = 0.0  # the whole clip's
     waveform: np.ndarray | None = None  # float32 mono 16 kHz, when decoded
+    file_size: int = 0  # the file's, when it was hashed
+    file_mtime_ns: int = 0
+    piece: int = 0  # this piece's number, of `pieces`
+    pieces: int = 1
+    frames: int | None = None  # YAMNet frames this piece gives; None: all the engine returns
+    audio: tuple[int, int] = (0, 0)  # the file's (frames, sample rate), for reading pieces
+
+    @property
+    def last(self) -> bool:
+        return self.piece == self.pieces - 1
 
 
-# Set once per worker process by `_init_worker`, so tasks stay small.
-_worker_cached: frozenset[tuple[str, str]] = frozenset()  # (path, content_hash)
-
-
-def _init_worker(cached: frozenset[tuple[str, str]]) -> None:
-    global _worker_cached
-    _worker_cached = cached
-
-
-def prepare(source: ClipSource) -> Prepared:
-    """Hash, decode and resample one clip, unless it is cached already."""
+def unchanged(source: ClipSource, cached: CachedFile | None) -> bool:
+    """Whether the file still has the size and modification time it had when it was cached."""
+    if cached is None:
+        return False
     try:
+        stat = os.stat(source.path)
+    except OSError:
+        return False
+    return (stat.st_size, stat.st_mtime_ns) == (cached.file_size, cached.file_mtime_ns)
+
+
+def prepare(source: ClipSource, cached_hash: str = "") -> Prepared:
+    """Hash one clip and decode it, unless its hash is `cached_hash`.
+
+    A clip longer than one block comes back without a waveform but with `pieces`:
+    `prepare_piece` then reads each piece.
+    """
+    try:
+        stat = os.stat(source.path)
         content_hash = hash_file(source.path)
     except OSError as error:
         return Prepared(source, failure=f"{source.path}: {error.strerror or error}")
-    if (str(source.path), content_hash) in _worker_cached:
-        return Prepared(source, content_hash, cached=True)
+    hashed = Prepared(source, content_hash, file_size=stat.st_size,
+                      file_mtime_ns=stat.st_mtime_ns)  # fmt: skip
+    if content_hash == cached_hash:
+        return dataclasses.replace(hashed, cached=True)
     try:
+        frames, sample_rate = probe(source.path)
+        samples = resampled_length(frames, sample_rate)
+        pieces = len(blocks(samples))
+        if pieces > 1:
+            return dataclasses.replace(hashed, seconds=samples / YAMNET_SAMPLE_RATE,
+                                       pieces=pieces, audio=(frames, sample_rate))  # fmt: skip
         waveform = load_audio(source.path)
     except AudioError as error:
-        return Prepared(source, content_hash, failure=str(error))
-    return Prepared(source, content_hash, seconds=len(waveform) / YAMNET_SAMPLE_RATE,
-                    waveform=waveform)
+        return dataclasses.replace(hashed, failure=str(error))
+    return dataclasses.replace(hashed, seconds=len(waveform) / YAMNET_SAMPLE_RATE,
+                               waveform=waveform)  # fmt: skip
+
+
+def prepare_piece(clip: Prepared, piece: int) -> Prepared:
+    """Piece `piece` of a long clip that `prepare` planned: its block of the waveform."""
+    frames, sample_rate = clip.audio
+    samples = resampled_length(frames, sample_rate)
+    block = blocks(samples)[piece]
+    try:
+        waveform = load_block(clip.source.path, block.start, min(block.stop, samples), frames,
+                              sample_rate)  # fmt: skip
+    except AudioError as error:
+        return dataclasses.replace(clip, piece=piece, failure=str(error))
+    # The last block ends in the zeros that pad the whole waveform to whole patches.
+    waveform = np.pad(waveform, (0, block.stop - block.start - len(waveform)))
+    return dataclasses.replace(clip, piece=piece, frames=block.frames, waveform=waveform)
+
+
+class _Inline(Executor):
+    """Runs each task at once in this process: `workers=0`."""
+
+    def submit(self, fn: Callable, /, *args, **kwargs) -> Future:
+        future: Future = Future()
+        future.set_result(fn(*args, **kwargs))
+        return future
+
+
+def _done(result: Prepared) -> Future:
+    future: Future = Future()
+    future.set_result(result)
+    return future
+
+
+def _start_pool(workers: int) -> Executor:
+    if workers == 0:
+        return _Inline()
+    # spawn, not fork: the parent already runs TensorFlow's threads.
+    return ProcessPoolExecutor(workers, multiprocessing.get_context("spawn"),
+                               _exit_with_parent, (os.getpid(),))  # fmt: skip
+
+
+def _exit_with_parent(parent: int) -> None:
+    """End this worker within a second of its parent's death. A worker whose parent was
+    killed (SIGKILL, a crash) otherwise waits forever on its task queue, holding the
+    parent's stdout and stderr open."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
 
 
 def prepared_in_order(
-    sources: Sequence[ClipSource], workers: int, cached: frozenset[tuple[str, str]]
+    sources: Sequence[ClipSource], workers: int, cached: Mapping[str, CachedFile]
 ) -> Iterator[Prepared]:
-    """`prepare` over every clip, in order, with a bounded number of clips in flight.
+    """Every clip prepared, in order, a long one as its pieces; few clips and pieces in flight.
 
-    A clip whose decoding kills its worker process (a crash inside a codec) is
-    reported as failed, and the run goes on with a fresh pool.
+    `cached` maps a clip's key to its file as cached: a file with the same size and
+    modification time is skipped without being hashed, and one whose bytes hash the same
+    is skipped without being decoded. A clip whose decoding kills its worker process (a
+    crash inside a codec) is reported as failed, and the run goes on with a fresh pool.
     """
-    if workers == 0:
-        _init_worker(cached)
-        yield from map(prepare, sources)
-        return
-    start_pool = functools.partial(_start_pool, workers, cached)
+    window = max(workers, 1) * TASKS_PER_WORKER
     remaining = iter(sources)
     pending: collections.deque[tuple[ClipSource, Future]] = collections.deque()
-    pool = start_pool()
+    pool = _start_pool(workers)
     try:
         while True:
-            for source in itertools.islice(remaining, workers * TASKS_PER_WORKER - len(pending)):
-                pending.append((source, pool.submit(prepare, source)))
+            for source in itertools.islice(remaining, window - len(pending)):
+                known = cached.get(source.key)
+                if unchanged(source, known):
+                    future = _done(Prepared(source, known.content_hash, cached=True))
+                else:
+                    future = pool.submit(prepare, source, known.content_hash if known else "")
+                pending.append((source, future))
             if not pending:
                 return
             source, future = pending.popleft()
             try:
-                yield future.result()
+                clip = future.result()
+                if clip.pieces == 1 or clip.cached or clip.failure:
+                    yield clip
+                else:
+                    yield from _pieces(pool, clip, window)
             except BrokenProcessPool:
-                # The dead worker took every clip in flight with it; retry each alone.
+                # The dead worker took every task in flight with it; retry each clip alone.
                 pool.shutdown(cancel_futures=True)
                 for orphan in [source, *(queued for queued, _ in pending)]:
-                    yield _prepare_alone(orphan, start_pool)
+                    yield from _prepare_alone(orphan, cached.get(orphan.key), workers)
                 pending.clear()
-                pool = start_pool()
+                pool = _start_pool(workers)
     finally:
         pool.shutdown(cancel_futures=True)
 
 
-def _start_pool(workers: int, cached: frozenset[tuple[str, str]]) -> ProcessPoolExecutor:
-    # spawn, not fork: the parent already runs TensorFlow's threads.
-    context = multiprocessing.get_context("spawn")
-    return ProcessPoolExecutor(workers, context, _init_worker, (cached,))
+def _pieces(pool: Executor, clip: Prepared, window: int) -> Iterator[Prepared]:
+    """The pieces of a long clip, in order, `window` at most in flight; stops at a failed one."""
+    numbers = iter(range(clip.pieces))
+    in_flight: collections.deque[Future] = collections.deque()
+    try:
+        while True:
+            for piece in itertools.islice(numbers, window - len(in_flight)):
+                in_flight.append(pool.submit(prepare_piece, clip, piece))
+            if not in_flight:
+                return
+            piece = in_flight.popleft().result()
+            yield piece
+            if piece.failure:
+                return
+    finally:
+        for future in in_flight:
+            future.cancel()
 
 
-def _prepare_alone(source: ClipSource, start_pool) -> Prepared:
-    with start_pool() as pool:
-        try:
-            return pool.submit(prepare, source).result()
-        except BrokenProcessPool:
-            return Prepared(source, failure=f"{source.path}: the decoder crashed reading it")
+def _prepare_alone(source: ClipSource, cached: CachedFile | None, workers: int
+                   ) -> Iterator[Prepared]:
+    pool = _start_pool(max(workers, 1))
+    try:
+        clip = pool.submit(prepare, source, cached.content_hash if cached else "").result()
+        if clip.pieces == 1 or clip.cached or clip.failure:
+            yield clip
+        else:
+            yield from _pieces(pool, clip, 1)
+    except BrokenProcessPool:
+        yield Prepared(source, failure=f"{source.path}: the decoder crashed reading it")
+    finally:
+        pool.shutdown(cancel_futures=True)

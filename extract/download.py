@@ -2,7 +2,10 @@
 
 The corpus is eleven zips of 0.3 to 1.7 GB each. A dropped connection must cost only the bytes
 not yet received, and a crash must never leave a half-written file under its final name, so every
-file is written under a temporary name and renamed once it is complete.
+file is written under a temporary name and published (`brogue.atomic`) once it is complete. A
+resumed download asks for the rest only if the file is still the one it started (`If-Range` with
+the ETag or Last-Modified the first answer gave), so a file changed on the server in between is
+fetched anew instead of spliced.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from urllib.request import Request, urlopen
 
 from tqdm import tqdm
 
+from brogue import atomic
 from brogue.errors import BrogueError
 
 OPENSLR83_URL = "https://www.openslr.org/resources/83/"
@@ -51,18 +55,22 @@ class DownloadError(BrogueError):
 def download(url: str, dest: Path, *, progress: bool = True) -> Path:
     """Download `url` to `dest`, resuming a previous partial download, and return `dest`.
 
-    Bytes go to `dest` + ".part"; only a file whose size matches what the server announced is
-    renamed to `dest`, so an existing `dest` is always complete and is returned untouched.
+    Bytes go to `dest` + ".part", and the server's validator for them (ETag, else Last-Modified)
+    to `dest` + ".part.validator"; only a file whose size matches what the server announced is
+    published as `dest`, so an existing `dest` is always complete and is returned untouched.
     """
     if dest.exists():
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
+    validator = dest.with_name(dest.name + ".part.validator")
     offset = part.stat().st_size if part.exists() else 0
     headers = {"Range": f"bytes={offset}-"} if offset else {}
+    if offset and validator.exists():  # a server without validators gets a plain Range
+        headers["If-Range"] = validator.read_text(encoding="utf-8")
     try:
         with urlopen(Request(url, headers=headers), timeout=_TIMEOUT_S) as response:
-            total = _receive(response, url, part, offset, progress)
+            total = _receive(response, url, part, offset, progress, validator)
     except HTTPError as error:
         error.close()  # an HTTPError is also the open response; its headers stay readable
         if error.code != 416:
@@ -72,22 +80,28 @@ def download(url: str, dest: Path, *, progress: bool = True) -> Path:
     except (OSError, HTTPException) as error:
         raise DownloadError(f"{url}: {_reason(error)}; {part.name} kept to resume") from error
     _check_size(url, part, total)
-    part.replace(dest)
+    atomic.publish(part, dest)
+    validator.unlink(missing_ok=True)
     return dest
 
 
 def _receive(
-    response: HTTPResponse, url: str, part: Path, offset: int, progress: bool
+    response: HTTPResponse, url: str, part: Path, offset: int, progress: bool, validator: Path
 ) -> int | None:
     """Append (206) or write afresh (200) the response body to `part`; return the full size."""
     if response.status == 206:
         start, total = _content_range(response.headers.get("Content-Range"), url)
         if start != offset:
             raise DownloadError(f"{url}: asked to resume at byte {offset}, server sent {start}")
-    else:  # 200: the server ignored the range, so the body is the whole file.
+    else:  # 200: a first request, a server ignoring Range, or a file changed since the part.
         offset = 0
         length = response.headers.get("Content-Length")
         total = int(length) if length is not None else None
+        tag = response.headers.get("ETag") or response.headers.get("Last-Modified")
+        if tag:
+            atomic.write_text(validator, tag)
+        else:
+            validator.unlink(missing_ok=True)
     with (
         open(part, "ab" if offset else "wb") as out,
         tqdm(
@@ -176,10 +190,12 @@ def _extract_member(archive: zipfile.ZipFile, member: zipfile.ZipInfo, place: Pa
     if place.exists() and place.stat().st_size == member.file_size:
         return 0
     place.parent.mkdir(parents=True, exist_ok=True)
-    temporary = place.with_name(place.name + ".part")
-    with archive.open(member) as source, open(temporary, "wb") as out:
+    with (
+        atomic.atomic_path(place) as temporary,
+        archive.open(member) as source,
+        open(temporary, "wb") as out,
+    ):
         shutil.copyfileobj(source, out, _CHUNK_BYTES)
-    temporary.replace(place)
     return 1
 
 
@@ -217,6 +233,6 @@ def fetch_openslr83(download_dir: Path, subsets: Sequence[str] | None = None) ->
         if not stamp.exists():
             download(base + zip_path.name, zip_path)
             extract_zip(zip_path, download_dir / subset)
-            stamp.write_text(f"{zip_path.name} extracted into {subset}/\n", encoding="utf-8")
+            atomic.write_text(stamp, f"{zip_path.name} extracted into {subset}/\n")
         zip_path.unlink(missing_ok=True)
     return download_dir

@@ -2,11 +2,14 @@
 
 Worker processes (`decode.py`) hash, decode and resample while the main process
 runs YAMNet (front end and network), so I/O hides behind compute. Patches of
-consecutive clips are packed into full batches across clip boundaries. Finished
-clips go into the current shard; a shard is published atomically every
-`shard_size` clips and the manifest is rewritten after it, so a crash loses at
-most the shard in progress. A rerun skips clips whose content
-hash is already in a finished shard before any decoding or YAMNet work.
+consecutive clips are packed into full batches across clip boundaries. A long
+recording arrives as waveform pieces whose frames are appended to its clip as
+they come, so memory holds a few blocks of it, never the whole. Finished clips go
+into the current shard; once it holds `shard_frames` frames it is published
+atomically and the manifest is rewritten, so a crash loses at most the shard in
+progress. The run holds the cache's writer lock throughout. A rerun skips clips
+whose file is unchanged (same size and modification time, or else same content
+hash) before any decoding or YAMNet work.
 """
 
 from __future__ import annotations
@@ -23,9 +26,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 from tqdm import tqdm
 
+from brogue import atomic
+
 from . import shards
 from .corpus import ClipSource
 from .decode import DEFAULT_WORKERS, Prepared, prepared_in_order
+from .lock import writer_lock
 from .yamnet import features
 
 if TYPE_CHECKING:  # importing the engines here would pull Keras into every decode worker
@@ -34,7 +40,7 @@ if TYPE_CHECKING:  # importing the engines here would pull Keras into every deco
 # Clips whose STFT frames go through the native front end together: fills its 1024-frame
 # batches without holding more than a few seconds of audio per clip in memory.
 CLIPS_PER_FRONT_END_CALL = 16
-DEFAULT_SHARD_SIZE = 256  # clips: ~3,300 frames, ~20 MB float32, ~4 min of CPU work to lose
+DEFAULT_SHARD_FRAMES = 4096  # ~300 OpenSLR 83 clips, 25 MB float32, ~5 min of CPU work to lose
 
 
 @dataclasses.dataclass
@@ -116,26 +122,48 @@ def run(
     engine: Engine,
     out: Path,
     *,
-    shard_size: int = DEFAULT_SHARD_SIZE,
+    shard_frames: int = DEFAULT_SHARD_FRAMES,
     workers: int = DEFAULT_WORKERS,
     embedding_dtype: str = "float32",
     parameters: dict | None = None,
     progress: bool = True,
 ) -> RunReport:
-    """Extract every clip not yet cached in `out`; returns what was done."""
+    """Extract every clip not yet cached in `out`; returns what was done.
+
+    Refuses at once (`CacheBusyError`) while another process writes `out`.
+    """
     out = Path(out)
     _check_writable(out)
+    with writer_lock(out):
+        remove_orphans(out)
+        return _run_locked(sources, engine, out, shard_frames, workers, embedding_dtype,
+                           parameters, progress)  # fmt: skip
+
+
+def remove_orphans(out: Path) -> list[Path]:
+    """Delete the temporary files a killed writer left; only the lock holder may call this."""
+    orphans = sorted(path for path in out.iterdir() if atomic.is_temporary(path))
+    for path in orphans:
+        path.unlink()
+    return orphans
+
+
+def _run_locked(sources: Sequence[ClipSource], engine: Engine, out: Path, shard_frames: int,
+                workers: int, embedding_dtype: str, parameters: dict | None, progress: bool
+                ) -> RunReport:  # fmt: skip
     attrs = shards.ShardAttrs(engine.handle, engine.fingerprint, engine.params.to_json(),
                               brogue_version())
     _check_same_yamnet(out, engine)
-    cached = frozenset(shards.cached_clips(out, attrs))
+    cached = shards.cached_clips(out, attrs)
     extra_columns = sorted({name for source in sources for name in source.extra})
     report = RunReport(out)
     bar = tqdm(total=len(sources), unit="clip", disable=None if progress else True,
                smoothing=0.05)  # disable=None: no bar when stderr is not a terminal
 
+    prepared = prepared_in_order(sources, workers, cached)
+
     def to_compute() -> Iterator[Prepared]:
-        for clip in prepared_in_order(sources, workers, cached):
+        for clip in prepared:
             if clip.waveform is not None:
                 yield clip
                 continue
@@ -145,32 +173,63 @@ def run(
                 report.failures.append({"path": str(clip.source.path), "reason": clip.failure})
             bar.update()
 
-    writer, in_shard, started = None, 0, time.monotonic()
+    writer: shards.ShardWriter | None = None
+    started = time.monotonic()
     try:
         for clip, scores, embeddings in computed(engine, to_compute()):
-            if writer is None:
-                writer = shards.ShardWriter(out, shards.next_shard_index(out), attrs,
-                                            embedding_dtype, extra_columns)
-            writer.add_clip(_clip_meta(clip, extra_columns), scores, embeddings)
-            in_shard += 1
-            report.clips, report.frames = report.clips + 1, report.frames + len(scores)
-            report.seconds += clip.seconds
+            if clip.piece == 0:
+                if writer is not None:
+                    writer.abort_clip()  # the open clip's later pieces never came: it failed
+                if writer is None:
+                    writer = shards.ShardWriter(out, shards.next_shard_index(out), attrs,
+                                                embedding_dtype, extra_columns)
+                writer.begin_clip(_clip_meta(clip, extra_columns))
+            writer.add_frames(scores[: clip.frames], embeddings[: clip.frames])
+            if not clip.last:
+                continue
+            report.frames += writer.end_clip()
+            report.clips, report.seconds = report.clips + 1, report.seconds + clip.seconds
             bar.update()
             rate = report.seconds / max(time.monotonic() - started, 1e-9)
             bar.set_postfix_str(f"{rate:.0f} audio-s/s", refresh=False)
-            if in_shard == shard_size:
-                writer.close()
-                writer, in_shard = None, 0
-                report.shards_written += 1
+            if writer.frames >= shard_frames:
+                _publish(writer, report)
+                writer = None
                 _write_manifest(out, engine, embedding_dtype, parameters, report)
         if writer is not None:
-            writer.close()
-            report.shards_written += 1
+            writer.abort_clip()
+            _publish(writer, report)
+            writer = None
+    except OSError as error:
+        raise _disk_error(out, error) from None
     finally:
+        prepared.close()  # stops the decode workers now, also when the run failed
         bar.close()
+        if writer is not None:
+            writer.discard()
         # Also after a crash or Ctrl-C: the failures so far and the finished shards.
-        _write_manifest(out, engine, embedding_dtype, parameters, report)
+        try:
+            _write_manifest(out, engine, embedding_dtype, parameters, report)
+        except OSError as error:
+            raise _disk_error(out, error) from None
     return report
+
+
+def _publish(writer: shards.ShardWriter, report: RunReport) -> None:
+    if writer.clips:
+        writer.close()
+        report.shards_written += 1
+    else:
+        writer.discard()
+
+
+def _disk_error(out: Path, error: OSError) -> shards.CacheError:
+    """A failed write as one line: finished shards are intact, the shard in progress is not."""
+    reason = error.strerror or str(error).splitlines()[0]
+    return shards.CacheError(
+        f"{out}: writing the cache failed ({reason}); finished shards are kept, the one in "
+        "progress was dropped: free space and run again to continue"
+    )
 
 
 def brogue_version() -> str:
@@ -185,8 +244,9 @@ def brogue_version() -> str:
 def _clip_meta(clip: Prepared, extra_columns: Sequence[str]) -> shards.ClipMeta:
     source = clip.source
     return shards.ClipMeta(
-        str(source.path), source.label, source.speaker, clip.seconds, clip.content_hash,
+        source.key, source.label, source.speaker, clip.seconds, clip.content_hash,
         {name: source.extra.get(name, "") for name in extra_columns},
+        clip.file_size, clip.file_mtime_ns,
     )
 
 

@@ -1,10 +1,12 @@
 """The shard cache: the one seam between `extract/` (writes it) and `train/` (reads it).
 
-Format, schema version 1
+Format, schema version 2
 ------------------------
 A cache folder holds `shard-00000.h5`, `shard-00001.h5`, ... and `manifest.json`.
-Names ending in `.tmp` are unfinished writes: readers ignore them and writers
-overwrite them. A finished shard is never rewritten.
+Names with `.tmp-` in them (`brogue.atomic`) are unfinished writes: readers ignore
+them, and the next writer removes those a killed run left. A shard is published
+only under a free name, so a finished shard is never rewritten. `writer.lock` and
+`writer.json` say which process is writing (`lock.py`); readers need neither.
 
 Each shard is one HDF5 file with F frames (0.96 s YAMNet patches, hop 0.48 s) of
 C clips, stored in clip order:
@@ -15,13 +17,20 @@ C clips, stored in clip order:
 - `top_class` [F] int16: argmax of `scores`; class 0 is Speech, so the trainer
   can tell speech frames without reading `scores`.
 - `clip_index` [F] int32: the frame's row in the `clips/` tables.
-- group `clips/`, one 1-D dataset of length C per column: `path`, `label`,
-  `speaker` (utf-8 str); `duration` (float64 seconds); `frame_start` (int64,
-  the clip's first row in the frame arrays); `num_frames` (int32, may be 0);
-  `speech_frames` (int32, frames whose `top_class` is 0); `content_hash` (str,
-  sha256 hex digest of the audio file's bytes, see `hash_file`). Any other
-  dataset in `clips/` is an extra str column the corpus supplies (gender,
-  prompt_id, transcript, ...): fixed per shard, "" where a clip has no value.
+- group `clips/`, one 1-D dataset of length C per column: `path` (utf-8 str,
+  relative to the corpus root with / separators, so a moved corpus is still the
+  same corpus), `label`, `speaker` (utf-8 str); `duration` (float64 seconds);
+  `frame_start` (int64, the clip's first row in the frame arrays); `num_frames`
+  (int32, may be 0); `speech_frames` (int32, frames whose `top_class` is 0);
+  `content_hash` (str, sha256 hex digest of the audio file's bytes, see
+  `hash_file`); `file_size` and `file_mtime_ns` (int64, the file's size and
+  modification time when it was hashed; 0 when unknown). Any other dataset in
+  `clips/` is an extra str column the corpus supplies (gender, prompt_id,
+  transcript, ...): fixed per shard, "" where a clip has no value.
+
+A clip is its `path`. When a path appears in several shards (its file was edited
+and extracted again), the row in the highest-numbered shard is the clip and the
+older rows are stale: `Cache.clips()` and the manifest's counts leave them out.
 - Root attributes: `schema_version` (int), `yamnet_handle`, `yamnet_fingerprint`,
   `yamnet_params` (JSON text), `embedding_dtype`, `brogue_version`.
 
@@ -32,7 +41,9 @@ measurements are in the comment under "Layout" below.
 that `summarise` builds from the `clips/` tables (`shards`, `labels`, `speakers`,
 `totals`), and what the extraction run adds: `failures` [{path, reason}],
 `yamnet` {handle, fingerprint, params (JSON object)}, `brogue_version`,
-`parameters`, `created`, `updated`. `Cache` reads only shards the manifest lists.
+`parameters`, `created`, `updated`. Its `shards` entries count each shard's
+rows, stale ones included; `labels`, `speakers` and `totals` count clips.
+`Cache` reads only shards the manifest lists.
 
 Trust: every shard carries its producer (schema version, YAMNet fingerprint and
 params). `cached_clips` (resuming) and `Cache` (training) refuse shards from a
@@ -48,22 +59,24 @@ import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import h5py
 import numpy as np
 
+from brogue import atomic
 from brogue.errors import BrogueError
 
 from .yamnet.params import PARAMS, SPEECH_CLASS
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 MANIFEST = "manifest.json"
 EMBEDDING_DTYPES = ("float32", "float16")
 FRAME_COLUMNS = ("embeddings", "scores", "top_class", "clip_index")
 TRAINING_COLUMNS = ("embeddings", "top_class", "clip_index")
 CLIP_COLUMNS = (
     "path", "label", "speaker", "duration",
-    "frame_start", "num_frames", "speech_frames", "content_hash",
+    "frame_start", "num_frames", "speech_frames", "content_hash", "file_size", "file_mtime_ns",
 )  # fmt: skip
 # Layout: contiguous and uncompressed. `brogue bench shards` (20,000 frames, a 124 MB
 # float32 shard; speeds in thousand frames/s reading embeddings + top_class + clip_index, "cold"
@@ -81,7 +94,8 @@ CLIP_COLUMNS = (
 #   chunk 1024 / gzip-1+shuffle  93     2.80       39 /   44          9 /    9
 # Compression saves at most 25 % of the ~1.5 GB corpus cache but reads 18-190x slower, on every
 # epoch of every trial; chunking alone saves nothing and reads blocks slower.
-_SUMMARY_COLUMNS = ("label", "speaker", "duration", "num_frames", "speech_frames")
+_SUMMARY_COLUMNS = ("path", "label", "speaker", "duration", "num_frames", "speech_frames")
+_COPY_ROWS = 4096  # frames copied at a time from the spool into the shard: ~25 MB
 _SHARD_NAME = re.compile(r"shard-(\d{5})\.h5")
 
 
@@ -109,6 +123,8 @@ class ClipMeta:
     duration: float
     content_hash: str
     extra: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    file_size: int = 0  # 0: unknown, so a resumed run hashes the file again
+    file_mtime_ns: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,10 +171,16 @@ def hash_file(path: Path) -> str:
 
 
 class ShardWriter:
-    """Buffers clips in memory, then writes one shard atomically on `close`.
+    """Writes one shard; a clip's frames may arrive in pieces, so memory stays bounded.
 
-    As a context manager, leaving the block normally closes the shard (unless
-    `close` was called inside it); leaving it on an exception writes nothing.
+    Frames go to two raw spool files (temporary names) as they come. `close` reserves the
+    shard's size on disk, copies the frames block by block into the contiguous shard under
+    another temporary name and publishes it under the first free shard name from `index` on,
+    never over a finished shard. A full disk therefore fails in a plain write or in the
+    reservation, with an OSError, before HDF5 writes anything: HDF5 cannot recover from a
+    failed write (h5py segfaulted at exit when RLIMIT_FSIZE cut a shard short). As a context
+    manager, leaving the block normally closes the shard (unless `close` was called inside
+    it); leaving it on an exception writes nothing.
     """
 
     def __init__(
@@ -185,10 +207,22 @@ class ShardWriter:
         self.embedding_dtype = embedding_dtype
         self.extra_columns = tuple(extra_columns)
         self._clips: list[ClipMeta] = []
-        self._scores: list[np.ndarray] = []
-        self._embeddings: list[np.ndarray] = []
+        self._counts: list[int] = []  # frames of each finished clip
+        self._open: ClipMeta | None = None
+        self.frames = 0  # frames spooled, the open clip's included
         self._closed = False
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._rows = {"scores": np.dtype((np.float32, (PARAMS.num_classes,))),
+                      "embeddings": np.dtype((embedding_dtype, (PARAMS.embedding_size,)))}
+        self._spool = {}
+        for name in self._rows:
+            path = atomic.temporary_path(self.path.with_name(f"{self.path.stem}.{name}.spool"))
+            self._spool[name] = open(path, "xb+")  # closed by close or discard
+
+    @property
+    def clips(self) -> int:
+        """Finished clips in this shard."""
+        return len(self._clips)
 
     def __enter__(self) -> ShardWriter:
         return self
@@ -196,15 +230,39 @@ class ShardWriter:
     def __exit__(self, exc_type, exc, traceback) -> None:
         if exc_type is None and not self._closed:
             self.close()
-        self._closed = True
+        elif not self._closed:
+            self.discard()
 
     def add_clip(
         self, meta: ClipMeta | Mapping, scores: np.ndarray, embeddings: np.ndarray
     ) -> None:
-        """Buffer one clip: its metadata, scores [N, 521] and embeddings [N, 1024]."""
+        """One whole clip: its metadata, scores [N, 521] and embeddings [N, 1024]."""
+        self.begin_clip(meta)
+        try:
+            self.add_frames(scores, embeddings)
+        except ValueError:
+            self.abort_clip()
+            raise
+        self.end_clip()
+
+    def begin_clip(self, meta: ClipMeta | Mapping) -> None:
+        """Start a clip whose frames follow in one or more `add_frames` calls."""
         if self._closed:
             raise ValueError(f"{self.path.name} is closed; open a new ShardWriter")
+        if self._open is not None:
+            raise ValueError(f"{self._open.path} is still open in {self.path.name}")
         meta = meta if isinstance(meta, ClipMeta) else ClipMeta(**meta)
+        unknown = set(meta.extra) - set(self.extra_columns)
+        if unknown:
+            raise ValueError(
+                f"extra columns {sorted(unknown)} of {meta.path} are not {self.extra_columns}"
+            )
+        self._open = meta
+
+    def add_frames(self, scores: np.ndarray, embeddings: np.ndarray) -> None:
+        """Append the open clip's next frames: scores [N, 521] and embeddings [N, 1024]."""
+        if self._open is None:
+            raise ValueError(f"no clip is open in {self.path.name}; call begin_clip first")
         scores, embeddings = np.asarray(scores), np.asarray(embeddings)
         size, classes = PARAMS.embedding_size, PARAMS.num_classes
         if (
@@ -213,54 +271,96 @@ class ShardWriter:
         ):  # fmt: skip
             raise ValueError(
                 f"expected scores [N, {classes}] and embeddings [N, {size}] with the same N, "
-                f"got {scores.shape} and {embeddings.shape} for {meta.path}"
+                f"got {scores.shape} and {embeddings.shape} for {self._open.path}"
             )
-        unknown = set(meta.extra) - set(self.extra_columns)
-        if unknown:
-            raise ValueError(
-                f"extra columns {sorted(unknown)} of {meta.path} are not {self.extra_columns}"
-            )
-        self._clips.append(meta)
-        self._scores.append(scores.astype(np.float32, copy=False))
-        self._embeddings.append(embeddings.astype(self.embedding_dtype, copy=False))
+        self._spool["scores"].write(scores.astype(np.float32, copy=False).tobytes())
+        self._spool["embeddings"].write(embeddings.astype(self.embedding_dtype).tobytes())
+        self.frames += len(scores)
+
+    def end_clip(self) -> int:
+        """The open clip is complete; returns its number of frames."""
+        if self._open is None:
+            raise ValueError(f"no clip is open in {self.path.name}")
+        self._counts.append(self.frames - sum(self._counts))
+        self._clips.append(self._open)
+        self._open = None
+        return self._counts[-1]
+
+    def abort_clip(self) -> None:
+        """Forget the open clip and its frames (its file failed part way through)."""
+        self._resize(sum(self._counts))
+        self._open = None
+
+    def _resize(self, frames: int) -> None:
+        for name, file in self._spool.items():
+            file.truncate(frames * self._rows[name].itemsize)
+            file.seek(0, os.SEEK_END)
+        self.frames = frames
+
+    def _read(self, name: str, start: int, stop: int) -> np.ndarray:
+        file = self._spool[name]
+        file.seek(start * self._rows[name].itemsize)
+        return np.fromfile(file, self._rows[name], stop - start)
+
+    def _remove_spool(self) -> None:
+        for file in self._spool.values():
+            file.close()
+            Path(file.name).unlink(missing_ok=True)
+
+    def discard(self) -> None:
+        """Write nothing and remove the spool."""
+        self._closed = True
+        self._remove_spool()
 
     def close(self) -> ShardSummary:
-        """Write the buffered clips to a temporary file, then rename it to the shard's name."""
+        """Write the shard under a temporary name, then publish it under a free shard name."""
         if self._closed:
             raise ValueError(f"{self.path.name} is already closed")
+        if self._open is not None:
+            raise ValueError(f"{self._open.path} is still open in {self.path.name}")
         self._closed = True
-        frames = self._frame_arrays()
-        clips = self._clip_table(frames)
-        temporary = self.path.with_name(self.path.name + ".tmp")
+        temporary = atomic.temporary_path(self.path)
         try:
+            for file in self._spool.values():
+                file.flush()
+            _reserve(temporary, self._size_estimate())
             with h5py.File(temporary, "w") as file:
-                self._write(file, frames, clips)
-            _publish(temporary, self.path)
-        except BaseException:
+                speech_frames = self._write(file)
+            self.path = _publish_new(temporary, self.path)
+        finally:
             temporary.unlink(missing_ok=True)
-            raise
-        return ShardSummary(
-            self.path, len(self._clips), len(frames["top_class"]), int(clips["speech_frames"].sum())
+            self._remove_spool()
+        return ShardSummary(self.path, len(self._clips), self.frames, int(speech_frames.sum()))
+
+    def _write(self, file: h5py.File) -> np.ndarray:
+        """Fill `file` from the spool, block by block; returns speech frames per clip."""
+        file.attrs.update(
+            dataclasses.asdict(self.attrs)
+            | {"schema_version": SCHEMA_VERSION, "embedding_dtype": self.embedding_dtype}
         )
+        total = self.frames
+        clip_index = np.repeat(np.arange(len(self._counts), dtype=np.int32), self._counts)
+        file.create_dataset("clip_index", data=clip_index)
+        top_class = file.create_dataset("top_class", (total,), np.int16)
+        outputs = {name: file.create_dataset(name, (total, *row.shape), row.base)
+                   for name, row in self._rows.items()}  # fmt: skip
+        speech_frames = np.zeros(len(self._counts), np.int64)
+        for start in range(0, total, _COPY_ROWS):
+            stop = min(start + _COPY_ROWS, total)
+            blocks = {name: self._read(name, start, stop) for name in outputs}
+            for name, output in outputs.items():
+                output[start:stop] = blocks[name]
+            top = blocks["scores"].argmax(axis=1)
+            top_class[start:stop] = top
+            speech = np.bincount(clip_index[start:stop], top == SPEECH_CLASS, len(self._counts))
+            speech_frames += speech.astype(np.int64)
+        group = file.create_group("clips")
+        for name, array in self._clip_table(speech_frames).items():
+            group.create_dataset(name, data=array)
+        return speech_frames
 
-    def _frame_arrays(self) -> dict[str, np.ndarray]:
-        scores = np.concatenate(self._scores or [np.empty((0, PARAMS.num_classes), np.float32)])
-        lengths = [len(clip_scores) for clip_scores in self._scores]
-        return {
-            "embeddings": np.concatenate(
-                self._embeddings or [np.empty((0, PARAMS.embedding_size), self.embedding_dtype)]
-            ),
-            "scores": scores,
-            "top_class": scores.argmax(axis=1).astype(np.int16),
-            "clip_index": np.repeat(np.arange(len(lengths), dtype=np.int32), lengths),
-        }
-
-    def _clip_table(self, frames: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        def per_clip(weights: np.ndarray | None = None) -> np.ndarray:
-            counts = np.bincount(frames["clip_index"], weights, minlength=len(self._clips))
-            return counts.astype(np.int32)
-
-        num_frames = per_clip()
+    def _clip_table(self, speech_frames: np.ndarray) -> dict[str, np.ndarray]:
+        num_frames = np.array(self._counts, dtype=np.int32)
         strings = {
             "path": [str(clip.path) for clip in self._clips],
             "label": [clip.label for clip in self._clips],
@@ -275,35 +375,46 @@ class ShardWriter:
             "duration": np.array([clip.duration for clip in self._clips], dtype=np.float64),
             "frame_start": np.cumsum(num_frames, dtype=np.int64) - num_frames,
             "num_frames": num_frames,
-            "speech_frames": per_clip(frames["top_class"] == SPEECH_CLASS),
+            "speech_frames": speech_frames.astype(np.int32),
+            "file_size": np.array([clip.file_size for clip in self._clips], dtype=np.int64),
+            "file_mtime_ns": np.array([clip.file_mtime_ns for clip in self._clips], np.int64),
         }
 
-    def _write(self, file: h5py.File, frames: dict, clips: dict) -> None:
-        file.attrs.update(
-            dataclasses.asdict(self.attrs)
-            | {"schema_version": SCHEMA_VERSION, "embedding_dtype": self.embedding_dtype}
-        )
-        for name, array in frames.items():
-            file.create_dataset(name, data=array)
-        group = file.create_group("clips")
-        for name, array in clips.items():
-            group.create_dataset(name, data=array)
+
+    def _size_estimate(self) -> int:
+        """Bytes the shard will take, generously: frames, clip table and HDF5's own."""
+        frame_bytes = sum(row.itemsize for row in self._rows.values()) + 2 + 4
+        strings = sum(len(str(value).encode()) + 32 for clip in self._clips
+                      for value in (clip.path, clip.label, clip.speaker, clip.content_hash,
+                                    *clip.extra.values()))  # fmt: skip
+        return self.frames * frame_bytes + strings + 64 * len(self._clips) + (256 << 10)
 
 
-def _publish(temporary: Path, final: Path) -> None:
-    """Make a finished file durable, then give it its final name in one atomic step."""
-    with open(temporary, "rb+") as file:
-        os.fsync(file.fileno())
-    os.replace(temporary, final)
-    folder = os.open(final.parent, os.O_RDONLY)
+def _reserve(path: Path, size: int) -> None:
+    """Claim `size` bytes on disk for `path`, or fail now with an OSError (no room, or over
+    the file size limit); HDF5 then rewrites the file within that room."""
+    descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
     try:
-        os.fsync(folder)  # the rename itself must survive a crash too
+        os.posix_fallocate(descriptor, 0, size)
     finally:
-        os.close(folder)
+        os.close(descriptor)
+
+
+def _publish_new(temporary: Path, wanted: Path) -> Path:
+    """Publish a finished shard under `wanted`, or the next free shard name if it is taken."""
+    index = _shard_index(wanted)
+    while True:
+        final = shard_path(wanted.parent, index)
+        try:
+            atomic.publish(temporary, final, overwrite=False)
+        except FileExistsError:
+            index += 1
+            continue
+        return final
 
 
 def complete_shards(directory: Path) -> list[Path]:
-    """Finished shards, sorted by index; `.tmp` leftovers of a crashed run are not among them."""
+    """Finished shards, sorted by index; temporaries of a crashed run are not among them."""
     found = [
         path for path in Path(directory).glob("shard-*.h5") if _SHARD_NAME.fullmatch(path.name)
     ]
@@ -319,23 +430,44 @@ def next_shard_index(directory: Path) -> int:
     return _shard_index(shards[-1]) + 1 if shards else 0
 
 
-def cached_clips(directory: Path, attrs: ShardAttrs | Mapping[str, str]) -> set[tuple[str, str]]:
-    """(path, content_hash) of the clips already in finished shards, for resuming a run.
+class CachedFile(NamedTuple):
+    """What the cache knows of a clip's file: enough to tell, without hashing, it is unchanged."""
 
-    Both halves matter: a file edited in place has a new hash and is extracted again,
-    and two paths holding identical bytes are two clips, each stored once.
+    content_hash: str
+    file_size: int
+    file_mtime_ns: int
+
+
+def cached_clips(directory: Path, attrs: ShardAttrs | Mapping[str, str]) -> dict[str, CachedFile]:
+    """Path -> its file as cached, for every clip in finished shards: what resuming skips.
+
+    A file edited in place has a new hash and is extracted again (the new row makes the old
+    one stale); two paths holding identical bytes are two clips, each stored once.
     Refuses the cache if any shard was produced by another schema, YAMNet or params,
     so a resumed run never mixes two producers.
     """
     attrs = attrs if isinstance(attrs, ShardAttrs) else ShardAttrs(**attrs)
-    cached: set[tuple[str, str]] = set()
-    for path in complete_shards(directory):
+    cached: dict[str, CachedFile] = {}
+    for path in complete_shards(directory):  # later shards overwrite stale rows
         with h5py.File(path, "r") as file:
             _check_producer(path, file, attrs.yamnet_fingerprint, json.loads(attrs.yamnet_params))
-            clips = file["clips"]
-            cached.update(zip(clips["path"].asstr()[()], clips["content_hash"].asstr()[()],
-                              strict=True))
+            table = read_columns(file["clips"], ("path", "content_hash", "file_size",
+                                                  "file_mtime_ns"))
+        rows = zip(*table.values(), strict=True)
+        cached.update((clip, CachedFile(digest, int(size), int(mtime)))
+                      for clip, digest, size, mtime in rows)  # fmt: skip
     return cached
+
+
+def live_rows(paths: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """For each shard's `path` column, in shard order, which rows are live (not stale)."""
+    last: dict[str, tuple[int, int]] = {}
+    for shard, column in enumerate(paths):
+        last.update((path, (shard, row)) for row, path in enumerate(column))
+    live = [np.zeros(len(column), bool) for column in paths]
+    for shard, row in last.values():
+        live[shard][row] = True
+    return live
 
 
 def _check_producer(path: Path, file: h5py.File, fingerprint: str, params: dict) -> None:
@@ -356,7 +488,7 @@ def _check_producer(path: Path, file: h5py.File, fingerprint: str, params: dict)
         )
 
 
-def _read_columns(group: h5py.Group, names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+def read_columns(group: h5py.Group, names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
     """Columns of a `clips/` group as numpy arrays; str columns come back as numpy str arrays."""
     columns = {}
     for name in names or group.keys():
@@ -366,16 +498,20 @@ def _read_columns(group: h5py.Group, names: Sequence[str] | None = None) -> dict
     return columns
 
 
-def summarise(directory: Path) -> dict:
-    """The manifest's counting sections, from the `clips/` tables of the finished shards."""
-    shards, labels, speakers = [], {}, {}
+def summarise(directory: Path, paths: Sequence[Path] | None = None) -> dict:
+    """The manifest's counting sections, from the `clips/` tables of the finished shards
+    (or of `paths`, the shards among them that `brogue verify` found sound)."""
+    shards, labels, speakers, tables = [], {}, {}, []
     totals = {"clips": 0, "frames": 0, "speech_frames": 0, "seconds": 0.0}
-    for path in complete_shards(directory):
+    for path in complete_shards(directory) if paths is None else paths:
         with h5py.File(path, "r") as file:
-            table = _read_columns(file["clips"], _SUMMARY_COLUMNS)
+            table = read_columns(file["clips"], _SUMMARY_COLUMNS)
         frames = table["num_frames"]
         shards.append({"file": path.name, "clips": len(frames), "frames": int(frames.sum())})
-        rows = zip(*(table[name] for name in _SUMMARY_COLUMNS), strict=True)
+        tables.append(table)
+    live = live_rows([table["path"] for table in tables])
+    for table, rows_live in zip(tables, live, strict=True):
+        rows = zip(*(table[name][rows_live] for name in _SUMMARY_COLUMNS[1:]), strict=True)
         for label, speaker, seconds, num_frames, speech_frames in rows:
             known = speakers.setdefault(speaker, {"label": label})
             if known["label"] != label:
@@ -398,11 +534,8 @@ def _count(counts: dict, frames: int, speech_frames: int) -> None:
 
 def write_manifest(directory: Path, manifest: Mapping) -> None:
     """Write `manifest.json` atomically, stamped with this schema version."""
-    final = Path(directory) / MANIFEST
-    temporary = final.with_name(MANIFEST + ".tmp")
     text = json.dumps({**manifest, "schema_version": SCHEMA_VERSION}, indent=2, ensure_ascii=False)
-    temporary.write_text(text + "\n", encoding="utf-8")
-    _publish(temporary, final)
+    atomic.write_text(Path(directory) / MANIFEST, text + "\n")
 
 
 def read_manifest(directory: Path) -> dict:
@@ -457,9 +590,9 @@ class Cache:
         self._frame_datasets.clear()
 
     def clips(self) -> ClipTable:
-        """Every shard's clip table, concatenated, plus int columns `shard` and `row`."""
+        """Every clip's row (stale rows left out), plus int columns `shard` and `row`."""
         tables = [
-            _read_columns(self._file(shard)["clips"]) for shard in range(len(self.shard_paths))
+            read_columns(self._file(shard)["clips"]) for shard in range(len(self.shard_paths))
         ]
         extras = {name for table in tables for name in table} - set(CLIP_COLUMNS)
         names = list(CLIP_COLUMNS) + sorted(extras)
@@ -469,7 +602,8 @@ class Cache:
         sizes = [len(table["path"]) for table in tables]
         columns["shard"] = np.repeat(np.arange(len(tables), dtype=np.int64), sizes)
         columns["row"] = np.concatenate([np.arange(size, dtype=np.int64) for size in sizes])
-        return ClipTable(columns)
+        live = live_rows([table["path"] for table in tables])
+        return ClipTable(columns).select(np.concatenate(live))
 
     def iter_shards(
         self, columns: Sequence[str] = TRAINING_COLUMNS

@@ -100,6 +100,7 @@ def test_openslr83_clips_selects_subsets_even_without_audio(fetched):
                 "transcript": "Nobody serves this subset",
                 "gender": "male",
             },
+            key="southern_english_male/som_00001_00000006.wav",
         )
     ]
     with pytest.raises(DownloadError, match="valid: irish_english_male, midlands_english_female"):
@@ -151,9 +152,36 @@ def test_manifest_clips_resolves_paths_and_keeps_extra_columns(tmp_path):
             label="Geordie",
             speaker="s2",
             extra={"session": "morning"},
+            key="audio/b.wav",
         ),
-        ClipSource(path=elsewhere, label="", speaker="", extra={"session": ""}),
+        ClipSource(path=elsewhere, label="", speaker="", extra={"session": ""},
+                   key="../elsewhere.flac"),
     ]
+
+
+def test_a_path_listed_twice_is_one_clip(tmp_path):
+    manifest = write_manifest(
+        tmp_path / "clips.csv",
+        "path,label,speaker\na.wav,cat,s1\nb.wav,cat,s1\n./a.wav,cat,s1\nsub/../a.wav,cat,s1\n",
+    )
+    assert [clip.key for clip in manifest_clips(manifest)] == ["a.wav", "b.wav"]
+    manifest.write_text("path,label,speaker\na.wav,cat,s1\n./a.wav,dog,s2\n")
+    with pytest.raises(CorpusError, match=r"clips.csv:3: ./a.wav is listed on line 2 too"):
+        manifest_clips(manifest)
+
+
+def test_keys_do_not_depend_on_where_the_corpus_is(tmp_path):
+    for path in ("a/x.wav", "b.flac"):
+        write_wav(tmp_path / "corpus" / path)
+    write_manifest(tmp_path / "corpus" / "clips.csv", "path,label,speaker\na/x.wav,l,s\n")
+    before = folder_clips(tmp_path / "corpus")
+    listed = manifest_clips(tmp_path / "corpus" / "clips.csv")
+    (tmp_path / "corpus").rename(tmp_path / "moved")
+    (tmp_path / "link").symlink_to(tmp_path / "moved")
+    for root in (tmp_path / "moved", tmp_path / "link"):
+        assert [clip.key for clip in folder_clips(root)] == [clip.key for clip in before]
+        assert [clip.key for clip in folder_clips(root)] == ["a/x.wav", "b.flac"]
+        assert manifest_clips(root / "clips.csv")[0].key == listed[0].key == "a/x.wav"
 
 
 @pytest.mark.parametrize(
@@ -181,7 +209,8 @@ def test_folder_clips_lists_audio_only_sorted(tmp_path):
     (tmp_path / "d.wav.part").write_bytes(b"half a file")
     (tmp_path / "dir.wav").mkdir()
     assert folder_clips(tmp_path) == [
-        ClipSource(path=path, label="", speaker="", extra={}) for path in sorted(audio)
+        ClipSource(path=path, label="", speaker="", extra={},
+                   key=path.relative_to(tmp_path).as_posix()) for path in sorted(audio)
     ]
 
 

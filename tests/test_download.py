@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from corpus_fixture import MIRROR_ZIPS
-from http_fixture import FileServer, Seen
+from http_fixture import FileServer, Seen, etag
 
 from brogue.extract.download import (
     OPENSLR83_SUBSETS,
@@ -61,9 +61,24 @@ def test_cut_leaves_a_part_and_the_rerun_resumes_with_range(file_server, payload
     assert part_of(dest).read_bytes() == payload[:100_000]
 
     download(file_server.url + "blob.bin", dest, progress=False)
-    assert file_server.requests[-1] == Seen("blob.bin", "bytes=100000-")
+    assert file_server.requests[-1] == Seen("blob.bin", "bytes=100000-", etag(payload))
     assert dest.read_bytes() == payload
     assert not part_of(dest).exists()
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["blob.bin", "served"]
+
+
+def test_a_file_changed_on_the_server_is_fetched_anew_not_spliced(file_server, payload, tmp_path):
+    dest = tmp_path / "blob.bin"
+    file_server.faults.cut_after = 100_000
+    with pytest.raises(DownloadError, match="kept, rerun to resume"):
+        download(file_server.url + "blob.bin", dest, progress=False)
+    changed = payload[::-1]
+    (file_server.root / "blob.bin").write_bytes(changed)
+
+    download(file_server.url + "blob.bin", dest, progress=False)
+
+    assert file_server.requests[-1] == Seen("blob.bin", "bytes=100000-", etag(payload))
+    assert dest.read_bytes() == changed
 
 
 def test_server_ignoring_range_still_gives_the_right_file(file_server, payload, tmp_path):

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from brogue.extract import pipeline
+from brogue import atomic
+from brogue.extract import decode, pipeline
 from brogue.extract.audio import load_audio
 from brogue.extract.corpus import ClipSource, folder_clips, manifest_clips, openslr83_clips
 from brogue.extract.decode import TASKS_PER_WORKER, prepared_in_order
@@ -48,13 +49,18 @@ def hand_count(samples: int) -> int:
 
 def test_openslr83_layout_to_shards(synthetic_corpus, native_engine, tmp_path):
     sources = openslr83_clips(synthetic_corpus)
-    report = run(sources, native_engine, tmp_path / "cache", shard_size=10, workers=1)
+    report = run(sources, native_engine, tmp_path / "cache", shard_frames=40, workers=1)
 
     assert (report.clips, report.cached, report.failures) == (24, 0, [])
-    assert len(complete_shards(tmp_path / "cache")) == 3  # 10 + 10 + 4 clips
     cache = Cache(tmp_path / "cache")
     clips = cache.clips()
-    assert sorted(clips["path"]) == sorted(str(source.path) for source in sources)
+    # Shards rotate by frames: each but the last was published on reaching 40 frames.
+    frames = [shard["frames"] for shard in cache.manifest["shards"]]
+    assert len(frames) >= 2 and sum(frames) == report.frames
+    assert all(40 <= count < 40 + clips["num_frames"].max() for count in frames[:-1])
+    assert sorted(clips["path"]) == sorted(
+        str(source.path.relative_to(synthetic_corpus)) for source in sources
+    )
     assert set(clips["label"]) == {"Midlands", "Northern", "Scottish", "Southern"}
     assert len(set(clips["speaker"])) == 8
     assert set(clips["gender"]) == {"female", "male"}
@@ -62,15 +68,15 @@ def test_openslr83_layout_to_shards(synthetic_corpus, native_engine, tmp_path):
     assert cache.fingerprint == native_engine.fingerprint
 
     for row in range(len(clips)):
-        info = sf.info(clips["path"][row])
-        samples = len(load_audio(clips["path"][row]))
-        assert clips["num_frames"][row] == hand_count(samples)
+        path = synthetic_corpus / clips["path"][row]
+        info = sf.info(path)
+        assert clips["num_frames"][row] == hand_count(len(load_audio(path)))
         assert clips["duration"][row] == pytest.approx(info.frames / info.samplerate, abs=1e-4)
 
     # A clip's stored frames are what the engine gives for that file alone.
     shard, row = int(clips["shard"][5]), int(clips["row"][5])
     stored = cache.clip_frames(shard, row)
-    alone = native_engine.frames([load_audio(clips["path"][5])])[0]
+    alone = native_engine.frames([load_audio(synthetic_corpus / clips["path"][5])])[0]
     np.testing.assert_allclose(stored["embeddings"], alone.embeddings, atol=1e-5)
     np.testing.assert_allclose(stored["scores"], alone.scores, atol=1e-5)
 
@@ -90,13 +96,15 @@ def test_openslr83_layout_to_shards(synthetic_corpus, native_engine, tmp_path):
 
 def test_rerun_does_no_yamnet_work(synthetic_corpus, native_engine, tmp_path, monkeypatch):
     sources = openslr83_clips(synthetic_corpus)
-    run(sources, native_engine, tmp_path, shard_size=10)
+    run(sources, native_engine, tmp_path, shard_frames=40)
     shards_before = complete_shards(tmp_path)
 
     calls = count_infer_calls(monkeypatch, native_engine)
-    report = run(sources, native_engine, tmp_path, shard_size=10)
+    hashed = []
+    monkeypatch.setattr(decode, "hash_file", lambda path: hashed.append(path) or "")
+    report = run(sources, native_engine, tmp_path, shard_frames=40)
 
-    assert calls == []
+    assert calls == [] and hashed == []  # unchanged size and mtime: not even hashed
     assert (report.clips, report.cached) == (0, 24)
     assert complete_shards(tmp_path) == shards_before
 
@@ -107,23 +115,25 @@ def test_interrupted_run_resumes_without_duplicates_or_loss(
     sources = openslr83_clips(synthetic_corpus)
     calls = count_infer_calls(monkeypatch, native_engine, fail_on_call=2)
     with pytest.raises(KeyboardInterrupt):
-        run(sources, native_engine, tmp_path, shard_size=4)
+        run(sources, native_engine, tmp_path, shard_frames=20)
     kept = Cache(tmp_path).clips()
-    assert 0 < len(kept) < 24 and len(kept) % 4 == 0  # whole shards only
-    assert not list(tmp_path.glob("*.tmp"))
+    assert 0 < len(kept) < 24 and kept["num_frames"].sum() >= 20  # whole shards only
+    assert not [path for path in tmp_path.iterdir() if atomic.is_temporary(path)]
     # What a SIGKILL during a shard write leaves behind must not count either.
-    (tmp_path / "shard-00099.h5.tmp").write_bytes(b"half a shard")
+    orphan = atomic.temporary_path(tmp_path / "shard-00099.h5")
+    orphan.write_bytes(b"half a shard")
 
     monkeypatch.undo()
     calls = count_infer_calls(monkeypatch, native_engine)
-    report = run(sources, native_engine, tmp_path, shard_size=4)
+    report = run(sources, native_engine, tmp_path, shard_frames=20)
 
     clips = Cache(tmp_path).clips()
+    assert not orphan.exists()  # the next writer, holding the lock, removed it
     # YAMNet ran on the patches of the clips that were not kept, and on nothing else.
     assert sum(calls) == int(clips["num_frames"].sum()) - int(kept["num_frames"].sum())
     assert report.cached == len(kept)
     assert report.clips == 24 - len(kept)
-    assert sorted(clips["path"]) == sorted(str(source.path) for source in sources)
+    assert sorted(clips["path"]) == sorted(source.key for source in sources)
     assert len(set(clips["content_hash"])) == 24
     assert json.loads((tmp_path / MANIFEST).read_text())["totals"]["clips"] == 24
 
@@ -251,7 +261,8 @@ def test_patch_batcher_sends_full_batches_across_clips():
 
     batcher = pipeline.PatchBatcher(infer, batch_size=8)
     counts = (3, 7, 1, 12)
-    clips = [pipeline.Prepared(ClipSource(Path(f"{n}.wav"), "", "", {})) for n in counts]
+    clips = [pipeline.Prepared(ClipSource(Path(f"{n}.wav"), "", "", {}, f"{n}.wav"))
+             for n in counts]  # fmt: skip
     done = [
         result
         for clip, n in zip(clips, counts, strict=True)
@@ -276,7 +287,7 @@ def test_decoding_keeps_a_bounded_number_of_clips_in_flight(synthetic_corpus):
 
     sources = CountingList(openslr83_clips(synthetic_corpus))
     lead = []
-    for done, _ in enumerate(prepared_in_order(sources, 1, frozenset()), start=1):
+    for done, _ in enumerate(prepared_in_order(sources, 1, {}), start=1):
         lead.append(CountingList.taken - done)
     assert max(lead) <= TASKS_PER_WORKER
     assert len(lead) == len(sources)
@@ -333,10 +344,10 @@ class KillsItsWorker:
 
 def test_a_worker_crash_fails_one_clip_and_the_run_goes_on(synthetic_corpus):
     good = openslr83_clips(synthetic_corpus)[:3]
-    crasher = ClipSource(KillsItsWorker(), "", "", {})
+    crasher = ClipSource(KillsItsWorker(), "", "", {}, "crash.wav")
     sources = [*good[:2], crasher, *good[2:]]
 
-    prepared = list(prepared_in_order(sources, 1, frozenset()))
+    prepared = list(prepared_in_order(sources, 1, {}))
 
     assert [clip.source for clip in prepared] == sources
     assert prepared[2].failure == "crash.wav: the decoder crashed reading it"

@@ -9,8 +9,16 @@ import h5py
 import numpy as np
 import pytest
 
+from brogue import atomic
 from brogue.extract import shards
-from brogue.extract.shards import Cache, CacheError, ClipMeta, ShardAttrs, ShardWriter
+from brogue.extract.shards import (
+    Cache,
+    CachedFile,
+    CacheError,
+    ClipMeta,
+    ShardAttrs,
+    ShardWriter,
+)
 from brogue.extract.yamnet.params import PARAMS
 
 ATTRS = ShardAttrs("test://yamnet", "fingerprint-a", PARAMS.to_json(), "0.1.0")
@@ -176,7 +184,9 @@ def test_shard_file_carries_format_and_producer(cache_dir: Path, written):
 
 def test_cached_clips_lists_written_clips_and_refuses_other_producers(cache_dir: Path, written):
     expected = {
-        (str(clip["meta"].path), clip["meta"].content_hash) for clips in written for clip in clips
+        clip["meta"].path: CachedFile(clip["meta"].content_hash, 0, 0)
+        for clips in written
+        for clip in clips
     }
     assert shards.cached_clips(cache_dir, ATTRS) == expected
     other = ShardAttrs("test://yamnet", "fingerprint-b", PARAMS.to_json(), "0.1.0")
@@ -195,10 +205,11 @@ def test_cache_refuses_shards_of_another_yamnet(tmp_path: Path):
         cache.clips()
 
 
-def test_stray_tmp_is_ignored_and_overwritten(tmp_path: Path):
+def test_stray_temporary_is_ignored_by_readers_and_writers(tmp_path: Path):
     write_cache(tmp_path)
     before = shards.summarise(tmp_path)
-    (tmp_path / "shard-00003.h5.tmp").write_bytes(b"half a shard from a crashed run")
+    stray = atomic.temporary_path(shards.shard_path(tmp_path, 3))
+    stray.write_bytes(b"half a shard from a crashed run")
     assert [path.name for path in shards.complete_shards(tmp_path)] == [
         "shard-00000.h5", "shard-00001.h5", "shard-00002.h5",
     ]  # fmt: skip
@@ -207,7 +218,71 @@ def test_stray_tmp_is_ignored_and_overwritten(tmp_path: Path):
     clip = make_clip(np.random.default_rng(1), 3, 0, 2)
     with ShardWriter(tmp_path, 3, ATTRS) as writer:
         writer.add_clip(clip["meta"], clip["scores"], clip["embeddings"])
-    assert sorted(path.name for path in tmp_path.glob("shard-00003*")) == ["shard-00003.h5"]
+    assert sorted(path.name for path in tmp_path.glob("shard-00003*")) == [
+        "shard-00003.h5", stray.name,
+    ]  # fmt: skip
+    assert stray.read_bytes() == b"half a shard from a crashed run"
+
+
+def test_close_never_overwrites_a_shard_that_appeared_meanwhile(tmp_path: Path):
+    rng = np.random.default_rng(5)
+    first, second = make_clip(rng, 0, 0, 3), make_clip(rng, 0, 1, 4)
+    writer = ShardWriter(tmp_path, 0, ATTRS)
+    writer.add_clip(first["meta"], first["scores"], first["embeddings"])
+    with ShardWriter(tmp_path, 0, ATTRS) as racing:  # a second writer that took the same index
+        racing.add_clip(second["meta"], second["scores"], second["embeddings"])
+    summary = writer.close()
+    assert summary.path == shards.shard_path(tmp_path, 1)
+    with h5py.File(tmp_path / "shard-00000.h5", "r") as file:
+        assert file["clips/path"].asstr()[()].tolist() == [second["meta"].path]
+    with h5py.File(tmp_path / "shard-00001.h5", "r") as file:
+        assert file["clips/path"].asstr()[()].tolist() == [first["meta"].path]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["shard-00000.h5", "shard-00001.h5"]
+
+
+def test_a_clip_written_in_pieces_equals_it_written_whole(tmp_path: Path):
+    rng = np.random.default_rng(6)
+    clip, dropped = make_clip(rng, 0, 0, 9), make_clip(rng, 0, 1, 5)
+    with ShardWriter(tmp_path / "whole", 0, ATTRS) as writer:
+        writer.add_clip(clip["meta"], clip["scores"], clip["embeddings"])
+    with ShardWriter(tmp_path / "pieces", 0, ATTRS) as writer:
+        writer.begin_clip(dropped["meta"])
+        writer.add_frames(dropped["scores"][:3], dropped["embeddings"][:3])
+        writer.abort_clip()  # its file failed after three frames: nothing of it is kept
+        writer.begin_clip(clip["meta"])
+        for start, stop in ((0, 4), (4, 4), (4, 9)):
+            writer.add_frames(clip["scores"][start:stop], clip["embeddings"][start:stop])
+        assert writer.end_clip() == 9
+    with h5py.File(tmp_path / "whole/shard-00000.h5") as whole:
+        with h5py.File(tmp_path / "pieces/shard-00000.h5") as pieces:
+            for name in (*shards.FRAME_COLUMNS, *(f"clips/{c}" for c in shards.CLIP_COLUMNS)):
+                np.testing.assert_array_equal(pieces[name][()], whole[name][()])
+
+
+def test_an_edited_file_replaces_its_stale_row(tmp_path: Path):
+    rng = np.random.default_rng(7)
+    old, other, new = make_clip(rng, 0, 0, 3), make_clip(rng, 0, 1, 2), make_clip(rng, 1, 0, 5)
+    new["meta"] = ClipMeta(old["meta"].path, old["meta"].label, old["meta"].speaker, 2.75,
+                           "hash-after-editing")  # fmt: skip
+    for index, clips in enumerate(([old, other], [new])):
+        with ShardWriter(tmp_path, index, ATTRS) as writer:
+            for clip in clips:
+                writer.add_clip(clip["meta"], clip["scores"], clip["embeddings"])
+    yamnet = {"handle": ATTRS.yamnet_handle, "fingerprint": ATTRS.yamnet_fingerprint}
+    summary = shards.summarise(tmp_path)
+    shards.write_manifest(tmp_path, summary | {"yamnet": yamnet | {"params": PARAMS.__dict__}})
+
+    table = Cache(tmp_path).clips()
+    rows = zip(table["path"], table["content_hash"], table["shard"], strict=True)
+    assert sorted(rows) == sorted(
+        [(other["meta"].path, other["meta"].content_hash, 0),
+         (old["meta"].path, "hash-after-editing", 1)]
+    )  # fmt: skip
+    assert summary["totals"]["clips"] == 2 and summary["totals"]["frames"] == 2 + 5
+    assert [shard["clips"] for shard in summary["shards"]] == [2, 1]  # rows, the stale one too
+    assert shards.cached_clips(tmp_path, ATTRS)[old["meta"].path].content_hash == (
+        "hash-after-editing"
+    )
 
 
 def test_exception_inside_with_leaves_no_shard(tmp_path: Path):
@@ -219,10 +294,10 @@ def test_exception_inside_with_leaves_no_shard(tmp_path: Path):
 
 
 def test_failed_close_leaves_no_shard(tmp_path: Path, monkeypatch):
-    def full_disk(temporary: Path, final: Path) -> None:
+    def full_disk(temporary: Path, final: Path, overwrite: bool) -> None:
         raise OSError("no space left on device")
 
-    monkeypatch.setattr(shards, "_publish", full_disk)
+    monkeypatch.setattr(atomic, "publish", full_disk)
     clip = make_clip(np.random.default_rng(3), 0, 0, 3)
     writer = ShardWriter(tmp_path, 0, ATTRS)
     writer.add_clip(clip["meta"], clip["scores"], clip["embeddings"])
@@ -253,5 +328,5 @@ def test_missing_manifest_or_other_schema_is_refused(tmp_path: Path):
     with pytest.raises(CacheError, match=r"no manifest\.json in .*; run `brogue extract` first"):
         Cache(tmp_path)
     (tmp_path / "manifest.json").write_text(json.dumps({"schema_version": 0}))
-    with pytest.raises(CacheError, match="schema version 0, this brogue reads 1"):
+    with pytest.raises(CacheError, match="schema version 0, this brogue reads 2"):
         Cache(tmp_path)

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 import time
 from pathlib import Path
 
 from brogue.command import Command
+from brogue.errors import SOME_FAILED
 from brogue.train.config import CHOICES, TrainConfig, load_config, parse_layers
 
 DEFAULT_CACHE = Path("data/embeddings")
@@ -134,7 +136,7 @@ def _predict_flags(parser: argparse.ArgumentParser) -> None:
 def _predict(args: argparse.Namespace) -> int:
     import json
 
-    from brogue.train.predict import PredictError, load_run, load_yamnet, predict_files
+    from brogue.train.predict import load_run, load_yamnet, predict_files
     from brogue.train.prediction_plot import plot_prediction
 
     run = load_run(args.run)
@@ -148,7 +150,9 @@ def _predict(args: argparse.Namespace) -> int:
                 plot = plot.with_name(f"{plot.stem}-{prediction.number + 1}{plot.suffix}")
             plot_prediction(prediction, engine.params, plot)
     if failures:
-        raise PredictError(f"{len(failures)} of {len(args.files)} files could not be read")
+        print(f"error: {len(failures)} of {len(args.files)} files could not be read",
+              file=sys.stderr)
+        return SOME_FAILED
     return 0
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from brogue import atomic
 from brogue.errors import BrogueError
 
 # The example's hidden layers as (width, dropout) rows, found with KerasTuner by its author.
@@ -126,7 +127,7 @@ def load_config(path: Path | None, overrides: dict[str, Any]) -> TrainConfig:
 
 
 def save_config(config: TrainConfig, path: Path) -> None:
-    path.write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+    atomic.write_text(path, json.dumps(config.to_dict(), indent=2) + "\n")
 
 
 # --- sweeps: what a sweep maximises, and how many trials it runs ---

@@ -15,6 +15,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from brogue import atomic
 from brogue.errors import BrogueError
 from brogue.extract.yamnet.params import SPEECH_CLASS
 from brogue.train.config import TrainConfig, load_config
@@ -102,7 +103,7 @@ def evaluate_run(run: Path, corpus: Corpus, model: keras.Model | None = None) ->
         "train": side_metrics(corpus, model, split.train, split.train, config),
         "valid": side_metrics(corpus, model, split.valid, split.train, config),
     }  # fmt: skip
-    (run / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
+    atomic.write_text(run / "metrics.json", json.dumps(metrics, indent=1) + "\n")
     write_plots(run, metrics)
     print(summary_table(metrics))
     return metrics

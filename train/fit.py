@@ -19,6 +19,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from brogue import atomic
 from brogue.errors import BrogueError
 from brogue.train.config import TrainConfig, save_config
 from brogue.train.corpus import Corpus, load_corpus
@@ -80,7 +81,7 @@ def fit_split(corpus: Corpus, split: Split, config: TrainConfig, run: Path, verb
     """Train on one split into `run`, evaluate, and return the metrics."""
     run.mkdir(parents=True, exist_ok=True)
     save_config(config, run / "config.json")
-    (run / "split.json").write_text(json.dumps(split.to_json(corpus), indent=1) + "\n")
+    atomic.write_text(run / "split.json", json.dumps(split.to_json(corpus), indent=1) + "\n")
     counts = frame_counts(
         corpus.label[split.train], corpus.num_frames[split.train],
         corpus.speech_frames[split.train], len(corpus.classes),
@@ -120,7 +121,7 @@ def fit_split(corpus: Corpus, split: Split, config: TrainConfig, run: Path, verb
         "seconds_per_epoch": float(np.mean(timer.seconds)),
         "feed": {"train": _describe(train_feed, "train"), "valid": _describe(valid_feed, "valid")},
     }
-    (run / "run.json").write_text(json.dumps(facts, indent=1) + "\n")
+    atomic.write_text(run / "run.json", json.dumps(facts, indent=1) + "\n")
     return evaluate_run(run, corpus, model=model)
 
 
@@ -147,6 +148,6 @@ def fit(
     ]
     summary = fold_summary(folds)
     save_config(config, out / "config.json")
-    (out / "metrics.json").write_text(json.dumps(summary, indent=1) + "\n")
+    atomic.write_text(out / "metrics.json", json.dumps(summary, indent=1) + "\n")
     print(fold_table(summary))
     return summary

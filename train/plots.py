@@ -12,6 +12,8 @@ matplotlib.use("Agg")  # Runs write files; they never open windows.
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from brogue import atomic  # noqa: E402
+
 
 def plot_history(history: Mapping[str, Sequence[float]], path: Path) -> None:
     """Training and validation accuracy and AUC per epoch, side by side as in the example."""
@@ -25,7 +27,8 @@ def plot_history(history: Mapping[str, Sequence[float]], path: Path) -> None:
         axis.legend()
         axis.grid(True)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    with atomic.atomic_path(path) as partial:
+        fig.savefig(partial, dpi=100)
     plt.close(fig)
 
 
@@ -52,5 +55,6 @@ def plot_confusion(
     axis.set_ylabel("Label")
     axis.set_title(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    with atomic.atomic_path(path) as partial:
+        fig.savefig(partial, dpi=100)
     plt.close(fig)

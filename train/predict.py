@@ -5,6 +5,8 @@ averaged over the file's speech frames (YAMNet's top class is Speech), or over a
 when it has none, and the accent is the most probable accent of that mean ("Not a speech" never
 is the answer). Files are decoded by the extractor's worker, their patches go through YAMNet in
 full batches across files (the extractor's batcher), and the head runs once per group of files.
+A long recording comes in pieces, as in extraction: each piece's embeddings go through the head
+and are dropped, so memory holds a few blocks of audio and the file's per-frame probabilities.
 """
 
 from __future__ import annotations
@@ -140,9 +142,10 @@ def _readable(prepared: Iterator[Prepared], failures: list[str]) -> Iterator[Pre
 def _head_groups(
     computed: Iterator[tuple[Prepared, np.ndarray, np.ndarray]],
 ) -> Iterator[list[tuple[Prepared, np.ndarray, np.ndarray]]]:
+    """Pieces in groups for the head, each piece's frames cut to those it gives."""
     group = []
-    for item in computed:
-        group.append(item)
+    for clip, scores, embeddings in computed:
+        group.append((clip, scores[: clip.frames], embeddings[: clip.frames]))
         if len(group) == FILES_PER_HEAD_CALL:
             yield group
             group = []
@@ -156,24 +159,33 @@ def predict_files(
     """A prediction for every readable file, in the order given; unreadable files are reported
     on stderr as they are met and their messages appended to `failures`."""
     # Each file's position rides along in `extra`, which survives the trip through a worker.
-    sources = [ClipSource(Path(path), "", "", {"number": str(n)}) for n, path in enumerate(paths)]
-    prepared = prepared_in_order(sources, DEFAULT_WORKERS, frozenset())
+    sources = [ClipSource(Path(path), "", "", {"number": str(n)}, str(path))
+               for n, path in enumerate(paths)]  # fmt: skip
+    prepared = prepared_in_order(sources, DEFAULT_WORKERS, {})
     computed = pipeline.computed(engine, _readable(prepared, failures))
+    probs_so_far: list[np.ndarray] = []  # the pieces of the file in progress
+    speech_so_far: list[np.ndarray] = []
     for group in _head_groups(computed):
         counts = [len(scores) for _, scores, _ in group]
         probs = np.asarray(run.head.predict_on_batch(np.concatenate([e for _, _, e in group])))
         speech = np.concatenate([scores.argmax(axis=1) == SPEECH_CLASS for _, scores, _ in group])
-        owners = np.repeat(np.arange(len(group)), counts)
-        pooled, _ = pool(probs, owners, speech, len(group))
         bounds = np.cumsum(counts)[:-1]
-        rows = zip(group, pooled, np.split(probs, bounds), np.split(speech, bounds), strict=True)
-        for (clip, _, _), file_probs, frame_probs, frame_speech in rows:
+        rows = zip(group, np.split(probs, bounds), np.split(speech, bounds), strict=True)
+        for (clip, _, _), piece_probs, piece_speech in rows:
+            if clip.piece == 0:  # a file whose later pieces never came failed: drop its start
+                probs_so_far, speech_so_far = [], []
+            probs_so_far.append(piece_probs)
+            speech_so_far.append(piece_speech)
+            if not clip.last:
+                continue
+            frame_probs, frame_speech = np.concatenate(probs_so_far), np.concatenate(speech_so_far)
+            pooled, _ = pool(frame_probs, np.zeros(len(frame_probs), int), frame_speech, 1)
             yield FilePrediction(
                 number=int(clip.source.extra["number"]),
                 path=str(clip.source.path),
                 seconds=clip.seconds,
                 classes=run.classes,
-                probabilities=file_probs,
+                probabilities=pooled[0],
                 frame_probabilities=frame_probs,
                 speech=frame_speech,
                 frame_hop_seconds=engine.params.patch_hop_seconds,

@@ -16,6 +16,7 @@ matplotlib.use("Agg")  # Predictions write files; they never open windows.
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from brogue import atomic  # noqa: E402
 from brogue.extract.audio import load_audio  # noqa: E402
 from brogue.extract.yamnet import features  # noqa: E402
 from brogue.extract.yamnet.params import Params  # noqa: E402
@@ -66,5 +67,6 @@ def plot_prediction(prediction: FilePrediction, params: Params, path: Path) -> N
         f"({prediction.probabilities[order[0]]:.2f})"
     )
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    with atomic.atomic_path(path) as partial:
+        fig.savefig(partial, dpi=100)
     plt.close(fig)

@@ -41,6 +41,7 @@ matplotlib.use("Agg")  # Sweeps write files; they never open windows.
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from brogue import atomic
 from brogue.errors import BrogueError
 from brogue.train.config import (  # noqa: E402
     DEFAULT_JOBS,
@@ -163,9 +164,7 @@ def run_trial(
 
 def _write_json(path: Path, value: Any) -> None:
     """Write atomically: a trial.json that exists is a finished trial."""
-    partial = path.with_name(path.name + ".tmp")
-    partial.write_text(json.dumps(value, indent=1) + "\n")
-    partial.replace(path)
+    atomic.write_text(path, json.dumps(value, indent=1) + "\n")
 
 
 def _trial_folder(out: Path, trial: int) -> Path:
@@ -233,12 +232,10 @@ def _run_pending(
 
 def write_table(out: Path, records: Sequence[dict[str, Any]], objective: str) -> None:
     columns = [*TABLE_COLUMNS[:4], objective, *TABLE_COLUMNS[4:]]
-    partial = out / "trials.csv.tmp"
-    with open(partial, "w", newline="") as table:
+    with atomic.atomic_path(out / "trials.csv") as partial, open(partial, "w", newline="") as table:
         writer = csv.DictWriter(table, columns)
         writer.writeheader()
         writer.writerows(sorted(records, key=lambda record: record["trial"]))
-    partial.replace(out / "trials.csv")
 
 
 def plot_objective(records: Sequence[dict[str, Any]], objective: str, path: Path) -> None:
@@ -254,7 +251,8 @@ def plot_objective(records: Sequence[dict[str, Any]], objective: str, path: Path
     axis.legend()
     axis.grid(True)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    with atomic.atomic_path(path) as partial:
+        fig.savefig(partial, dpi=100)
     plt.close(fig)
 
 
