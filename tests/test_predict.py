@@ -60,7 +60,7 @@ def test_predict_pools_the_cached_frames_as_evaluate_does(
     by_path = {p.path: p for p in predictions}
     for row in range(len(clips)):
         stored = cache.clip_frames(int(clips["shard"][row]), int(clips["row"][row]))
-        probs = np.asarray(run.head.predict_on_batch(stored["embeddings"]))
+        probs = np.asarray(run.head.model.predict_on_batch(stored["embeddings"]))
         speech = stored["top_class"] == 0
         pooled, _ = pool(probs, np.zeros(len(probs), int), speech, 1)
         prediction = by_path[clips["path"][row]]

@@ -1,10 +1,11 @@
 """`predict`: the accent of new recordings, by the YAMNet and the head a run was trained with.
 
-A file's answer is the clip rule that `evaluate` scores: the head's frame probabilities are
-averaged over the file's speech frames (YAMNet's top class is Speech), or over all its frames
-when it has none, and the accent is the most probable accent of that mean ("Not a speech" never
-is the answer). Files are decoded by the extractor's worker, their patches go through YAMNet in
-full batches across files (the extractor's batcher), and the head runs once per group of files.
+A file's answer is the clip rule that `evaluate` scores, through the run's serving head
+(`train.families`), whatever its family: the model pools the file's speech frames (YAMNet's top
+class is Speech), or all its frames when it has none, and the accent is the most probable accent
+("Not a speech" never is the answer). Files are decoded by the extractor's worker, their patches
+go through YAMNet in full batches across files (the extractor's batcher), and the head runs once
+per group of files, padded to the longest.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from brogue.extract.decode import DEFAULT_WORKERS, Prepared, prepared_in_order
 from brogue.extract.yamnet.engines import NativeEngine
 from brogue.extract.yamnet.params import SPEECH_CLASS
 from brogue.extract.yamnet.weights import YamnetError
-from brogue.train.metrics import pool
+from brogue.train.model import EMBEDDING_WIDTH
+from brogue.train.families import serving_head
 
 # Files whose frames go through the head together: one call for many short files, while the
 # probabilities held stay small.
@@ -43,7 +45,9 @@ class TrainedRun:
 
     folder: Path
     classes: list[str]  # the accents, then "Not a speech"
-    head: keras.Model
+    # (embeddings [B, T, 1024], speech [B, T], present [B, T]) -> (probabilities [B, C],
+    # frame probabilities [B, T, C]), for every family: `train.families.serving_head`.
+    head: keras.layers.Layer
     handle: str
     fingerprint: str
 
@@ -61,7 +65,9 @@ def load_run(folder: Path) -> TrainedRun:
     cache = facts.get("cache", {})
     if "handle" not in cache or "fingerprint" not in cache:
         raise PredictError(f"{facts_path} does not say which YAMNet made its cache; fit it again")
-    head = keras.models.load_model(model_path)
+    # Runs from before the model families were all the example's frame-dense head.
+    family = facts.get("model", "frame-dense")
+    head = serving_head(keras.models.load_model(model_path), family, len(facts["classes"]))
     return TrainedRun(folder, facts["classes"], head, cache["handle"], cache["fingerprint"])
 
 
@@ -161,20 +167,23 @@ def predict_files(
     computed = pipeline.computed(engine, _readable(prepared, failures))
     for group in _head_groups(computed):
         counts = [len(scores) for _, scores, _ in group]
-        probs = np.asarray(run.head.predict_on_batch(np.concatenate([e for _, _, e in group])))
-        speech = np.concatenate([scores.argmax(axis=1) == SPEECH_CLASS for _, scores, _ in group])
-        owners = np.repeat(np.arange(len(group)), counts)
-        pooled, _ = pool(probs, owners, speech, len(group))
-        bounds = np.cumsum(counts)[:-1]
-        rows = zip(group, pooled, np.split(probs, bounds), np.split(speech, bounds), strict=True)
-        for (clip, _, _), file_probs, frame_probs, frame_speech in rows:
+        embeddings = np.zeros((len(group), max(counts), EMBEDDING_WIDTH), np.float32)
+        speech = np.zeros(embeddings.shape[:2], np.float32)
+        present = np.zeros(embeddings.shape[:2], np.float32)
+        for row, (_, scores, frames) in enumerate(group):
+            embeddings[row, : len(frames)] = frames
+            speech[row, : len(frames)] = scores.argmax(axis=1) == SPEECH_CLASS
+            present[row, : len(frames)] = 1.0
+        pooled, frames = (np.asarray(x) for x in run.head(embeddings, speech, present))
+        rows = zip(group, counts, pooled, frames, speech, strict=True)
+        for (clip, _, _), count, file_probs, frame_probs, frame_speech in rows:
             yield FilePrediction(
                 number=int(clip.source.extra["number"]),
                 path=str(clip.source.path),
                 seconds=clip.seconds,
                 classes=run.classes,
                 probabilities=file_probs,
-                frame_probabilities=frame_probs,
-                speech=frame_speech,
+                frame_probabilities=frame_probs[:count],
+                speech=frame_speech[:count] == 1.0,
                 frame_hop_seconds=engine.params.patch_hop_seconds,
             )
