@@ -111,9 +111,8 @@ def _sweep_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from brogue.train.sweep import DEFAULT_SPACE, load_space, sweep
-
     from brogue.train.config import OBJECTIVES
+    from brogue.train.sweep import DEFAULT_SPACE, load_space, sweep
 
     space = load_space(args.space or DEFAULT_SPACE)
     best = sweep(args.cache, args.out, _config_from(args), space, args.trials, args.objective,

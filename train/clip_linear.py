@@ -35,7 +35,8 @@ def _clip_inputs() -> list[keras.KerasTensor]:
 
 def _statistics(inputs: list[keras.KerasTensor]) -> keras.KerasTensor:
     frames, speech, present = inputs
-    return StatsPooling(name="statistics")(frames, PoolWeights(name="pool_weights")(speech, present))
+    weights = PoolWeights(name="pool_weights")(speech, present)
+    return StatsPooling(name="statistics")(frames, weights)
 
 
 def carried_model(scaler: StandardScaler, regression: LogisticRegression, accents: int

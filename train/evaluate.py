@@ -182,10 +182,10 @@ def few_speakers(counts: dict[str, int]) -> str | None:
 def summary_table(metrics: dict[str, Any]) -> str:
     """The headline numbers for train, valid and test side by side, with 95% intervals."""
     sides = [side for side in ("train", "valid", "test") if side in metrics]
-    lines = [f"{'':30} " + " ".join(f"{side:20}" for side in sides)]
+    lines = [f"{'':30} " + " ".join(f"{side:20}" for side in sides).rstrip()]
     for level, name, label in SUMMARY:
-        lines.append(f"{label:30} " + " ".join(f"{_value(metrics[s], level, name):20}"
-                                               for s in sides))  # fmt: skip
+        cells = " ".join(f"{_value(metrics[side], level, name):20}" for side in sides)
+        lines.append(f"{label:30} {cells}".rstrip())
     answer = metrics["valid"]["baseline"]["answer"]
     lines.append(f"(model: {metrics['model']}; majority class: {answer}; split: "
                  f"{metrics['split']['kind']}; [95% interval, resampling speakers])")  # fmt: skip

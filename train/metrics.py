@@ -114,7 +114,7 @@ def speaker_bootstrap(
     Decisions of one speaker are not independent, so the bootstrap draws speakers, with
     replacement, each accent's from its own speakers (every accent stays in every draw, so
     balanced accuracy stays defined), and keeps all the drawn speakers' decisions. For speaker
-    decisions pass each speaker as its own `speaker`. Seeded: the same inputs give the same interval.
+    decisions pass each speaker as its own `speaker`. Seeded: the same inputs, the same interval.
     """
     speakers, owner = np.unique(speaker, return_inverse=True)
     correct = np.bincount(owner, weights=truth == predicted, minlength=len(speakers))
@@ -157,8 +157,8 @@ def clip_and_speaker_metrics(
     scores["interval"] = speaker_bootstrap(speaker_truth, decisions, speakers, seed)
     silent = np.bincount(owner, weights=~fallback, minlength=len(speakers)) == 0
     scores["no_speech_groups"] = int(silent.sum())
-    scores["decisions"] = {name: (int(t), int(d)) for name, t, d in
-                           zip(speakers.tolist(), speaker_truth, decisions, strict=True)}  # fmt: skip
+    rows = zip(speakers.tolist(), speaker_truth, decisions, strict=True)
+    scores["decisions"] = {name: (int(truth), int(decided)) for name, truth, decided in rows}
     return {"clip": clip, "speaker": scores}
 
 

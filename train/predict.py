@@ -27,8 +27,8 @@ from brogue.extract.decode import DEFAULT_WORKERS, Prepared, prepared_in_order
 from brogue.extract.yamnet.engines import NativeEngine
 from brogue.extract.yamnet.params import SPEECH_CLASS
 from brogue.extract.yamnet.weights import YamnetError
-from brogue.train.model import EMBEDDING_WIDTH
 from brogue.train.families import serving_head
+from brogue.train.model import EMBEDDING_WIDTH
 
 # Files whose frames go through the head together: one call for many short files, while the
 # probabilities held stay small.

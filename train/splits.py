@@ -182,8 +182,9 @@ def make_splits(corpus: Corpus, config: TrainConfig, index: Path | None) -> list
         rows, names = _example_rows(corpus, index)
         valid = np.isin(names, example_holdout(rows, config.valid_ratio, config.seed))
         nowhere = np.zeros_like(valid)
-        return [Split(kind="random", test_ratio=None, fold=None, index=str(index) if index else None,
-                      valid=valid, train=~valid, test=nowhere, **common)]  # fmt: skip
+        named = str(index) if index else None
+        return [Split(kind="random", test_ratio=None, fold=None, index=named, valid=valid,
+                      train=~valid, test=nowhere, **common)]  # fmt: skip
     labels = corpus.speaker_labels()
     if config.folds == 1:
         valid, test = three_way(labels, config.valid_ratio, config.test_ratio, config.seed)

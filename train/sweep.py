@@ -74,8 +74,6 @@ SETTINGS = {
 }  # fmt: skip
 SEARCHED = ("model", "layers", "learning_rate", "batch_size", "linear_c", "attention_width",
             "attention_dropout")  # the base config's values of these go unused  # fmt: skip
-# The pruner leaves the first trials and epochs alone: too early, a median says little.
-PRUNER = {"n_startup_trials": 5, "n_warmup_steps": 5}
 # A trial's process writes a heartbeat; one silent for the grace period (killed, or its machine
 # lost) is failed and retried once with the same settings.
 HEARTBEAT_SECONDS, GRACE_SECONDS = 30, 120
@@ -172,12 +170,17 @@ def _storage(url: str) -> RDBStorage:
     )  # fmt: skip
 
 
+def make_pruner() -> optuna.pruners.BasePruner:
+    """The median pruner, leaving the first trials and epochs alone: a median says little yet."""
+    return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=5)
+
+
 def open_study(url: str, seed: int) -> optuna.Study:
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # brogue prints a line per trial
     return optuna.create_study(
         storage=_storage(url), study_name=STUDY, direction="maximize", load_if_exists=True,
         sampler=optuna.samplers.TPESampler(seed=seed),
-        pruner=optuna.pruners.MedianPruner(**PRUNER),
+        pruner=make_pruner(),
     )  # fmt: skip
 
 
@@ -205,6 +208,7 @@ def run_worker(
         shutil.rmtree(folder, ignore_errors=True)  # what an earlier failed attempt left
         trial.set_user_attr("folder", str(folder.absolute()))
         trial.set_user_attr("host", socket.gethostname())
+        trial.set_user_attr("worker", worker)
         trial.set_user_attr("settings", _describe(config))
         started = time.perf_counter()
 
@@ -298,8 +302,10 @@ def write_table(out: Path, study: optuna.Study, objective: str) -> None:
         for trial in study.get_trials(deepcopy=False):
             if trial.state == TrialState.RUNNING:
                 continue
+            # A pruned trial shows its last validation score.
+            last = max(trial.intermediate_values, default=None)
             value = trial.value if trial.state == TrialState.COMPLETE else \
-                trial.intermediate_values.get(max(trial.intermediate_values, default=-1))  # fmt: skip
+                trial.intermediate_values.get(last)  # fmt: skip
             writer.writerow({
                 "trial": trial.number, "state": trial.state.name.lower(),
                 "model": trial.params.get("model"), "settings": trial.user_attrs.get("settings"),
@@ -310,12 +316,15 @@ def write_table(out: Path, study: optuna.Study, objective: str) -> None:
 
 def write_plots(out: Path, study: optuna.Study) -> None:
     """Optuna's optimisation history and, from two finished trials on, parameter importances."""
-    plots = [("optimization_history.png", optuna.visualization.matplotlib.plot_optimization_history)]
+    figures = optuna.visualization.matplotlib
+    plots = [("optimization_history.png", figures.plot_optimization_history)]
     if len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))) >= 2:
-        plots.append(("param_importances.png",
-                      optuna.visualization.matplotlib.plot_param_importances))  # fmt: skip
+        plots.append(("param_importances.png", figures.plot_param_importances))
     for name, plot in plots:
-        axes = plot(study)
+        with warnings.catch_warnings():
+            # Importances warn about settings tried only once: expected in short sweeps.
+            warnings.simplefilter("ignore", UserWarning)
+            axes = plot(study)
         axes.figure.set_size_inches(9, 5)
         axes.figure.tight_layout()
         axes.figure.savefig(out / name, dpi=100)
