@@ -79,8 +79,6 @@ SEARCHED = ("model", "layers", "learning_rate", "batch_size", "linear_c", "atten
 HEARTBEAT_SECONDS, GRACE_SECONDS = 30, 120
 TABLE_COLUMNS = ("trial", "state", "model", "settings", "epochs", "best_epoch", "seconds")
 
-# Optuna marks its stale-trial retry experimental; that note is not for brogue's users.
-warnings.filterwarnings("ignore", category=ExperimentalWarning)
 
 
 class SweepError(BrogueError):
@@ -163,11 +161,14 @@ def _describe(config: TrainConfig) -> str:
 def _storage(url: str) -> RDBStorage:
     # SQLite waits for another worker's write rather than failing at once.
     engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None
-    return RDBStorage(
-        url, engine_kwargs=engine, heartbeat_interval=HEARTBEAT_SECONDS,
-        grace_period=GRACE_SECONDS,
-        heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
-    )  # fmt: skip
+    with warnings.catch_warnings():
+        # Optuna marks heartbeats experimental; that note is not for brogue's users.
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        return RDBStorage(
+            url, engine_kwargs=engine, heartbeat_interval=HEARTBEAT_SECONDS,
+            grace_period=GRACE_SECONDS,
+            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
+        )  # fmt: skip
 
 
 def make_pruner() -> optuna.pruners.BasePruner:
@@ -322,8 +323,10 @@ def write_plots(out: Path, study: optuna.Study) -> None:
         plots.append(("param_importances.png", figures.plot_param_importances))
     for name, plot in plots:
         with warnings.catch_warnings():
-            # Importances warn about settings tried only once: expected in short sweeps.
+            # Importances warn about settings tried only once, expected in short sweeps, and
+            # both plots are marked experimental.
             warnings.simplefilter("ignore", UserWarning)
+            warnings.simplefilter("ignore", ExperimentalWarning)
             axes = plot(study)
         axes.figure.set_size_inches(9, 5)
         axes.figure.tight_layout()
@@ -367,6 +370,9 @@ def sweep(
     url = storage or _default_url(out)
     identity = _identity(cache, corpus.cache.fingerprint, base, space, objective, index)
     study = _start_or_resume(out, url, identity, base.seed)
+    for failed in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
+        # An interrupted trial is never resumed: what it left would only mislead.
+        shutil.rmtree(failed.user_attrs.get("folder", out / "none"), ignore_errors=True)
     pending = max(trials - _done(study), 0)
     print(f"sweep of {trials} trials in {out}: {trials - pending} already finished, "
           f"{pending} to run, {min(jobs, pending)} worker(s)")  # fmt: skip
