@@ -116,3 +116,22 @@ def test_every_family_fits_evaluates_predicts_and_exports(
                            ("frame_probabilities", prediction.frame_probabilities)):  # fmt: skip
             worst = max(worst, float(np.abs(served[name].numpy() - ours).max()))
     assert worst < 1e-4
+
+
+def test_a_clip_feed_pads_every_batch_to_the_sides_longest_clip(tmp_path: Path) -> None:
+    from brogue.dev.synthetic_cache import SyntheticCorpus, write_synthetic_cache
+    from brogue.train.config import make_config
+    from brogue.train.corpus import load_corpus
+
+    corpus = load_corpus(write_synthetic_cache(tmp_path, SyntheticCorpus(), seed=0))
+    chosen = corpus.speaker == corpus.speaker[0]
+    feed = corpus.clip_feed(chosen, make_config({"batch_size": 4}), 2**20, shuffle=True)
+    longest = corpus.num_frames[chosen].max()
+    seen = []
+    for index in range(len(feed)):
+        (frames, speech, present), _ = feed[index]
+        # Keras's TensorFlow adapter fixes the shapes from the first batches: one shape for all.
+        assert frames.shape[1:] == (longest, 1024) and present.shape[1] == longest
+        seen += [int(n) for n in present.sum(axis=1)]
+        assert not (speech * (1 - present)).any() and not frames[present == 0].any()
+    assert sorted(seen) == sorted(corpus.num_frames[chosen].tolist())

@@ -1,9 +1,10 @@
 """Feed Keras whole clips from the shards: padded batches of (frames, speech, present).
 
 Clip-level models see a clip at once. Each batch reads its clips from the shards (one HDF5 call
-per clip) and pads them to the batch's longest. A side that fits the RAM budget is kept once
-read. When shuffling, each epoch shuffles the clips, then sorts every run of `BUCKET` batches'
-clips by length, so a batch pads little, and shuffles the batches' order.
+per clip) and pads them to the side's longest clip: Keras's TensorFlow adapter fixes a feed's
+shapes from its first batches, so batches padded to their own longest fail once one is shorter.
+(OpenSLR 83's clips are 2 to 15 s, at most about 30 frames.) A side that fits the RAM budget is
+kept once read. When shuffling, each epoch draws its own clip order.
 """
 
 from __future__ import annotations
@@ -16,8 +17,6 @@ import numpy as np
 from brogue.extract.yamnet.params import SPEECH_CLASS
 from brogue.train.model import EMBEDDING_WIDTH
 from brogue.train.stream import FrameReader
-
-BUCKET = 8
 
 
 class ClipFeed(keras.utils.PyDataset):
@@ -50,6 +49,7 @@ class ClipFeed(keras.utils.PyDataset):
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.seed = seed
+        self.longest = int(num_frames[clips].max())
         self.resident = int(num_frames[clips].sum()) * (EMBEDDING_WIDTH * 4 + 1) <= budget_bytes
         self._kept: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self.epoch = 0
@@ -66,15 +66,7 @@ class ClipFeed(keras.utils.PyDataset):
         if epoch not in self._orders:
             order = self.clips
             if self.shuffle:
-                rng = np.random.default_rng([self.seed, epoch])
-                order = rng.permutation(order)
-                span = self.batch_size * BUCKET
-                order = np.concatenate([
-                    chunk[np.argsort(self.num_frames[chunk], kind="stable")]
-                    for chunk in np.split(order, range(span, len(order), span))
-                ])  # fmt: skip
-                batches = np.split(order, range(self.batch_size, len(order), self.batch_size))
-                order = np.concatenate([batches[i] for i in rng.permutation(len(batches))])
+                order = np.random.default_rng([self.seed, epoch]).permutation(order)
             self._orders = {epoch: order}
         return self._orders[epoch]
 
@@ -92,10 +84,9 @@ class ClipFeed(keras.utils.PyDataset):
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, ...]:
         batch = self._order(self.epoch)[index * self.batch_size : (index + 1) * self.batch_size]
-        longest = int(self.num_frames[batch].max())
-        frames = np.zeros((len(batch), longest, EMBEDDING_WIDTH), np.float32)
-        speech = np.zeros((len(batch), longest), np.float32)
-        present = np.zeros((len(batch), longest), np.float32)
+        frames = np.zeros((len(batch), self.longest, EMBEDDING_WIDTH), np.float32)
+        speech = np.zeros((len(batch), self.longest), np.float32)
+        present = np.zeros((len(batch), self.longest), np.float32)
         for row, clip in enumerate(batch):
             embeddings, is_speech = self._read(int(clip))
             frames[row, : len(is_speech)] = embeddings
