@@ -20,6 +20,7 @@ from typing import Any
 
 import keras
 import numpy as np
+from sklearn.metrics import balanced_accuracy_score
 
 from brogue.errors import BrogueError
 from brogue.train.config import TrainConfig, load_config
@@ -221,8 +222,6 @@ def fold_summary(folds: list[dict[str, Any]], decisions: Sequence[Path], seed: i
 
 def pooled_test(paths: Sequence[Path], seed: int) -> dict[str, Any]:
     """Balanced accuracy of the test decisions of all folds together, with 95% intervals."""
-    from sklearn.metrics import balanced_accuracy_score
-
     rows = []
     for path in paths:
         with open(path, newline="") as table:
