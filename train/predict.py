@@ -174,8 +174,8 @@ def predict_files(
             embeddings[row, : len(frames)] = frames
             speech[row, : len(frames)] = scores.argmax(axis=1) == SPEECH_CLASS
             present[row, : len(frames)] = 1.0
-        pooled, frames = (np.asarray(x) for x in run.head(embeddings, speech, present))
-        rows = zip(group, counts, pooled, frames, speech, strict=True)
+        pooled, per_frame = (np.asarray(x) for x in run.head(embeddings, speech, present))
+        rows = zip(group, counts, pooled, per_frame, speech, strict=True)
         for (clip, _, _), count, file_probs, frame_probs, frame_speech in rows:
             yield FilePrediction(
                 number=int(clip.source.extra["number"]),
