@@ -218,16 +218,19 @@ def run_worker(
             trial.set_user_attr("seconds", round(time.perf_counter() - started, 2))
             trial.report(metrics[level][name], epoch)
             if trial.should_prune():
-                print(f"trial {trial.number:3d} ({config.model}, {_describe(config)}): pruned "
-                      f"after {epoch + 1} epochs at {objective} {metrics[level][name]:.4f}",
-                      flush=True)  # fmt: skip
-                raise optuna.TrialPruned()
+                raise optuna.TrialPruned(f"after {epoch + 1} epochs at {objective} "
+                                         f"{metrics[level][name]:.4f}")  # fmt: skip
 
-        # The parent already showed the split's warnings and prints one line per trial.
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-            warnings.simplefilter("ignore", SplitWarning)
-            metrics = fit(cache, folder, config, index=index, verbose=0, on_valid=on_valid,
-                          test=False)  # fmt: skip
+        # The parent already showed the split's warnings; a trial prints one line.
+        try:
+            with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+                warnings.simplefilter("ignore", SplitWarning)
+                metrics = fit(cache, folder, config, index=index, verbose=0, on_valid=on_valid,
+                              test=False)  # fmt: skip
+        except optuna.TrialPruned as pruned:
+            print(f"trial {trial.number:3d} ({config.model}, {_describe(config)}): pruned "
+                  f"{pruned}", flush=True)  # fmt: skip
+            raise
         seconds = round(time.perf_counter() - started, 2)
         for key, value in (("epochs", metrics["epochs_run"]), ("best_epoch", metrics["best_epoch"]),
                            ("seconds", seconds)):  # fmt: skip
