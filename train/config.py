@@ -163,4 +163,6 @@ DEFAULT_TRIALS = 20
 # trials one after another in one process, as jobs=1 does: 67 s against 72 s for 4 shorter
 # trials, without run folders or plots, and it needs keras-tuner and tensorboard. More jobs may pay
 # on machines with more cores (not measured here); `brogue bench sweep` measures it.
+# These were measured with joblib workers, before the sweep moved to Optuna worker processes
+# on one study; not measured again since.
 DEFAULT_JOBS = 1
