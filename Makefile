@@ -14,7 +14,7 @@ BROGUE_YAMNET ?= $(if $(wildcard ../shared/yamnet/saved_model.pb),../shared/yamn
 export BROGUE_YAMNET
 
 .PHONY: setup test lint extract synthetic train sweep predict export demo stress \
-	bench bench-yamnet bench-extract bench-train bench-sweep bench-shards
+	bench bench-yamnet bench-extract bench-train bench-sweep bench-shards bench-families
 
 setup: $(VENV)/.installed
 
@@ -72,3 +72,6 @@ bench-sweep: setup
 
 bench-shards: setup
 	$(BROGUE) bench shards
+
+bench-families: setup
+	$(BROGUE) bench families

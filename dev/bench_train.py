@@ -21,7 +21,7 @@ import numpy as np
 from brogue.dev.synthetic_cache import SyntheticCorpus, write_synthetic_cache
 from brogue.train.config import TrainConfig
 from brogue.train.corpus import load_corpus
-from brogue.train.fit import EpochTimer
+from brogue.train.keras_training import EpochTimer
 from brogue.train.model import build_model
 from brogue.train.weights import class_weights, frame_counts
 

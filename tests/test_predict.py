@@ -60,7 +60,7 @@ def test_predict_pools_the_cached_frames_as_evaluate_does(
     weighted = False
     for row in range(len(clips)):
         stored = cache.clip_frames(int(clips["shard"][row]), int(clips["row"][row]))
-        probs = np.asarray(run.head.predict_on_batch(stored["embeddings"]))
+        probs = np.asarray(run.head.model.predict_on_batch(stored["embeddings"]))
         speech = stored["top_class"] == 0
         # The example's clip decision: the mean over speech frames, or all frames if none.
         expected = probs[speech].mean(axis=0) if speech.any() else probs.mean(axis=0)

@@ -1,4 +1,4 @@
-"""`brogue fit` and `evaluate` end to end on a small synthetic cache."""
+"""`brogue fit` and `evaluate` end to end on a small synthetic cache: three sides, nested folds."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from brogue.main import main
 QUICK = ["--epochs", "6", "--learning-rate", "1e-3", "--batch-size", "32", "--no-tensorboard"]
 RUN_FILES = (
     "config.json", "split.json", "run.json", "model.keras", "history.csv", "metrics.json",
-    "history.png", "confusion_frame.png", "confusion_clip.png",
+    "history.png", "confusion_frame.png", "confusion_clip.png", "decisions.csv",
 )  # fmt: skip
 
 
@@ -45,17 +45,22 @@ def test_fit_writes_a_complete_run(run: Path) -> None:
 def test_speaker_split_truly_separates_speakers(run: Path, cache: Path) -> None:
     split = json.loads((run / "split.json").read_text())
     assert split["kind"] == "speaker" and split["seed"] == 1337
-    assert not set(split["train_speakers"]) & set(split["valid_speakers"])
+    sides = [set(split[f"{side}_speakers"]) for side in ("train", "valid", "test")]
+    assert sum(map(len, sides)) == len(set().union(*sides)) == 19  # no speaker on two sides
     manifest = json.loads((cache / "manifest.json").read_text())
-    accents = {manifest["speakers"][s]["label"] for s in split["valid_speakers"]}
-    assert accents == set(manifest["labels"])  # every accent has a held-out speaker
-    assert len(split["train_clips"]) + len(split["valid_clips"]) == manifest["totals"]["clips"]
+    for speakers in sides:  # every accent (3 or more speakers each) is on every side
+        assert {manifest["speakers"][s]["label"] for s in speakers} == set(manifest["labels"])
+    clips = sum(len(split[f"{side}_clips"]) for side in ("train", "valid", "test"))
+    assert clips == manifest["totals"]["clips"]
 
 
 def test_metrics_have_every_level_and_beat_the_baseline(run: Path) -> None:
     metrics = json.loads((run / "metrics.json").read_text())
-    for side in ("train", "valid"):
-        assert set(metrics[side]) == {"frame", "clip", "speaker", "baseline"}
+    for side in ("train", "valid", "test"):
+        assert set(metrics[side]) == {"frame", "clip", "speaker", "baseline", "speakers"}
+        for level in ("clip", "speaker"):
+            low, high = metrics[side][level]["interval"]
+            assert low <= metrics[side][level]["balanced_accuracy"] <= high
         frame = metrics[side]["frame"]
         assert {"loss", "accuracy", "auc", "d_prime", "per_class", "confusion"} <= set(frame)
         assert set(frame["per_class"]) == set(metrics["classes"])
@@ -65,6 +70,10 @@ def test_metrics_have_every_level_and_beat_the_baseline(run: Path) -> None:
     assert valid["speaker"]["accuracy"] >= 0.75
     assert np.sum(valid["frame"]["confusion"]) == metrics["split"]["valid"]["frames"]
     assert np.sum(valid["clip"]["confusion"]) == metrics["split"]["valid"]["clips"]
+    assert np.sum(metrics["test"]["clip"]["confusion"]) == metrics["split"]["test"]["clips"]
+    # The synthetic cache has 3, 4, 8 and 4 speakers per accent: one of each is tested.
+    assert metrics["test"]["speakers"] == {"Irish": 1, "Northern": 1, "Southern": 1, "Welsh": 1}
+    assert metrics["split"]["train"]["speakers"] == 19 - 4 - metrics["split"]["valid"]["speakers"]
     assert set(metrics["class_weight"]) == set(metrics["classes"])
     assert metrics["epochs_run"] >= 1 and metrics["seconds_per_epoch"] > 0
 
@@ -75,19 +84,41 @@ def test_evaluate_rescores_the_saved_model(run: Path, capsys: pytest.CaptureFixt
     assert main(["evaluate", str(run)]) == 0
     after = json.loads((run / "metrics.json").read_text())
     assert after["valid"]["clip"] == before["valid"]["clip"]
+    assert after["test"]["clip"] == before["test"]["clip"]
     assert after["valid"]["frame"]["auc"] == pytest.approx(before["valid"]["frame"]["auc"])
-    assert "clip accuracy" in capsys.readouterr().out
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split() == ["train", "valid", "test"]
+    balanced = next(line for line in table if line.startswith("clip balanced accuracy"))
+    low, high = before["test"]["clip"]["interval"]
+    assert balanced.endswith(f"{before['test']['clip']['balanced_accuracy']:.3f} "
+                             f"[{low:.2f}, {high:.2f}]")  # fmt: skip
+    assert table[-2] == ("warning: fewer than 3 test speakers for Irish 1, Northern 1, "
+                         "Southern 1, Welsh 1: their test scores rest on few voices")
 
 
-def test_folds_reuse_the_cache_and_summarise(cache: Path, tmp_path: Path) -> None:
+def test_nested_folds_test_every_speaker_once(cache: Path, tmp_path: Path) -> None:
     out = tmp_path / "folds"
-    quick = ["--epochs", "1", "--no-tensorboard"]
-    assert main(["fit", "--cache", str(cache), "--out", str(out), "--folds", "2", *quick]) == 0
-    valid = [json.loads((out / f"fold-{k}" / "split.json").read_text())["valid_speakers"]
-             for k in (1, 2)]  # fmt: skip
-    assert sum(len(v) for v in valid) == len(set().union(*valid)) == 19  # each speaker once
+    quick = ["--epochs", "1", "--no-tensorboard", "--model", "clip-linear"]
+    assert main(["fit", "--cache", str(cache), "--out", str(out), "--folds", "3", *quick]) == 0
+    splits = [json.loads((out / f"fold-{k}" / "split.json").read_text()) for k in (1, 2, 3)]
+    tested = [set(split["test_speakers"]) for split in splits]
+    assert sum(map(len, tested)) == len(set().union(*tested)) == 19  # each speaker once
+    for split, test in zip(splits, tested, strict=True):
+        # The fold's selection (train and valid) never sees its test speakers.
+        assert not test & (set(split["train_speakers"]) | set(split["valid_speakers"]))
+        assert split["valid_speakers"] and not set(split["valid_speakers"]) & set(
+            split["train_speakers"])
     summary = json.loads((out / "metrics.json").read_text())
-    assert summary["folds"] == 2 and len(summary["valid"]["clip"]["accuracy"]["values"]) == 2
+    assert summary["folds"] == 3 and len(summary["test"]["clip"]["accuracy"]["values"]) == 3
+    folds = [json.loads((out / f"fold-{k}" / "metrics.json").read_text()) for k in (1, 2, 3)]
+    values = [fold["test"]["clip"]["balanced_accuracy"] for fold in folds]
+    assert summary["test"]["clip"]["balanced_accuracy"]["mean"] == pytest.approx(np.mean(values))
+    pooled = summary["test_pooled"]
+    assert pooled["speaker"]["count"] == 19
+    assert pooled["clip"]["count"] == sum(fold["split"]["test"]["clips"] for fold in folds)
+    for level in ("clip", "speaker"):
+        low, high = pooled[level]["interval"]
+        assert low <= pooled[level]["balanced_accuracy"] <= high and low < high
 
 
 def test_errors_are_one_line(cache: Path, run: Path, capsys: pytest.CaptureFixture) -> None:

@@ -104,21 +104,29 @@ def _sweep_flags(parser: argparse.ArgumentParser) -> None:
     flag("--objective", choices=sorted(OBJECTIVES), default=DEFAULT_OBJECTIVE,
          help=f"validation score to maximise (default {DEFAULT_OBJECTIVE})")  # fmt: skip
     flag("--jobs", type=int, default=DEFAULT_JOBS,
-         help=f"trials run at once, in worker processes (default {DEFAULT_JOBS})")  # fmt: skip
+         help=f"worker processes running trials of the study (default {DEFAULT_JOBS})")  # fmt: skip
+    flag("--storage", metavar="URL", help="the Optuna study's database, e.g. postgresql://... "
+         "for several machines (default sqlite in the sweep folder)")  # fmt: skip
     flag("--config", type=Path, help="JSON file of the settings every trial shares")
     flag("--index", type=Path, help="as for fit, with --split random")
     _add_config_flags(parser)
 
 
 def _sweep(args: argparse.Namespace) -> int:
+    from brogue.train.config import OBJECTIVES
     from brogue.train.sweep import DEFAULT_SPACE, load_space, sweep
 
     space = load_space(args.space or DEFAULT_SPACE)
-    records = sweep(args.cache, args.out, _config_from(args), space, args.trials, args.objective,
-                    args.jobs, args.index)  # fmt: skip
-    best = records[0]
-    print(f"best: trial {best['trial']}, {args.objective} {best[args.objective]:.4f}; "
-          f"table in {args.out / 'trials.csv'}, run folder in {args.out / 'best'}")  # fmt: skip
+    best = sweep(args.cache, args.out, _config_from(args), space, args.trials, args.objective,
+                 args.jobs, args.index, args.storage)  # fmt: skip
+    level, name = OBJECTIVES[args.objective]
+    valid, test = best["metrics"]["valid"][level], best["metrics"]["test"][level]
+    interval = test.get("interval") if name == "balanced_accuracy" else None
+    shown = "" if interval is None else f" [{interval[0]:.3f}, {interval[1]:.3f}]"
+    print(f"best: trial {best['trial']} ({best['metrics']['model']}, {best['settings']}): "
+          f"valid {args.objective} {valid[name]:.4f}; test {test[name]:.4f}{shown}, scored "
+          f"once, after the choice; table in {args.out / 'trials.csv'}, run folder in "
+          f"{args.out / 'best'}")  # fmt: skip
     return 0
 
 
@@ -173,7 +181,8 @@ COMMANDS = {
     "fit": Command("train a classifier on a shard cache", _fit_flags, _fit),
     "evaluate": Command("score a finished run, write metrics.json and plots",
                         _evaluate_flags, _evaluate),
-    "sweep": Command("search the dense head's settings, each trial a fit", _sweep_flags, _sweep),
+    "sweep": Command("search the model families and their settings with Optuna, each trial a "
+                     "fit", _sweep_flags, _sweep),
     "predict": Command("the accent of audio files, by a run's YAMNet and head",
                        _predict_flags, _predict),
     "export": Command("one SavedModel from a 16 kHz waveform to accents", _export_flags, _export),

@@ -1,8 +1,10 @@
 """Every setting of a training run in one frozen dataclass, read from JSON and flags.
 
 The defaults are the Keras example's model and fit, except the split: the example split files at
-random, which leaks speakers into validation, so `split="speaker"` is the default here and
-`split="random"` reproduces the example.
+random, which leaks speakers into validation, so `split="speaker"` is the default here (train,
+valid and test speakers) and `split="random"` reproduces the example. `model` names the family
+(`train.families`); a family may bring its own defaults (`FAMILY_DEFAULTS`) for settings the
+example's learning rate and batch size do not suit.
 """
 
 from __future__ import annotations
@@ -21,7 +23,14 @@ EXAMPLE_LAYERS: tuple[tuple[int, float], ...] = ((256, 0.15), (384, 0.2), (192, 
 
 SPLITS = ("speaker", "random")
 CLASS_WEIGHTS = ("example", "balanced")
-CHOICES = {"split": SPLITS, "class_weight": CLASS_WEIGHTS}
+# The model families (train.families); "frame-dense" is the example's head.
+MODELS = ("frame-dense", "clip-linear", "clip-attention")
+CHOICES = {"split": SPLITS, "class_weight": CLASS_WEIGHTS, "model": MODELS}
+# Settings a family needs other than the example's, used unless the config or a flag sets them:
+# the attention model learns clips, 16 to a batch, and at the example's 2e-5 barely moves.
+FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
+    "clip-attention": {"learning_rate": 1e-3, "batch_size": 16},
+}
 
 
 class ConfigError(BrogueError):
@@ -32,15 +41,20 @@ class ConfigError(BrogueError):
 class TrainConfig:
     """One run's settings; saved as config.json, read back by `load_config`."""
 
-    layers: tuple[tuple[int, float], ...] = EXAMPLE_LAYERS
+    model: str = "frame-dense"
+    layers: tuple[tuple[int, float], ...] = EXAMPLE_LAYERS  # frame-dense
+    linear_c: float = 1.0  # clip-linear: inverse L2 strength, scikit-learn's C
+    attention_width: int = 128  # clip-attention: the frame projection's width
+    attention_dropout: float = 0.2  # clip-attention: dropout on the projection and the pooled
     optimizer: str = "adam"
     learning_rate: float = 1.9644e-5
-    batch_size: int = 64
+    batch_size: int = 64  # frames for frame-dense, clips for clip-attention
     epochs: int = 100
     patience: int = 10
     split: str = "speaker"
     valid_ratio: float = 0.1
-    folds: int = 1
+    test_ratio: float = 0.1
+    folds: int = 1  # > 1: nested speaker folds, each fold's test speakers held out of it all
     class_weight: str = "example"
     seed: int = 1337
     ram_budget_mb: float = 2048.0
@@ -60,7 +74,12 @@ class TrainConfig:
         _check(self.patience >= 1, "patience", ">= 1", self.patience)
         for name, allowed in CHOICES.items():
             _check(getattr(self, name) in allowed, name, f"one of {allowed}", getattr(self, name))
+        _check(self.linear_c > 0, "linear_c", "> 0", self.linear_c)
+        _check(self.attention_width >= 1, "attention_width", ">= 1", self.attention_width)
+        _check(0.0 <= self.attention_dropout < 1.0, "attention_dropout", "in [0, 1)",
+               self.attention_dropout)  # fmt: skip
         _check(0.0 < self.valid_ratio < 1.0, "valid_ratio", "in (0, 1)", self.valid_ratio)
+        _check(0.0 < self.test_ratio < 1.0, "test_ratio", "in (0, 1)", self.test_ratio)
         _check(self.folds >= 1, "folds", ">= 1", self.folds)
         _check(
             self.folds == 1 or self.split == "speaker", "folds", "1 with split=random", self.folds
@@ -91,7 +110,7 @@ def make_config(values: dict[str, Any]) -> TrainConfig:
         raise ConfigError(
             f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
         )
-    values = dict(values)
+    values = {**FAMILY_DEFAULTS.get(values.get("model", ""), {}), **values}
     if "layers" in values:
         values["layers"] = tuple(
             (int(width), float(dropout)) for width, dropout in values["layers"]
@@ -132,7 +151,7 @@ def save_config(config: TrainConfig, path: Path) -> None:
 
 # --- sweeps: what a sweep maximises, and how many trials it runs ---
 
-# objective name → where it sits in a run's metrics["valid"].
+# objective name → where it sits in a run's metrics["valid"]. Only frame-dense has frame scores.
 OBJECTIVES = {
     "clip_balanced_accuracy": ("clip", "balanced_accuracy"),
     "frame_auc": ("frame", "auc"),
@@ -145,4 +164,6 @@ DEFAULT_TRIALS = 20
 # trials one after another in one process, as jobs=1 does: 67 s against 72 s for 4 shorter
 # trials, without run folders or plots, and it needs keras-tuner and tensorboard. More jobs may pay
 # on machines with more cores (not measured here); `brogue bench sweep` measures it.
+# These were measured with joblib workers, before the sweep moved to Optuna worker processes
+# on one study; not measured again since.
 DEFAULT_JOBS = 1

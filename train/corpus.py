@@ -1,7 +1,8 @@
 """The trainer's view of a shard cache: its classes and one row of arrays per clip.
 
 Everything here comes from the clip tables and the manifest, so building it reads no
-embeddings; the frames themselves are read later, block by block, by `train.stream`.
+embeddings; the frames themselves are read later, block by block by `train.stream` for
+frame-level models, clip by clip by `train.clips` for clip-level ones.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import numpy as np
 
 from brogue.errors import BrogueError
 from brogue.extract.shards import Cache
+from brogue.train.clips import ClipFeed
 from brogue.train.config import TrainConfig
 from brogue.train.model import EMBEDDING_WIDTH
 from brogue.train.stream import FrameFeed, make_blocks
@@ -60,6 +62,21 @@ class Corpus:
         return FrameFeed(
             Cache(self.cache.directory), blocks, self.label, len(self.classes),
             config.batch_size, budget_bytes, EMBEDDING, shuffle, config.seed, class_weight,
+        )  # fmt: skip
+
+    def clip_feed(
+        self,
+        chosen: np.ndarray,
+        config: TrainConfig,
+        budget_bytes: int,
+        shuffle: bool,
+        class_weight: np.ndarray | None = None,
+    ) -> ClipFeed:
+        """A Keras feed of the `chosen` clips whole, padded per batch; in table order unshuffled."""
+        return ClipFeed(
+            Cache(self.cache.directory), np.flatnonzero(chosen), self.shard, self.frame_start,
+            self.num_frames, self.label, len(self.accents), config.batch_size, budget_bytes,
+            shuffle, config.seed, class_weight,
         )  # fmt: skip
 
     def speaker_labels(self) -> dict[str, str]:

@@ -1,29 +1,35 @@
-"""`evaluate`: score a run's model on both sides of its split; write metrics.json and plots.
+"""`evaluate`: score a run's model on every side of its split; write metrics.json and plots.
 
-metrics.json keeps one stable layout: `metrics[side][level][name]`, with side "train" or
-"valid" and level "frame", "clip", "speaker" or "baseline" (always answering the training
-set's most common accent, scored per clip), e.g. `metrics["valid"]["clip"]["accuracy"]`.
+metrics.json keeps one layout: `metrics[side][level][name]`, with side "train", "valid" or
+"test" and level "frame" (frame-level families only, else null), "clip", "speaker" or
+"baseline" (always answering the training set's most common accent, scored per clip), e.g.
+`metrics["test"]["clip"]["balanced_accuracy"]`. Clip and speaker levels carry `interval`, the
+95% speaker-bootstrap interval of balanced accuracy, and `metrics[side]["speakers"]` counts each
+accent's speakers on that side. decisions.csv lists every clip's and speaker's decision.
+
+Test is scored only here, after the model is final, and nothing reads it to choose anything.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
+from sklearn.metrics import balanced_accuracy_score
 
 from brogue import atomic
 from brogue.errors import BrogueError
-from brogue.extract.yamnet.params import SPEECH_CLASS
 from brogue.train.config import TrainConfig, load_config
 from brogue.train.corpus import Corpus, load_corpus
-from brogue.train.metrics import frame_metrics, majority_baseline, pooled_metrics
+from brogue.train.families import FAMILIES, Family
+from brogue.train.metrics import clip_and_speaker_metrics, majority_baseline, speaker_bootstrap
 from brogue.train.plots import plot_confusion, plot_history
 from brogue.train.splits import Split, split_from_json
-from brogue.train.stream import frame_labels, read_top_class
 
 # (level, name, label) rows of the terminal summary and of the fold summary.
 SUMMARY = (
@@ -37,6 +43,9 @@ SUMMARY = (
     ("speaker", "balanced_accuracy", "speaker balanced accuracy"),
     ("baseline", "accuracy", "majority-class clip accuracy"),
 )
+# An accent with fewer test speakers than this gets a warning line under the table.
+FEW_SPEAKERS = 3
+DECISION_COLUMNS = ("level", "side", "name", "speaker", "accent", "predicted")
 
 
 class EvaluateError(BrogueError):
@@ -45,35 +54,36 @@ class EvaluateError(BrogueError):
 
 def side_metrics(
     corpus: Corpus,
+    family: Family,
     model: keras.Model,
     chosen: np.ndarray,
     train: np.ndarray,
     config: TrainConfig,
 ) -> dict[str, Any]:
-    """Frame, clip, speaker and majority-baseline scores of the `chosen` clips."""
-    feed = corpus.feed(chosen, config, config.ram_budget_bytes, shuffle=False)
-    probs = model.predict(feed, verbose=0)
-    clips = np.concatenate([block.clips for block in feed.blocks])
-    top_class = read_top_class(feed.reader, feed.blocks)
-    labels = frame_labels(top_class, corpus.label[clips], len(corpus.classes) - 1)
-    speech = top_class == SPEECH_CLASS
-    speakers, speaker_of_clip = np.unique(corpus.speaker, return_inverse=True)
-    speaker_label = np.zeros(len(speakers), dtype=np.int64)
-    speaker_label[speaker_of_clip] = corpus.label
+    """Frame, clip, speaker and majority-baseline scores of the `chosen` clips, and the
+    decisions behind them (under "decisions", which metrics.json leaves out)."""
+    probs, frame = family.score(corpus, model, chosen, config)
+    clips = np.flatnonzero(chosen)
+    fallback = corpus.speech_frames[clips] == 0
+    pooled_frames = np.where(fallback, corpus.num_frames[clips], corpus.speech_frames[clips])
+    truth, speakers = corpus.label[clips], corpus.speaker[clips]
+    levels = clip_and_speaker_metrics(
+        probs, pooled_frames, fallback, truth, speakers, corpus.accents, config.seed
+    )
+    counts = {accent: int(np.unique(speakers[truth == k]).size)
+              for k, accent in enumerate(corpus.accents)}  # fmt: skip
     return {
-        "frame": frame_metrics(labels, probs, corpus.classes),
-        "clip": pooled_metrics(probs, speech, clips, corpus.label, corpus.accents),
-        "speaker": pooled_metrics(
-            probs, speech, speaker_of_clip[clips], speaker_label, corpus.accents
-        ),
-        "baseline": majority_baseline(corpus.label[train], corpus.label[chosen], corpus.accents),
+        "frame": frame,
+        **levels,
+        "baseline": majority_baseline(corpus.label[train], truth, corpus.accents),
+        "speakers": counts,
     }
 
 
 def split_summary(corpus: Corpus, split: Split) -> dict[str, Any]:
     """How the split was drawn, and the speakers, clips and frames on each side."""
     summary = split.describe()
-    for side, mask in (("train", split.train), ("valid", split.valid)):
+    for side, mask in split.sides():
         summary[side] = {
             "speakers": int(np.unique(corpus.speaker[mask]).size),
             "clips": int(mask.sum()),
@@ -82,8 +92,13 @@ def split_summary(corpus: Corpus, split: Split) -> dict[str, Any]:
     return summary
 
 
-def evaluate_run(run: Path, corpus: Corpus, model: keras.Model | None = None) -> dict[str, Any]:
-    """Score the run in `run` on `corpus`, write metrics.json and the plots, print a summary."""
+def evaluate_run(
+    run: Path, corpus: Corpus, model: keras.Model | None = None, test: bool = True
+) -> dict[str, Any]:
+    """Score the run in `run` on `corpus`, write metrics.json and the plots, print a summary.
+
+    `test=False` leaves the test side unscored, as a sweep's trials do until one is chosen.
+    """
     facts = json.loads((run / "run.json").read_text())
     if facts["classes"] != corpus.classes:
         raise EvaluateError(f"{run} was trained on classes {facts['classes']}, the cache has "
@@ -92,75 +107,158 @@ def evaluate_run(run: Path, corpus: Corpus, model: keras.Model | None = None) ->
         raise EvaluateError(f"{run} was trained on embeddings from another YAMNet than the "
                             f"cache's ({corpus.cache.fingerprint})")  # fmt: skip
     config = load_config(run / "config.json", {})
+    family = FAMILIES[config.model]
     split = split_from_json(corpus, json.loads((run / "split.json").read_text()))
     if model is None:
         model = keras.models.load_model(run / "model.keras")
-    metrics = {
+    metrics: dict[str, Any] = {
         "classes": corpus.classes,
+        "model": config.model,
         "split": split_summary(corpus, split),
-        **{key: facts[key] for key in ("class_weight", "epochs_run", "best_epoch",
-                                       "seconds_per_epoch")},
-        "train": side_metrics(corpus, model, split.train, split.train, config),
-        "valid": side_metrics(corpus, model, split.valid, split.train, config),
+        **{key: facts.get(key) for key in ("class_weight", "epochs_run", "best_epoch",
+                                           "seconds_per_epoch", "train_seconds")},
     }  # fmt: skip
+    for side, mask in split.sides():
+        if side != "test" or test:
+            metrics[side] = side_metrics(corpus, family, model, mask, split.train, config)
+    write_decisions(run / "decisions.csv", corpus, split, metrics)
     atomic.write_text(run / "metrics.json", json.dumps(metrics, indent=1) + "\n")
     write_plots(run, metrics)
     print(summary_table(metrics))
     return metrics
 
 
+def write_decisions(path: Path, corpus: Corpus, split: Split, metrics: dict[str, Any]) -> None:
+    """Every clip's and speaker's accent and decision, per side, as decisions.csv."""
+    rows = []
+    for side, mask in split.sides():
+        if side not in metrics:
+            continue
+        clips = np.flatnonzero(mask)
+        decisions = metrics[side]["clip"].pop("decisions")
+        for clip, predicted in zip(clips, decisions, strict=True):
+            rows.append(("clip", side, corpus.key[clip], corpus.speaker[clip],
+                         corpus.accents[corpus.label[clip]], corpus.accents[predicted]))
+        for speaker, (truth, predicted) in metrics[side]["speaker"].pop("decisions").items():
+            rows.append(("speaker", side, speaker, speaker, corpus.accents[truth],
+                         corpus.accents[predicted]))  # fmt: skip
+    with atomic.atomic_path(path) as temporary, open(temporary, "w", newline="") as table:
+        writer = csv.writer(table)
+        writer.writerow(DECISION_COLUMNS)
+        writer.writerows(rows)
+
+
 def write_plots(run: Path, metrics: dict[str, Any]) -> None:
-    """history.png from history.csv; confusion_frame.png and confusion_clip.png (validation)."""
-    with open(run / "history.csv", newline="") as lines:
-        rows = list(csv.DictReader(lines))
-    history = {name: [float(row[name]) for row in rows] for name in rows[0] if name != "epoch"}
-    plot_history(history, run / "history.png")
+    """history.png from history.csv (families trained by epochs); the validation confusion
+    matrices confusion_frame.png (frame-level families) and confusion_clip.png."""
+    if (run / "history.csv").is_file():
+        with open(run / "history.csv", newline="") as lines:
+            rows = list(csv.DictReader(lines))
+        history = {name: [float(row[name]) for row in rows] for name in rows[0] if name != "epoch"}
+        plot_history(history, run / "history.png")
     # Frames are judged on every class, clips only on the accents.
     for level, names in (("frame", metrics["classes"]), ("clip", metrics["classes"][:-1])):
-        confusion = metrics["valid"][level]["confusion"]
-        title = f"Validation confusion matrix, {level}s"
-        plot_confusion(confusion, names, title, run / f"confusion_{level}.png")
+        if metrics["valid"][level] is not None:
+            confusion = metrics["valid"][level]["confusion"]
+            title = f"Validation confusion matrix, {level}s"
+            plot_confusion(confusion, names, title, run / f"confusion_{level}.png")
 
 
-def _cell(value: float | None) -> str:
-    return "   n/a" if value is None else f"{value:6.3f}"
+def _value(scores: dict[str, Any] | None, level: str, name: str) -> str:
+    value = None if scores is None or scores[level] is None else scores[level][name]
+    if value is None:
+        return "n/a"
+    interval = scores[level].get("interval") if name == "balanced_accuracy" else None
+    return f"{value:.3f}" + ("" if interval is None else f" [{interval[0]:.2f}, {interval[1]:.2f}]")
+
+
+def few_speakers(counts: dict[str, int]) -> str | None:
+    """The warning line for accents with fewer than FEW_SPEAKERS test speakers, if any."""
+    few = [f"{accent} {count}" for accent, count in counts.items() if count < FEW_SPEAKERS]
+    if not few:
+        return None
+    return (f"warning: fewer than {FEW_SPEAKERS} test speakers for {', '.join(few)}: "
+            "their test scores rest on few voices")  # fmt: skip
 
 
 def summary_table(metrics: dict[str, Any]) -> str:
-    """The headline numbers for train and valid as a small text table."""
-    lines = [f"{'':30} {'train':>6} {'valid':>6}"]
+    """The headline numbers for train, valid and test side by side, with 95% intervals."""
+    sides = [side for side in ("train", "valid", "test") if side in metrics]
+    lines = [f"{'':30} " + " ".join(f"{side:20}" for side in sides).rstrip()]
     for level, name, label in SUMMARY:
-        values = [metrics[side][level][name] for side in ("train", "valid")]
-        lines.append(f"{label:30} {_cell(values[0])} {_cell(values[1])}")
+        cells = " ".join(f"{_value(metrics[side], level, name):20}" for side in sides)
+        lines.append(f"{label:30} {cells}".rstrip())
     answer = metrics["valid"]["baseline"]["answer"]
-    lines.append(f"(majority class: {answer}; split: {metrics['split']['kind']})")
+    lines.append(f"(model: {metrics['model']}; majority class: {answer}; split: "
+                 f"{metrics['split']['kind']}; [95% interval, resampling speakers])")  # fmt: skip
+    if "test" in metrics:
+        lines.append("test speakers: " + ", ".join(
+            f"{accent} {count}" for accent, count in metrics["test"]["speakers"].items()))
+        warning = few_speakers(metrics["test"]["speakers"])
+        lines += [warning] if warning else []
+    elif metrics["split"]["kind"] == "random":
+        lines.append("no test side: split=random is the example's train/valid file split")
     return "\n".join(lines)
 
 
-def fold_table(summary: dict[str, Any]) -> str:
-    """The validation numbers of a cross-validation as mean ± standard deviation over folds."""
-    lines = [f"{'':30} valid, {summary['folds']} folds"]
-    for level, name, label in SUMMARY:
-        cell = summary["valid"][level][name]
-        value = "n/a" if cell["mean"] is None else f"{cell['mean']:.3f} ± {cell['std']:.3f}"
-        lines.append(f"{label:30} {value}")
-    return "\n".join(lines)
-
-
-def fold_summary(folds: list[dict[str, Any]]) -> dict[str, Any]:
-    """Each summary number per fold, with its mean and standard deviation, per side."""
+def fold_summary(folds: list[dict[str, Any]], decisions: Sequence[Path], seed: int
+                 ) -> dict[str, Any]:  # fmt: skip
+    """Each summary number per fold, with its mean and standard deviation, per side; and the
+    test decisions of all folds pooled (every speaker is tested once) with their intervals."""
     summary: dict[str, Any] = {"folds": len(folds)}
-    for side in ("train", "valid"):
+    for side in ("train", "valid", "test"):
         summary[side] = {}
         for level, name, _ in SUMMARY:
-            values = [fold[side][level][name] for fold in folds]
+            values = [None if fold[side][level] is None else fold[side][level][name]
+                      for fold in folds]  # fmt: skip
             known = [v for v in values if v is not None]
             summary[side].setdefault(level, {})[name] = {
                 "values": values,
                 "mean": float(np.mean(known)) if known else None,
                 "std": float(np.std(known)) if known else None,
             }
+    summary["test_pooled"] = pooled_test(decisions, seed)
     return summary
+
+
+def pooled_test(paths: Sequence[Path], seed: int) -> dict[str, Any]:
+    """Balanced accuracy of the test decisions of all folds together, with 95% intervals."""
+    rows = []
+    for path in paths:
+        with open(path, newline="") as table:
+            rows += [row for row in csv.DictReader(table) if row["side"] == "test"]
+    pooled = {}
+    for level in ("clip", "speaker"):
+        chosen = [row for row in rows if row["level"] == level]
+        names = sorted({row["accent"] for row in chosen} | {row["predicted"] for row in chosen})
+        truth = np.array([names.index(row["accent"]) for row in chosen])
+        predicted = np.array([names.index(row["predicted"]) for row in chosen])
+        speakers = np.array([row["speaker"] for row in chosen])
+        pooled[level] = {
+            "balanced_accuracy": float(balanced_accuracy_score(truth, predicted)),
+            "interval": speaker_bootstrap(truth, predicted, speakers, seed),
+            "count": len(chosen),
+        }
+    return pooled
+
+
+def fold_table(summary: dict[str, Any]) -> str:
+    """Valid and test numbers of a nested cross-validation: mean ± std over folds, and the
+    pooled test balanced accuracies with their intervals."""
+    folds = summary["folds"]
+    lines = [f"{'':30} {f'valid, {folds} folds':20} test, {folds} folds"]
+    for level, name, label in SUMMARY:
+        cells = []
+        for side in ("valid", "test"):
+            cell = summary[side][level][name]
+            cells.append("n/a" if cell["mean"] is None else
+                         f"{cell['mean']:.3f} ± {cell['std']:.3f}")  # fmt: skip
+        lines.append(f"{label:30} {cells[0]:20} {cells[1]}")
+    for level, scores in summary["test_pooled"].items():
+        low, high = scores["interval"]
+        lines.append(f"test {level} balanced accuracy, all folds' {scores['count']} {level}s "
+                     f"pooled: {scores['balanced_accuracy']:.3f} [{low:.2f}, {high:.2f}]")
+    return "\n".join(lines)
 
 
 def evaluate(run: Path, cache: Path | None = None) -> dict[str, Any]:

@@ -2,12 +2,13 @@
 
 The model chains YAMNet's front end (`extract.yamnet.frontend`, keras.ops), the run's YAMNet
 body (the native engine's Keras model, checked against the run's fingerprint, as `predict`
-does) and the run's head, then pools as `predict` does. Its `serve` endpoint takes a float32
-waveform [samples] in [-1, 1] and returns a dict:
+does) and the run's serving head (any family, `train.families`), which pools as `predict`
+does. Its `serve` endpoint takes a float32 waveform [samples] in [-1, 1] and returns a dict:
 
-- `probabilities` [C]: the frame probabilities averaged over the speech frames (all frames
-  when there is none); the accent is the most probable of the first C - 1 classes;
-- `frame_probabilities` [N, C], one row per 0.96 s frame, every 0.48 s;
+- `probabilities` [C]: the model's answer over the speech frames (all frames when there is
+  none); the accent is the most probable of the first C - 1 classes;
+- `frame_probabilities` [N, C], one row per 0.96 s frame, every 0.48 s (for a clip-level
+  family, its answer for each frame alone);
 - `speech` [N]: 1.0 where YAMNet's top class is Speech.
 
 Its `classes` endpoint returns the C class names, the last being "Not a speech":
@@ -40,15 +41,19 @@ class SpeechMask(keras.layers.Layer):
         return input_shape[:1]
 
 
-class SpeechPool(keras.layers.Layer):
-    """Frame probabilities [N, C] -> [C], their mean over the speech frames, as `predict`'s."""
+class OneClip(keras.layers.Layer):
+    """The run's serving head on one clip: embeddings [N, 1024] and speech [N] -> ([C], [N, C])."""
 
-    def call(self, probabilities, speech):
-        weights = ops.where(ops.sum(speech) > 0, speech, ops.ones_like(speech))
-        return ops.sum(probabilities * ops.expand_dims(weights, 1), axis=0) / ops.sum(weights)
+    def __init__(self, head: keras.layers.Layer, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.head = head
 
-    def compute_output_shape(self, probabilities_shape, speech_shape):
-        return probabilities_shape[1:]
+    def call(self, embeddings, speech):
+        speech = ops.expand_dims(speech, 0)
+        probabilities, frame_probabilities = self.head(
+            ops.expand_dims(embeddings, 0), speech, ops.ones_like(speech)
+        )
+        return probabilities[0], frame_probabilities[0]
 
 
 def waveform_model(run: TrainedRun) -> keras.Model:
@@ -56,9 +61,8 @@ def waveform_model(run: TrainedRun) -> keras.Model:
     engine = load_yamnet(run)
     waveform = keras.Input(batch_shape=(None,), name="waveform")
     scores, embeddings = engine.model(LogMelPatches(engine.params, name="log_mel")(waveform))
-    frame_probabilities = run.head(embeddings)
     speech = SpeechMask(name="speech")(scores)
-    probabilities = SpeechPool(name="pool")(frame_probabilities, speech)
+    probabilities, frame_probabilities = OneClip(run.head, name="head")(embeddings, speech)
     outputs = {
         "probabilities": probabilities,
         "frame_probabilities": frame_probabilities,

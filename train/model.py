@@ -1,4 +1,6 @@
-"""The accent classifier: a dense stack described by the config's (width, dropout) table.
+"""frame-dense, the example's classifier: a dense stack described by the config's table.
+
+It scores each frame; a clip's accent pools the frame probabilities over its speech frames.
 
 With the default table this is the Keras example's model layer for layer, names included, so its
 summary lines up with the example's (511,815 parameters for seven classes).
@@ -8,7 +10,8 @@ from __future__ import annotations
 
 import keras
 
-from brogue.train.config import ConfigError, TrainConfig
+from brogue.train.config import TrainConfig
+from brogue.train.keras_training import compile_model
 
 EMBEDDING_WIDTH = 1024  # YAMNet's embedding size.
 
@@ -22,16 +25,4 @@ def build_model(config: TrainConfig, num_classes: int) -> keras.Model:
         x = keras.layers.Dropout(dropout, name=f"dropout_{number}")(x)
     # "ouput" is the example's spelling; keeping it keeps layer names comparable.
     outputs = keras.layers.Dense(num_classes, activation="softmax", name="ouput")(x)
-    model = keras.Model(inputs, outputs, name="accent_recognition")
-    try:
-        optimizer = keras.optimizers.get(
-            {"class_name": config.optimizer, "config": {"learning_rate": config.learning_rate}}
-        )
-    except ValueError as error:
-        raise ConfigError(f"optimizer {config.optimizer!r} is not a Keras optimizer") from error
-    model.compile(
-        optimizer=optimizer,
-        loss=keras.losses.CategoricalCrossentropy(),
-        metrics=["accuracy", keras.metrics.AUC(name="auc")],
-    )
-    return model
+    return compile_model(keras.Model(inputs, outputs, name="accent_recognition"), config)

@@ -1,12 +1,14 @@
 """`predict`: the accent of new recordings, by the YAMNet and the head a run was trained with.
 
-A file's answer is the clip rule that `evaluate` scores: the head's frame probabilities are
-averaged over the file's speech frames (YAMNet's top class is Speech), or over all its frames
-when it has none, and the accent is the most probable accent of that mean ("Not a speech" never
-is the answer). Files are decoded by the extractor's worker, their patches go through YAMNet in
-full batches across files (the extractor's batcher), and the head runs once per group of files.
-A long recording comes in pieces, as in extraction: each piece's embeddings go through the head
-and are dropped, so memory holds a few blocks of audio and the file's per-frame probabilities.
+A file's answer is the clip rule that `evaluate` scores, through the run's serving head
+(`train.families`), whatever its family: the model pools the file's speech frames (YAMNet's top
+class is Speech), or all its frames when it has none, and the accent is the most probable accent
+("Not a speech" never is the answer). Files are decoded by the extractor's worker, their patches
+go through YAMNet in full batches across files (the extractor's batcher), and the head runs once
+per group of files, padded to the longest.
+A long recording comes in pieces, as in extraction: its embeddings are joined (4 KB per 0.48 s
+frame, about 90 MB for 3 hours) so that a clip-level head sees the whole file, while its audio
+never is held whole.
 """
 
 from __future__ import annotations
@@ -28,11 +30,13 @@ from brogue.extract.decode import DEFAULT_WORKERS, Prepared, prepared_in_order
 from brogue.extract.yamnet.engines import NativeEngine
 from brogue.extract.yamnet.params import SPEECH_CLASS
 from brogue.extract.yamnet.weights import YamnetError
-from brogue.train.metrics import pool
+from brogue.train.families import serving_head
+from brogue.train.model import EMBEDDING_WIDTH
 
 # Files whose frames go through the head together: one call for many short files, while the
 # probabilities held stay small.
 FILES_PER_HEAD_CALL = 64
+PADDED_FRAMES_PER_HEAD_CALL = 16_384  # 64 MB of float32 embeddings; a longer file goes alone
 
 
 class PredictError(BrogueError):
@@ -45,7 +49,9 @@ class TrainedRun:
 
     folder: Path
     classes: list[str]  # the accents, then "Not a speech"
-    head: keras.Model
+    # (embeddings [B, T, 1024], speech [B, T], present [B, T]) -> (probabilities [B, C],
+    # frame probabilities [B, T, C]), for every family: `train.families.serving_head`.
+    head: keras.layers.Layer
     handle: str
     fingerprint: str
 
@@ -63,7 +69,9 @@ def load_run(folder: Path) -> TrainedRun:
     cache = facts.get("cache", {})
     if "handle" not in cache or "fingerprint" not in cache:
         raise PredictError(f"{facts_path} does not say which YAMNet made its cache; fit it again")
-    head = keras.models.load_model(model_path)
+    # Runs from before the model families were all the example's frame-dense head.
+    family = facts.get("model", "frame-dense")
+    head = serving_head(keras.models.load_model(model_path), family, len(facts["classes"]))
     return TrainedRun(folder, facts["classes"], head, cache["handle"], cache["fingerprint"])
 
 
@@ -139,16 +147,36 @@ def _readable(prepared: Iterator[Prepared], failures: list[str]) -> Iterator[Pre
         yield clip
 
 
-def _head_groups(
+def _whole_files(
     computed: Iterator[tuple[Prepared, np.ndarray, np.ndarray]],
-) -> Iterator[list[tuple[Prepared, np.ndarray, np.ndarray]]]:
-    """Pieces in groups for the head, each piece's frames cut to those it gives."""
-    group = []
+) -> Iterator[tuple[Prepared, np.ndarray, np.ndarray]]:
+    """(last piece, speech mask, embeddings) per file, its pieces' frames joined."""
+    speech_so_far: list[np.ndarray] = []  # the pieces of the file in progress
+    embeddings_so_far: list[np.ndarray] = []
     for clip, scores, embeddings in computed:
-        group.append((clip, scores[: clip.frames], embeddings[: clip.frames]))
-        if len(group) == FILES_PER_HEAD_CALL:
+        if clip.piece == 0:  # a file whose later pieces never came failed: drop its start
+            speech_so_far, embeddings_so_far = [], []
+        speech_so_far.append(scores[: clip.frames].argmax(axis=1) == SPEECH_CLASS)
+        embeddings_so_far.append(embeddings[: clip.frames])
+        if clip.last:
+            yield clip, np.concatenate(speech_so_far), np.concatenate(embeddings_so_far)
+
+
+def _head_groups(
+    files: Iterator[tuple[Prepared, np.ndarray, np.ndarray]],
+) -> Iterator[list[tuple[Prepared, np.ndarray, np.ndarray]]]:
+    """Whole files in groups for the head, each group's padded frames within the budget: one
+    long recording must not pad 63 short files to its length."""
+    group: list[tuple[Prepared, np.ndarray, np.ndarray]] = []
+    longest = 0
+    for file in files:
+        frames = len(file[1])
+        padded = (len(group) + 1) * max(longest, frames)
+        if group and (len(group) == FILES_PER_HEAD_CALL or padded > PADDED_FRAMES_PER_HEAD_CALL):
             yield group
-            group = []
+            group, longest = [], 0
+        group.append(file)
+        longest = max(longest, frames)
     if group:
         yield group
 
@@ -163,30 +191,25 @@ def predict_files(
                for n, path in enumerate(paths)]  # fmt: skip
     prepared = prepared_in_order(sources, DEFAULT_WORKERS, {})
     computed = pipeline.computed(engine, _readable(prepared, failures))
-    probs_so_far: list[np.ndarray] = []  # the pieces of the file in progress
-    speech_so_far: list[np.ndarray] = []
-    for group in _head_groups(computed):
-        counts = [len(scores) for _, scores, _ in group]
-        probs = np.asarray(run.head.predict_on_batch(np.concatenate([e for _, _, e in group])))
-        speech = np.concatenate([scores.argmax(axis=1) == SPEECH_CLASS for _, scores, _ in group])
-        bounds = np.cumsum(counts)[:-1]
-        rows = zip(group, np.split(probs, bounds), np.split(speech, bounds), strict=True)
-        for (clip, _, _), piece_probs, piece_speech in rows:
-            if clip.piece == 0:  # a file whose later pieces never came failed: drop its start
-                probs_so_far, speech_so_far = [], []
-            probs_so_far.append(piece_probs)
-            speech_so_far.append(piece_speech)
-            if not clip.last:
-                continue
-            frame_probs, frame_speech = np.concatenate(probs_so_far), np.concatenate(speech_so_far)
-            pooled, _ = pool(frame_probs, np.zeros(len(frame_probs), int), frame_speech, 1)
+    for group in _head_groups(_whole_files(computed)):
+        counts = [len(file_speech) for _, file_speech, _ in group]
+        embeddings = np.zeros((len(group), max(counts), EMBEDDING_WIDTH), np.float32)
+        speech = np.zeros(embeddings.shape[:2], np.float32)
+        present = np.zeros(embeddings.shape[:2], np.float32)
+        for row, (_, file_speech, frames) in enumerate(group):
+            embeddings[row, : len(frames)] = frames
+            speech[row, : len(frames)] = file_speech
+            present[row, : len(frames)] = 1.0
+        pooled, per_frame = (np.asarray(x) for x in run.head(embeddings, speech, present))
+        rows = zip(group, counts, pooled, per_frame, speech, strict=True)
+        for (clip, _, _), count, file_probs, frame_probs, frame_speech in rows:
             yield FilePrediction(
                 number=int(clip.source.extra["number"]),
                 path=str(clip.source.path),
                 seconds=clip.seconds,
                 classes=run.classes,
-                probabilities=pooled[0],
-                frame_probabilities=frame_probs,
-                speech=frame_speech,
+                probabilities=file_probs,
+                frame_probabilities=frame_probs[:count],
+                speech=frame_speech[:count] == 1.0,
                 frame_hop_seconds=engine.params.patch_hop_seconds,
             )

@@ -1,0 +1,98 @@
+"""Feed Keras whole clips from the shards: padded batches of (frames, speech, present).
+
+Clip-level models see a clip at once. Each batch reads its clips from the shards (one HDF5 call
+per clip) and pads them to the side's longest clip: Keras's TensorFlow adapter fixes a feed's
+shapes from its first batches, so batches padded to their own longest fail once one is shorter.
+(OpenSLR 83's clips are 2 to 15 s, at most about 30 frames.) A side that fits the RAM budget is
+kept once read. When shuffling, each epoch draws its own clip order.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+
+from brogue.extract.yamnet.params import SPEECH_CLASS
+from brogue.train.model import EMBEDDING_WIDTH
+from brogue.train.stream import FrameReader
+
+
+class ClipFeed(keras.utils.PyDataset):
+    """Batches of ((frames, speech, present), one-hot accents[, weights]) for chosen clips.
+
+    Without shuffling, batches follow `clips`' order, so predictions line up with it.
+    """
+
+    def __init__(
+        self,
+        reader: FrameReader,
+        clips: np.ndarray,
+        shard: np.ndarray,
+        frame_start: np.ndarray,
+        num_frames: np.ndarray,
+        labels: np.ndarray,
+        num_accents: int,
+        batch_size: int,
+        budget_bytes: int,
+        shuffle: bool,
+        seed: int,
+        class_weight: np.ndarray | None = None,
+    ) -> None:
+        super().__init__()
+        self.reader = reader
+        self.clips = clips
+        self.shard, self.frame_start, self.num_frames = shard, frame_start, num_frames
+        self._onehot = np.eye(num_accents, dtype=np.float32)[labels]
+        self._weight = None if class_weight is None else class_weight.astype(np.float32)[labels]
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.longest = int(num_frames[clips].max())
+        self.resident = int(num_frames[clips].sum()) * (EMBEDDING_WIDTH * 4 + 1) <= budget_bytes
+        self._kept: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self.epoch = 0
+        self._orders: dict[int, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.clips) / self.batch_size)
+
+    def on_epoch_end(self) -> None:
+        self.epoch += 1
+
+    def _order(self, epoch: int) -> np.ndarray:
+        """The clips of each batch of the epoch, batch after batch."""
+        if epoch not in self._orders:
+            order = self.clips
+            if self.shuffle:
+                order = np.random.default_rng([self.seed, epoch]).permutation(order)
+            self._orders = {epoch: order}
+        return self._orders[epoch]
+
+    def _read(self, clip: int) -> tuple[np.ndarray, np.ndarray]:
+        if clip in self._kept:
+            return self._kept[clip]
+        start = int(self.frame_start[clip])
+        stop = start + int(self.num_frames[clip])
+        frames = self.reader.read_frames(int(self.shard[clip]), start, stop,
+                                         ("embeddings", "top_class"))  # fmt: skip
+        read = (frames["embeddings"], frames["top_class"] == SPEECH_CLASS)
+        if self.resident:
+            self._kept[clip] = read
+        return read
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, ...]:
+        batch = self._order(self.epoch)[index * self.batch_size : (index + 1) * self.batch_size]
+        frames = np.zeros((len(batch), self.longest, EMBEDDING_WIDTH), np.float32)
+        speech = np.zeros((len(batch), self.longest), np.float32)
+        present = np.zeros((len(batch), self.longest), np.float32)
+        for row, clip in enumerate(batch):
+            embeddings, is_speech = self._read(int(clip))
+            frames[row, : len(is_speech)] = embeddings
+            speech[row, : len(is_speech)] = is_speech
+            present[row, : len(is_speech)] = 1.0
+        inputs = (frames, speech, present)
+        if self._weight is None:
+            return inputs, self._onehot[batch]
+        return inputs, self._onehot[batch], self._weight[batch]

@@ -1,0 +1,57 @@
+"""The model families `fit --model NAME` trains from the same cache into the same run folder.
+
+A family is how it trains (writing model.keras; returning its facts for run.json), how it
+scores chosen clips (their accent probabilities, and frame scores where it has frames), and the
+serving head that gives `predict` and `export` one interface for every family.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from brogue.train import clip_attention, clip_linear, frame_dense
+from brogue.train.config import TrainConfig
+from brogue.train.corpus import Corpus
+from brogue.train.keras_training import EpochHook
+from brogue.train.pooling import ClipHead, FrameHead
+from brogue.train.splits import Split
+
+Trainer = Callable[[Corpus, Split, TrainConfig, Path, int, EpochHook | None],
+                   tuple[keras.Model, dict[str, Any]]]  # fmt: skip
+Scorer = Callable[[Corpus, keras.Model, np.ndarray, TrainConfig],
+                  tuple[np.ndarray, dict[str, Any] | None]]  # fmt: skip
+
+
+def score_clips(
+    corpus: Corpus, model: keras.Model, chosen: np.ndarray, config: TrainConfig
+) -> tuple[np.ndarray, None]:
+    """A clip-level model's accent probabilities for the chosen clips, in table order."""
+    feed = corpus.clip_feed(chosen, config, config.ram_budget_bytes, shuffle=False)
+    return model.predict(feed, verbose=0), None
+
+
+@dataclass(frozen=True)
+class Family:
+    train: Trainer
+    score: Scorer
+    head: type[FrameHead] | type[ClipHead]
+    epochs: bool  # trains by epochs, with a validation score after each
+
+
+FAMILIES = {
+    "frame-dense": Family(frame_dense.train, frame_dense.score, FrameHead, epochs=True),
+    "clip-linear": Family(clip_linear.train, score_clips, ClipHead, epochs=False),
+    "clip-attention": Family(clip_attention.train, score_clips, ClipHead, epochs=True),
+}
+
+
+def serving_head(model: keras.Model, family: str, num_classes: int) -> keras.layers.Layer:
+    """(embeddings [B, T, 1024], speech [B, T], present [B, T]) -> (probabilities [B, C],
+    frame probabilities [B, T, C]) for a run's model of any family."""
+    return FAMILIES[family].head(model, num_classes)

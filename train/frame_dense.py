@@ -1,0 +1,75 @@
+"""frame-dense, the example's way: every frame a training example, a clip pooled from its frames.
+
+Frames stream from the shards (`train.stream`) with class weights from the cache's frame counts;
+a clip's accent probabilities are its frame probabilities averaged over its speech frames.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from brogue.extract.yamnet.params import SPEECH_CLASS
+from brogue.train.config import TrainConfig
+from brogue.train.corpus import Corpus
+from brogue.train.keras_training import EpochHook, train_keras
+from brogue.train.metrics import frame_metrics, pool
+from brogue.train.model import build_model
+from brogue.train.splits import Split
+from brogue.train.stream import FrameFeed, frame_labels, read_top_class
+from brogue.train.weights import class_weights, frame_counts
+
+
+def _describe(feed: FrameFeed, side: str) -> str:
+    if feed.resident:
+        return f"{side}: {feed.frames} frames fit the RAM budget, loaded once"
+    return f"{side}: {feed.frames} frames streamed from shards, windows of {feed.window_frames}"
+
+
+def train(
+    corpus: Corpus, split: Split, config: TrainConfig, run: Path, verbose: int,
+    on_epoch: EpochHook | None,
+) -> tuple[keras.Model, dict[str, Any]]:
+    """The example's head trained on the split's train frames, stopped on its valid frames."""
+    counts = frame_counts(
+        corpus.label[split.train], corpus.num_frames[split.train],
+        corpus.speech_frames[split.train], len(corpus.classes),
+    )  # fmt: skip
+    weights = class_weights(counts, config.class_weight)
+    # Both feeds live through the fit, so they share the budget in proportion to their frames.
+    frames = corpus.num_frames
+    valid_share = frames[split.valid].sum() / frames[split.train | split.valid].sum()
+    valid_budget = int(config.ram_budget_bytes * valid_share)
+    train_feed = corpus.feed(
+        split.train, config, config.ram_budget_bytes - valid_budget, shuffle=True,
+        class_weight=weights,
+    )  # fmt: skip
+    valid_feed = corpus.feed(split.valid, config, valid_budget, shuffle=False)
+    print(_describe(train_feed, "train"))
+    print(_describe(valid_feed, "valid"))
+    keras.utils.set_random_seed(config.seed)
+    model = build_model(config, len(corpus.classes))
+    facts = train_keras(model, train_feed, valid_feed, config, run, verbose, on_epoch)
+    return model, {
+        "class_counts": dict(zip(corpus.classes, counts.tolist(), strict=True)),
+        "class_weight": dict(zip(corpus.classes, weights.tolist(), strict=True)),
+        **facts,
+        "feed": {"train": _describe(train_feed, "train"), "valid": _describe(valid_feed, "valid")},
+    }
+
+
+def score(
+    corpus: Corpus, model: keras.Model, chosen: np.ndarray, config: TrainConfig
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """The chosen clips' accent probabilities (in table order) and the frame scores."""
+    feed = corpus.feed(chosen, config, config.ram_budget_bytes, shuffle=False)
+    probs = model.predict(feed, verbose=0)
+    clips = np.concatenate([block.clips for block in feed.blocks])
+    top_class = read_top_class(feed.reader, feed.blocks)
+    labels = frame_labels(top_class, corpus.label[clips], len(corpus.classes) - 1)
+    speech = top_class == SPEECH_CLASS
+    pooled, _ = pool(probs[:, : len(corpus.accents)], clips, speech, len(corpus.label))
+    return pooled[chosen], frame_metrics(labels, probs, corpus.classes)

@@ -1,0 +1,129 @@
+"""Keras layers that pool a clip's frames: statistics pooling, attention weights, serving heads.
+
+Clip-level models take a clip as `frames` [B, T, 1024], `speech` [B, T] (1 where YAMNet's top
+class is Speech) and `present` [B, T] (0 for padding), and pool over the frames that
+`pool_weights` picks by the rule `train.metrics.pool` also follows: the speech frames, or all
+frames of a clip without one.
+
+A serving head turns any family's model into one interface for `predict` and `export`:
+(embeddings [B, T, 1024], speech [B, T], present [B, T]) -> (probabilities [B, C], frame
+probabilities [B, T, C]). A clip-level model's frame probabilities are what it answers for each
+frame alone, and its "Not a speech" probability is 0: it only tells accents apart.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from brogue.train.model import EMBEDDING_WIDTH
+
+# Inside the square root of the pooled variance: a clip of one frame has variance 0, and the
+# gradient of sqrt is infinite there.
+VARIANCE_FLOOR = 1e-6
+
+
+def pool_weights(speech, present):
+    """Speech frames of each clip, or all its present frames where it has none ([B, T] floats)."""
+    speech = speech * present
+    has_speech = ops.sum(speech, axis=1, keepdims=True) > 0
+    return ops.where(has_speech, speech, present)
+
+
+@keras.saving.register_keras_serializable(package="brogue")
+class PoolWeights(keras.layers.Layer):
+    """(speech [B, T], present [B, T]) -> the frames to pool over, as `pool_weights`."""
+
+    def call(self, speech, present):
+        return pool_weights(speech, present)
+
+    def compute_output_shape(self, speech_shape, present_shape):
+        return speech_shape
+
+
+@keras.saving.register_keras_serializable(package="brogue")
+class StatsPooling(keras.layers.Layer):
+    """(frames [B, T, D], weights [B, T] >= 0) -> [B, 2D]: the weighted mean and std."""
+
+    def call(self, frames, weights):
+        share = weights / ops.maximum(ops.sum(weights, axis=1, keepdims=True), 1e-12)
+        share = ops.expand_dims(share, -1)
+        mean = ops.sum(share * frames, axis=1)
+        variance = ops.sum(share * ops.square(frames - ops.expand_dims(mean, 1)), axis=1)
+        return ops.concatenate([mean, ops.sqrt(variance + VARIANCE_FLOOR)], axis=-1)
+
+    def compute_output_shape(self, frames_shape, weights_shape):
+        return (frames_shape[0], 2 * frames_shape[2])
+
+
+@keras.saving.register_keras_serializable(package="brogue")
+class AttentionWeights(keras.layers.Layer):
+    """(frames [B, T, D], weights [B, T]) -> learned weights [B, T]: a small tanh scorer's
+    softmax over the frames that `weights` allows, as in attentive statistics pooling."""
+
+    def __init__(self, width: int, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.width = width
+        self.hidden = keras.layers.Dense(width, activation="tanh", name="hidden")
+        self.score = keras.layers.Dense(1, name="score")
+
+    def build(self, frames_shape, weights_shape=None):
+        self.hidden.build(frames_shape)
+        self.score.build((*frames_shape[:-1], self.width))
+
+    def call(self, frames, weights):
+        scores = ops.squeeze(self.score(self.hidden(frames)), -1)
+        allowed = weights > 0
+        scores = ops.where(allowed, scores, ops.full_like(scores, -1e9))
+        scores = scores - ops.max(scores, axis=1, keepdims=True)
+        return ops.where(allowed, ops.exp(scores), ops.zeros_like(scores))
+
+    def compute_output_shape(self, frames_shape, weights_shape=None):
+        return frames_shape[:2]
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "width": self.width}
+
+
+class _Head(keras.layers.Layer):
+    """What every serving head shares: the family's model and the class count."""
+
+    def __init__(self, model: keras.Model, num_classes: int, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.model = model
+        self.num_classes = num_classes
+
+    def frame_view(self, embeddings, probabilities_of):
+        """`probabilities_of` applied to every frame alone, back in [B, T, C]."""
+        shape = ops.shape(embeddings)
+        flat = ops.reshape(embeddings, (-1, EMBEDDING_WIDTH))
+        probabilities = probabilities_of(flat)
+        return ops.reshape(probabilities, (shape[0], shape[1], self.num_classes))
+
+
+class FrameHead(_Head):
+    """A frame-level model (frame-dense): frame probabilities, pooled over `pool_weights`."""
+
+    def call(self, embeddings, speech, present):
+        frame_probabilities = self.frame_view(embeddings, self.model)
+        weights = ops.expand_dims(pool_weights(speech, present), -1)
+        pooled = ops.sum(frame_probabilities * weights, axis=1)
+        return pooled / ops.maximum(ops.sum(weights, axis=1), 1e-12), frame_probabilities
+
+
+class ClipHead(_Head):
+    """A clip-level model over (frames, speech, present) -> accent probabilities [B, A]."""
+
+    @staticmethod
+    def _with_not_speech(accents):
+        return ops.pad(accents, [(0, 0), (0, 1)])  # "Not a speech", the last class, never
+
+    def call(self, embeddings, speech, present):
+        probabilities = self.model([embeddings, speech, present])
+
+        def alone(flat):
+            frames = ops.expand_dims(flat, 1)
+            ones = ops.ones(ops.shape(frames)[:2])
+            return self._with_not_speech(self.model([frames, ones, ones]))
+
+        return self._with_not_speech(probabilities), self.frame_view(embeddings, alone)
