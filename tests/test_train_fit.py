@@ -12,6 +12,8 @@ from brogue.dev.synthetic_cache import SyntheticCorpus, write_synthetic_cache
 from brogue.main import main
 
 # Few epochs at a larger learning rate than the example's, so the test takes seconds.
+# SyntheticCorpus(): 3 + 4 + 8 + 4 speakers over 4 accents, 6 clips each.
+SPEAKERS, CLIPS = 19, 19 * 6
 QUICK = ["--epochs", "6", "--learning-rate", "1e-3", "--batch-size", "32", "--no-tensorboard"]
 RUN_FILES = (
     "config.json", "split.json", "run.json", "model.keras", "history.csv", "metrics.json",
@@ -46,12 +48,12 @@ def test_speaker_split_truly_separates_speakers(run: Path, cache: Path) -> None:
     split = json.loads((run / "split.json").read_text())
     assert split["kind"] == "speaker" and split["seed"] == 1337
     sides = [set(split[f"{side}_speakers"]) for side in ("train", "valid", "test")]
-    assert sum(map(len, sides)) == len(set().union(*sides)) == 19  # no speaker on two sides
+    assert sum(map(len, sides)) == len(set().union(*sides)) == SPEAKERS  # no speaker on two sides
     manifest = json.loads((cache / "manifest.json").read_text())
     for speakers in sides:  # every accent (3 or more speakers each) is on every side
         assert {manifest["speakers"][s]["label"] for s in speakers} == set(manifest["labels"])
     clips = sum(len(split[f"{side}_clips"]) for side in ("train", "valid", "test"))
-    assert clips == manifest["totals"]["clips"]
+    assert clips == CLIPS
 
 
 def test_metrics_have_every_level_and_beat_the_baseline(run: Path) -> None:
@@ -73,7 +75,8 @@ def test_metrics_have_every_level_and_beat_the_baseline(run: Path) -> None:
     assert np.sum(metrics["test"]["clip"]["confusion"]) == metrics["split"]["test"]["clips"]
     # The synthetic cache has 3, 4, 8 and 4 speakers per accent: one of each is tested.
     assert metrics["test"]["speakers"] == {"Irish": 1, "Northern": 1, "Southern": 1, "Welsh": 1}
-    assert metrics["split"]["train"]["speakers"] == 19 - 4 - metrics["split"]["valid"]["speakers"]
+    valid_speakers = metrics["split"]["valid"]["speakers"]
+    assert metrics["split"]["train"]["speakers"] == SPEAKERS - 4 - valid_speakers
     assert set(metrics["class_weight"]) == set(metrics["classes"])
     assert metrics["epochs_run"] >= 1 and metrics["seconds_per_epoch"] > 0
 
@@ -102,7 +105,7 @@ def test_nested_folds_test_every_speaker_once(cache: Path, tmp_path: Path) -> No
     assert main(["fit", "--cache", str(cache), "--out", str(out), "--folds", "3", *quick]) == 0
     splits = [json.loads((out / f"fold-{k}" / "split.json").read_text()) for k in (1, 2, 3)]
     tested = [set(split["test_speakers"]) for split in splits]
-    assert sum(map(len, tested)) == len(set().union(*tested)) == 19  # each speaker once
+    assert sum(map(len, tested)) == len(set().union(*tested)) == SPEAKERS  # each speaker once
     for split, test in zip(splits, tested, strict=True):
         # The fold's selection (train and valid) never sees its test speakers.
         assert not test & (set(split["train_speakers"]) | set(split["valid_speakers"]))
@@ -114,7 +117,7 @@ def test_nested_folds_test_every_speaker_once(cache: Path, tmp_path: Path) -> No
     values = [fold["test"]["clip"]["balanced_accuracy"] for fold in folds]
     assert summary["test"]["clip"]["balanced_accuracy"]["mean"] == pytest.approx(np.mean(values))
     pooled = summary["test_pooled"]
-    assert pooled["speaker"]["count"] == 19
+    assert pooled["speaker"]["count"] == SPEAKERS
     assert pooled["clip"]["count"] == sum(fold["split"]["test"]["clips"] for fold in folds)
     for level in ("clip", "speaker"):
         low, high = pooled[level]["interval"]
