@@ -23,7 +23,8 @@ C clips, stored in clip order:
   dataset in `clips/` is an extra str column the corpus supplies (gender,
   prompt_id, transcript, ...): fixed per shard, "" where a clip has no value.
 - Root attributes: `schema_version` (int), `yamnet_handle`, `yamnet_fingerprint`,
-  `yamnet_params` (JSON text), `embedding_dtype`, `brogue_version`.
+  `yamnet_params` (JSON text), `yamnet_runtime` (hub, keras or openvino),
+  `yamnet_precision` (fp32 or bf16; absent means fp32), `embedding_dtype`, `brogue_version`.
 
 All datasets are contiguous and uncompressed, which reads fastest; the
 measurements are in the comment under "Layout" below.
@@ -31,12 +32,13 @@ measurements are in the comment under "Layout" below.
 `manifest.json` is a JSON object with `schema_version`, the counting sections
 that `summarise` builds from the `clips/` tables (`shards`, `labels`, `speakers`,
 `totals`), and what the extraction run adds: `failures` [{path, reason}],
-`yamnet` {handle, fingerprint, params (JSON object)}, `brogue_version`,
+`yamnet` {handle, fingerprint, params (JSON object), runtime, precision}, `brogue_version`,
 `parameters`, `created`, `updated`. `Cache` reads only shards the manifest lists.
 
-Trust: every shard carries its producer (schema version, YAMNet fingerprint and
-params). `cached_clips` (resuming) and `Cache` (training) refuse shards from a
-different producer instead of mixing them in.
+Trust: every shard carries its producer (schema version, YAMNet fingerprint,
+params and precision; the runtime is recorded too, but fp32 runtimes agree to 1e-5).
+`cached_clips` (resuming) and `Cache` (training) refuse shards from a different
+producer instead of mixing them in.
 """
 
 from __future__ import annotations
@@ -97,6 +99,8 @@ class ShardAttrs:
     yamnet_fingerprint: str
     yamnet_params: str  # JSON text, as Params.to_json() gives
     brogue_version: str
+    yamnet_runtime: str = "unknown"  # where the network ran: hub, keras, openvino
+    yamnet_precision: str = "fp32"  # fp32 or bf16: one cache never mixes the two
 
 
 @dataclasses.dataclass(frozen=True)
@@ -331,20 +335,24 @@ def cached_clips(directory: Path, attrs: ShardAttrs | Mapping[str, str]) -> set[
     cached: set[tuple[str, str]] = set()
     for path in complete_shards(directory):
         with h5py.File(path, "r") as file:
-            _check_producer(path, file, attrs.yamnet_fingerprint, json.loads(attrs.yamnet_params))
+            _check_producer(path, file, attrs.yamnet_fingerprint, json.loads(attrs.yamnet_params),
+                            attrs.yamnet_precision)
             clips = file["clips"]
             cached.update(zip(clips["path"].asstr()[()], clips["content_hash"].asstr()[()],
                               strict=True))
     return cached
 
 
-def _check_producer(path: Path, file: h5py.File, fingerprint: str, params: dict) -> None:
+def _check_producer(path: Path, file: h5py.File, fingerprint: str, params: dict,
+                    precision: str) -> None:
     found = file.attrs
     differences = [
         f"{name} {theirs} instead of {ours}"
         for name, theirs, ours in (
             ("schema version", found["schema_version"], SCHEMA_VERSION),
             ("YAMNet fingerprint", found["yamnet_fingerprint"], fingerprint),
+            # Shards from before precisions were recorded are all fp32.
+            ("YAMNet precision", found.get("yamnet_precision", "fp32"), precision),
         )
         if theirs != ours
     ]
@@ -436,6 +444,7 @@ class Cache:
         self.handle: str = self.manifest["yamnet"]["handle"]
         self.fingerprint: str = self.manifest["yamnet"]["fingerprint"]
         self._params: dict = self.manifest["yamnet"]["params"]
+        self.precision: str = self.manifest["yamnet"].get("precision", "fp32")
         self.shard_paths = [self.directory / shard["file"] for shard in self.manifest["shards"]]
         missing = [path.name for path in self.shard_paths if not path.is_file()]
         if missing:
@@ -516,7 +525,8 @@ class Cache:
                 raise ValueError(f"shard must be in 0:{len(self.shard_paths)}, got {shard}")
             file = h5py.File(self.shard_paths[shard], "r")
             try:
-                _check_producer(self.shard_paths[shard], file, self.fingerprint, self._params)
+                _check_producer(self.shard_paths[shard], file, self.fingerprint, self._params,
+                                self.precision)
             except CacheError:
                 file.close()
                 raise

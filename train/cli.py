@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 import time
 from pathlib import Path
 
@@ -139,6 +140,8 @@ def _predict(args: argparse.Namespace) -> int:
 
     run = load_run(args.run)
     engine = load_yamnet(run)
+    print(f"YAMNet {engine.fingerprint} on {engine.runtime} in {engine.precision}, the precision "
+          f"of the cache {args.run} was trained on", file=sys.stderr)
     failures: list[str] = []
     for prediction in predict_files(run, engine, args.files, failures):
         print(json.dumps(prediction.to_json()) if args.json else prediction.describe())

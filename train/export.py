@@ -1,8 +1,9 @@
 """`export`: one SavedModel from a 16 kHz waveform to accent probabilities, servable without brogue.
 
-The model chains YAMNet's front end (`extract.yamnet.frontend`, keras.ops), the run's YAMNet
-body (the native engine's Keras model, checked against the run's fingerprint, as `predict`
-does) and the run's head, then pools as `predict` does. Its `serve` endpoint takes a float32
+The model chains YAMNet's one front end (`extract.yamnet.frontend`, keras.ops), the run's YAMNet
+network (the native engine's Keras model, checked against the run's fingerprint, as `predict`
+does; always fp32, whatever the cache's precision) and the run's head, then pools as `predict`
+does. Its `serve` endpoint takes a float32
 waveform [samples] in [-1, 1] and returns a dict:
 
 - `probabilities` [C]: the frame probabilities averaged over the speech frames (all frames
@@ -55,7 +56,8 @@ def waveform_model(run: TrainedRun) -> keras.Model:
     """Waveform [samples] -> {probabilities, frame_probabilities, speech}, weights loaded."""
     engine = load_yamnet(run)
     waveform = keras.Input(batch_shape=(None,), name="waveform")
-    scores, embeddings = engine.model(LogMelPatches(engine.params, name="log_mel")(waveform))
+    _, patches = LogMelPatches(engine.params, name="log_mel")(waveform)
+    scores, embeddings = engine.keras_model()(patches)
     frame_probabilities = run.head(embeddings)
     speech = SpeechMask(name="speech")(scores)
     probabilities = SpeechPool(name="pool")(frame_probabilities, speech)

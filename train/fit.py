@@ -112,6 +112,7 @@ def fit_split(corpus: Corpus, split: Split, config: TrainConfig, run: Path, verb
             "directory": str(corpus.cache.directory.absolute()),
             "handle": corpus.cache.handle,
             "fingerprint": corpus.cache.fingerprint,
+            "precision": corpus.cache.precision,
         },
         "class_counts": dict(zip(corpus.classes, counts.tolist(), strict=True)),
         "class_weight": dict(zip(corpus.classes, weights.tolist(), strict=True)),

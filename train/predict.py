@@ -3,8 +3,9 @@
 A file's answer is the clip rule that `evaluate` scores: the head's frame probabilities are
 averaged over the file's speech frames (YAMNet's top class is Speech), or over all its frames
 when it has none, and the accent is the most probable accent of that mean ("Not a speech" never
-is the answer). Files are decoded by the extractor's worker, their patches go through YAMNet in
-full batches across files (the extractor's batcher), and the head runs once per group of files.
+is the answer). Files are decoded by the extractor's worker, YAMNet's engine takes them as a
+stream (batching across files as it likes), and the head runs once per group of files. YAMNet
+runs at the precision of the cache the run was trained on (fp32 for runs that do not say).
 """
 
 from __future__ import annotations
@@ -20,12 +21,10 @@ import keras
 import numpy as np
 
 from brogue.errors import BrogueError
-from brogue.extract import pipeline
 from brogue.extract.corpus import ClipSource
 from brogue.extract.decode import DEFAULT_WORKERS, Prepared, prepared_in_order
-from brogue.extract.yamnet.engines import NativeEngine
+from brogue.extract.yamnet.engines import Engine, Frames, NativeEngine
 from brogue.extract.yamnet.params import SPEECH_CLASS
-from brogue.extract.yamnet.weights import YamnetError
 from brogue.train.metrics import pool
 
 # Files whose frames go through the head together: one call for many short files, while the
@@ -46,6 +45,7 @@ class TrainedRun:
     head: keras.Model
     handle: str
     fingerprint: str
+    precision: str  # of the cache's embeddings: YAMNet must run at it again
 
     @property
     def accents(self) -> list[str]:
@@ -62,14 +62,16 @@ def load_run(folder: Path) -> TrainedRun:
     if "handle" not in cache or "fingerprint" not in cache:
         raise PredictError(f"{facts_path} does not say which YAMNet made its cache; fit it again")
     head = keras.models.load_model(model_path)
-    return TrainedRun(folder, facts["classes"], head, cache["handle"], cache["fingerprint"])
+    return TrainedRun(folder, facts["classes"], head, cache["handle"], cache["fingerprint"],
+                      cache.get("precision", "fp32"))
 
 
-def load_yamnet(run: TrainedRun) -> NativeEngine:
-    """The run's YAMNet, refused unless its weights are the ones the run was trained on."""
+def load_yamnet(run: TrainedRun, runtime: str = "auto") -> Engine:
+    """The run's YAMNet at the run's precision, refused unless its weights are the ones the
+    run was trained on."""
     try:
-        engine = NativeEngine(run.handle)
-    except YamnetError as error:
+        engine = NativeEngine(run.handle, runtime, run.precision)
+    except BrogueError as error:  # weights that cannot load, a precision this CPU lacks
         raise PredictError(f"{run.folder}: {error}") from None
     if engine.fingerprint != run.fingerprint:
         raise PredictError(
@@ -89,6 +91,7 @@ class FilePrediction:
     frame_probabilities: np.ndarray  # [N, C]
     speech: np.ndarray  # [N] bool: YAMNet's top class is Speech
     frame_hop_seconds: float  # frame k covers k·hop .. k·hop + the patch window
+    log_mel: np.ndarray  # [M, 64]: the front end's output that YAMNet classified
 
     @property
     def accent(self) -> str:
@@ -138,8 +141,8 @@ def _readable(prepared: Iterator[Prepared], failures: list[str]) -> Iterator[Pre
 
 
 def _head_groups(
-    computed: Iterator[tuple[Prepared, np.ndarray, np.ndarray]],
-) -> Iterator[list[tuple[Prepared, np.ndarray, np.ndarray]]]:
+    computed: Iterator[tuple[Prepared, Frames]],
+) -> Iterator[list[tuple[Prepared, Frames]]]:
     group = []
     for item in computed:
         group.append(item)
@@ -151,23 +154,25 @@ def _head_groups(
 
 
 def predict_files(
-    run: TrainedRun, engine: NativeEngine, paths: Sequence[str | Path], failures: list[str]
+    run: TrainedRun, engine: Engine, paths: Sequence[str | Path], failures: list[str]
 ) -> Iterator[FilePrediction]:
     """A prediction for every readable file, in the order given; unreadable files are reported
     on stderr as they are met and their messages appended to `failures`."""
     # Each file's position rides along in `extra`, which survives the trip through a worker.
     sources = [ClipSource(Path(path), "", "", {"number": str(n)}) for n, path in enumerate(paths)]
     prepared = prepared_in_order(sources, DEFAULT_WORKERS, frozenset())
-    computed = pipeline.computed(engine, _readable(prepared, failures))
-    for group in _head_groups(computed):
-        counts = [len(scores) for _, scores, _ in group]
-        probs = np.asarray(run.head.predict_on_batch(np.concatenate([e for _, _, e in group])))
-        speech = np.concatenate([scores.argmax(axis=1) == SPEECH_CLASS for _, scores, _ in group])
+    clips = ((clip, clip.waveform) for clip in _readable(prepared, failures))
+    for group in _head_groups(engine.stream(clips)):
+        counts = [len(frames.scores) for _, frames in group]
+        embeddings = np.concatenate([frames.embeddings for _, frames in group])
+        probs = np.asarray(run.head.predict_on_batch(embeddings))
+        speech = np.concatenate([frames.scores.argmax(axis=1) == SPEECH_CLASS
+                                 for _, frames in group])
         owners = np.repeat(np.arange(len(group)), counts)
         pooled, _ = pool(probs, owners, speech, len(group))
         bounds = np.cumsum(counts)[:-1]
         rows = zip(group, pooled, np.split(probs, bounds), np.split(speech, bounds), strict=True)
-        for (clip, _, _), file_probs, frame_probs, frame_speech in rows:
+        for (clip, frames), file_probs, frame_probs, frame_speech in rows:
             yield FilePrediction(
                 number=int(clip.source.extra["number"]),
                 path=str(clip.source.path),
@@ -177,4 +182,5 @@ def predict_files(
                 frame_probabilities=frame_probs,
                 speech=frame_speech,
                 frame_hop_seconds=engine.params.patch_hop_seconds,
+                log_mel=frames.log_mel,
             )
