@@ -11,13 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from yamnet_reference import num_patches
 
 from brogue.extract import pipeline
 from brogue.extract.audio import load_audio
 from brogue.extract.corpus import ClipSource, folder_clips, manifest_clips, openslr83_clips
 from brogue.extract.decode import TASKS_PER_WORKER, prepared_in_order
 from brogue.extract.shards import MANIFEST, Cache, CacheError, complete_shards
-from brogue.extract.yamnet.features import num_patches
 from brogue.main import main
 
 
@@ -227,30 +227,6 @@ def test_cli_downloads_resumes_and_extracts(synthetic_corpus, file_server, brogu
     served = sum(len(zipfile.ZipFile(z).namelist()) for z in file_server.root.glob("*.zip"))
     assert f"extracted {served} clips" in capsys.readouterr().out
     assert len(Cache(tmp_path / "cache").clips()) == served
-
-
-def test_patch_batcher_sends_full_batches_across_clips():
-    sizes = []
-
-    def infer(patches):
-        sizes.append(len(patches))
-        total = patches.sum(axis=(1, 2))
-        return np.repeat(total[:, None], 521, 1), np.repeat(total[:, None], 1024, 1)
-
-    batcher = pipeline.PatchBatcher(infer, batch_size=8)
-    counts = (3, 7, 1, 12)
-    clips = [pipeline.Prepared(ClipSource(Path(f"{n}.wav"), "", "", {})) for n in counts]
-    done = [
-        result
-        for clip, n in zip(clips, counts, strict=True)
-        for result in batcher.add(clip, np.full((n, 96, 64), n, np.float32))
-    ] + batcher.flush()
-
-    assert sizes == [8, 8, 7]
-    assert [clip for clip, _, _ in done] == clips
-    for (_, scores, embeddings), n in zip(done, counts, strict=True):
-        assert scores.shape == (n, 521) and embeddings.shape == (n, 1024)
-        assert np.all(embeddings == n * 96 * 64)  # each clip got its own patches back
 
 
 def test_decoding_keeps_a_bounded_number_of_clips_in_flight(synthetic_corpus):

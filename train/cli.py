@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 import time
 from pathlib import Path
 
@@ -139,9 +138,7 @@ def _predict(args: argparse.Namespace) -> int:
     from brogue.train.prediction_plot import plot_prediction
 
     run = load_run(args.run)
-    engine = load_yamnet(run)
-    print(f"YAMNet {engine.fingerprint} on {engine.runtime} in {engine.precision}, the precision "
-          f"of the cache {args.run} was trained on", file=sys.stderr)
+    engine = load_yamnet(run)  # at the precision of the cache the run was trained on
     failures: list[str] = []
     for prediction in predict_files(run, engine, args.files, failures):
         print(json.dumps(prediction.to_json()) if args.json else prediction.describe())
