@@ -28,6 +28,7 @@ from brogue.errors import BrogueError
 from brogue.extract.audio import YAMNET_SAMPLE_RATE
 from brogue.extract.yamnet import runtime
 from brogue.extract.yamnet.engines import (
+    CLIPS_PER_FRONT_END_CALL,
     DEFAULT_BATCH_PATCHES,
     Engine,
     Frames,
@@ -153,9 +154,12 @@ def split_costs(engines: dict[str, Engine], clips: list[np.ndarray], seconds: fl
     """The one front end alone against each network alone, interleaved; prints both."""
     natives = {name: engine for name, engine in engines.items() if name != "hub"}
     any_engine = next(iter(natives.values()))
-    patches = np.concatenate([any_engine.log_mel_patches(clip)[1] for clip in clips])
+    groups = [clips[start : start + CLIPS_PER_FRONT_END_CALL]
+              for start in range(0, len(clips), CLIPS_PER_FRONT_END_CALL)]
+    patches = np.concatenate([patches for group in groups
+                              for _, patches in any_engine.log_mel_patches(group)])
     cases: dict[str, Callable[[], object]] = {
-        "front end": lambda: [any_engine.log_mel_patches(clip) for clip in clips]}
+        "front end": lambda: [any_engine.log_mel_patches(group) for group in groups]}
     for name, engine in natives.items():
         cases[f"{name} network"] = lambda engine=engine: [
             engine.infer(patches[start : start + engine.batch_size])

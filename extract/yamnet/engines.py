@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import collections
 import csv
+import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Generic, NamedTuple, Protocol, TypeVar
@@ -23,7 +24,7 @@ import keras
 import numpy as np
 
 from . import runtime as runtimes
-from .frontend import build_front_end
+from .frontend import build_front_end, log_mel_rows, patch_count
 from .params import PARAMS, Params
 from .weights import (
     ImportedWeights,
@@ -39,6 +40,9 @@ from .weights import (
 # the early layers' activations out of the CPU caches; smaller ones leave the 1x1
 # convolutions' matmuls short.
 DEFAULT_BATCH_PATCHES = 32
+# Clips per front-end call: 16 clips of ~6 s ran it 2.4x faster than one call per clip (a call
+# costs about a millisecond by itself), while a group holds only ~100 s of audio.
+CLIPS_PER_FRONT_END_CALL = 16
 Key = TypeVar("Key")
 
 
@@ -141,20 +145,31 @@ class NativeEngine:
 
     def stream(self, clips: Iterable[tuple[Key, np.ndarray]]) -> Iterator[tuple[Key, Frames]]:
         batcher: PatchBatcher[tuple[Key, np.ndarray]] = PatchBatcher(self.infer, self.batch_size)
-        for key, waveform in clips:
-            log_mel, patches = self.log_mel_patches(waveform)
-            for (done, done_log_mel), scores, embeddings in batcher.add((key, log_mel), patches):
-                yield done, Frames(scores, embeddings, done_log_mel)
+        clips = iter(clips)
+        while group := list(itertools.islice(clips, CLIPS_PER_FRONT_END_CALL)):
+            front = self.log_mel_patches([waveform for _, waveform in group])
+            for (key, _), (log_mel, patches) in zip(group, front, strict=True):
+                for (done, done_log_mel), scores, embeddings in batcher.add((key, log_mel),
+                                                                            patches):
+                    yield done, Frames(scores, embeddings, done_log_mel)
         for (done, done_log_mel), scores, embeddings in batcher.flush():
             yield done, Frames(scores, embeddings, done_log_mel)
 
     def frames(self, waveforms: Sequence[np.ndarray]) -> list[Frames]:
         return frames_of(self, waveforms)
 
-    def log_mel_patches(self, waveform: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(log_mel [M, 64], patches [N, 96, 64]) of one waveform, by the one front end."""
-        log_mel, patches = self.front_end.predict_on_batch(np.asarray(waveform, np.float32))
-        return np.asarray(log_mel), np.asarray(patches)
+    def log_mel_patches(self, waveforms: Sequence[np.ndarray]
+                        ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(log_mel [M, 64], patches [N, 96, 64]) of each waveform, by the one front end in
+        one call."""
+        lengths = np.array([len(waveform) for waveform in waveforms], np.int32)
+        samples = np.concatenate(waveforms).astype(np.float32, copy=False)
+        log_mel, patches = self.front_end.predict_on_batch([samples, lengths])
+        counts = keras.ops.convert_to_numpy(patch_count(lengths, self.params))
+        patch_bounds = np.cumsum(counts)[:-1]
+        row_bounds = np.cumsum(log_mel_rows(counts, self.params))[:-1]
+        return list(zip(np.split(np.asarray(log_mel), row_bounds),
+                        np.split(np.asarray(patches), patch_bounds), strict=True))
 
     def infer(self, patches: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(scores, embeddings) of patches [P, 96, 64] from any number of clips."""

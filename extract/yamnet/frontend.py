@@ -44,26 +44,40 @@ def patch_count(samples, params: Params = PARAMS):
     return 1 + ops.cast(ops.ceil(after_first * reciprocal), "int32")
 
 
-def frame(values, count, length: int, hop: int):
-    """Rows values[k·hop : k·hop + length] for k < count, stacked on a new first axis.
+def log_mel_rows(patches, params: Params = PARAMS):
+    """Rows of log-mel (STFT frames) behind `patches` patches: whole patches, no remainder."""
+    return params.patch_frames + (patches - 1) * params.patch_hop_frames
 
-    As `tf.signal.frame` does it: cut `values` into units of gcd(length, hop) rows and
-    gather `length / unit` consecutive units per frame, so each copy moves a whole unit.
-    Gathering single rows through a [count, length] index was 7x slower, strided slices 7x.
+
+def _ragged_range(counts, starts, step: int = 1):
+    """Concatenated starts[c] + step·k for k < counts[c], for every c: ragged aranges."""
+    owner = ops.repeat(ops.arange(ops.shape(counts)[0]), counts)
+    first = ops.cumsum(counts) - counts
+    return ops.take(starts, owner) + (ops.arange(ops.sum(counts)) - ops.take(first, owner)) * step
+
+
+def frame(values, starts, length: int, unit: int):
+    """Rows values[s·unit : s·unit + length] for each s in `starts`, on a new first axis.
+
+    As `tf.signal.frame` does it: cut `values` into units of rows (`length` and every start
+    are whole units) and gather `length / unit` consecutive units per frame, so each copy
+    moves a whole unit. Gathering single rows through a [frames, length] index was 7x
+    slower, strided slices 7x.
     """
-    unit = math.gcd(length, hop)
     rest = tuple(values.shape[1:])
-    units = ops.reshape(values[: (count - 1) * hop + length], (-1, unit, *rest))
-    starts = ops.expand_dims(ops.arange(count) * (hop // unit), 1)
-    selected = ops.take(units, starts + ops.arange(length // unit), axis=0)
+    units = ops.reshape(values, (-1, unit, *rest))
+    selected = ops.take(units, ops.expand_dims(starts, 1) + ops.arange(length // unit), axis=0)
     return ops.reshape(selected, (-1, length, *rest))
 
 
 class LogMelPatches(keras.layers.Layer):
-    """A 16 kHz waveform [samples] -> (log_mel [M, 64], patches [N, 96, 64]).
+    """Clips -> (log_mel [M, 64], patches [N, 96, 64]) of all of them, one after the other.
 
-    The waveform is zero-padded at the end to fill a whole number of patches; log_mel is
-    log(mel + offset) of its magnitude STFT (periodic Hann window, frames without centring).
+    Called on a waveform [samples], or on (samples [S], lengths [C]): C 16 kHz clips laid end
+    to end. Each clip is zero-padded at its end to fill a whole number of patches; its
+    log_mel is log(mel + offset) of its magnitude STFT (periodic Hann window, frames without
+    centring), and its patches come from its own log_mel rows only. Many clips in one call
+    ran 2.4x faster than one call per clip: a call costs about a millisecond on its own.
     """
 
     def __init__(self, params: Params = PARAMS, **kwargs) -> None:
@@ -72,24 +86,47 @@ class LogMelPatches(keras.layers.Layer):
         self.window = hann_window(params.stft_window_samples)
         self.mel = ops.convert_to_tensor(mel_matrix(params), "float32")
 
-    def call(self, waveform):
+    def call(self, clips):
+        samples, lengths = clips if isinstance(clips, (tuple, list)) else (
+            clips, ops.expand_dims(ops.shape(clips)[0], 0))
         params = self.params
-        patches = patch_count(ops.shape(waveform)[0], params)
-        padded_length = params.min_samples + (patches - 1) * params.patch_hop_samples
-        padded = ops.pad(waveform, [[0, padded_length - ops.shape(waveform)[0]]])
-        stft_frames = params.patch_frames + (patches - 1) * params.patch_hop_frames
-        frames = frame(padded, stft_frames, params.stft_window_samples, params.stft_hop_samples)
+        lengths = ops.cast(lengths, "int32")
+        patches = patch_count(lengths, params)
+        padded = self._pad(samples, lengths, patches)
+        # A padded clip is whole units of gcd(window, hop) samples, and its log-mel whole
+        # units of gcd(patch, patch hop) rows, so no frame straddles two clips.
+        padded_lengths = params.min_samples + (patches - 1) * params.patch_hop_samples
+        unit = math.gcd(params.stft_window_samples, params.stft_hop_samples)
+        clip_frames = log_mel_rows(patches, params)
+        starts = _ragged_range(clip_frames, (ops.cumsum(padded_lengths) - padded_lengths) // unit,
+                               params.stft_hop_samples // unit)
+        frames = frame(padded, starts, params.stft_window_samples, unit)
         real, imag = ops.rfft(frames * self.window, fft_length=params.fft_length)
         magnitude = ops.sqrt(real * real + imag * imag)
         log_mel = ops.log(ops.matmul(magnitude, self.mel) + params.log_offset)
-        return log_mel, frame(log_mel, patches, params.patch_frames, params.patch_hop_frames)
+        unit = math.gcd(params.patch_frames, params.patch_hop_frames)
+        starts = _ragged_range(patches, (ops.cumsum(clip_frames) - clip_frames) // unit,
+                               params.patch_hop_frames // unit)
+        return log_mel, frame(log_mel, starts, params.patch_frames, unit)
+
+    def _pad(self, samples, lengths, patches):
+        """The clips end to end, each followed by zeros up to its padded length."""
+        params = self.params
+        padded_lengths = params.min_samples + (patches - 1) * params.patch_hop_samples
+        position = _ragged_range(padded_lengths, ops.cumsum(lengths) - lengths)
+        inside = _ragged_range(padded_lengths, ops.zeros_like(lengths)) < ops.repeat(
+            lengths, padded_lengths)
+        source = ops.where(inside, position, ops.shape(samples)[0])  # past the end reads 0
+        return ops.take(ops.pad(samples, [[0, 1]]), source)
 
     def compute_output_shape(self, input_shape):
         return (None, self.params.mel_bands), (None, *self.params.patch_shape)
 
 
 def build_front_end(params: Params = PARAMS) -> keras.Model:
-    """`LogMelPatches` as a model, so the engine can compile it once for any waveform length."""
-    waveform = keras.Input(batch_shape=(None,), name="waveform")
-    return keras.Model(waveform, LogMelPatches(params, name="log_mel")(waveform),
-                       name="yamnet_front_end")
+    """`LogMelPatches` on (samples, lengths) as a model, so the engine can compile it once for
+    any number of clips of any lengths."""
+    samples = keras.Input(batch_shape=(None,), name="samples")
+    lengths = keras.Input(batch_shape=(None,), dtype="int32", name="lengths")
+    outputs = LogMelPatches(params, name="log_mel")((samples, lengths))
+    return keras.Model([samples, lengths], outputs, name="yamnet_front_end")
