@@ -123,6 +123,14 @@ class KerasNetwork:
 
 
 class OpenVINONetwork:
+    """The converted network, one inference stream per core, each on its share of a batch.
+
+    Single-threaded streams need no barrier between cores, so a core lent for a moment to a
+    decoding worker stalls only its own share. Against one two-thread request, on 2 cores
+    while other processes ran, they gave 1.46x in fp32 and 1.24x in bf16; on a quiet machine
+    they were level (1.05-1.15x).
+    """
+
     runtime = "openvino"
 
     def __init__(self, imported: ImportedWeights, params: Params, precision: str):
@@ -133,17 +141,30 @@ class OpenVINONetwork:
         compiled = core.compile_model(
             core.read_model(converted(imported, params)), "CPU",
             {"INFERENCE_PRECISION_HINT": _OPENVINO_PRECISION[precision],
-             "PERFORMANCE_HINT": "LATENCY"},
+             "PERFORMANCE_HINT": "THROUGHPUT"},
         )
-        self._request = compiled.create_infer_request()
+        self._streams = compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")
+        self._queue = ov.AsyncInferQueue(compiled, self._streams)
+        self._queue.set_callback(self._collect)
+        self._results: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         # Outputs by width, not position: the converter orders them as it likes.
         width = {output.get_partial_shape()[1].get_length(): output
                  for output in compiled.outputs}
         self._scores, self._embeddings = width[params.num_classes], width[params.embedding_size]
 
+    def _collect(self, request, part: int) -> None:
+        self._results[part] = (request.get_tensor(self._scores).data.copy(),
+                               request.get_tensor(self._embeddings).data.copy())
+
     def __call__(self, patches: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        results = self._request.infer({0: np.ascontiguousarray(patches, np.float32)})
-        return results[self._scores].copy(), results[self._embeddings].copy()
+        patches = np.ascontiguousarray(patches, np.float32)
+        parts = np.array_split(patches, min(self._streams, len(patches)))
+        for index, part in enumerate(parts):
+            self._queue.start_async({0: part}, index)
+        self._queue.wait_all()
+        results, self._results = [self._results[index] for index in range(len(parts))], {}
+        return (np.concatenate([scores for scores, _ in results]),
+                np.concatenate([embeddings for _, embeddings in results]))
 
 
 def keras_model(imported: ImportedWeights, params: Params) -> keras.Model:
