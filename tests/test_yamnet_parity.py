@@ -258,6 +258,24 @@ def test_log_mel_patches_match_tensorflow(front_end: str):
     np.testing.assert_allclose(patches, expected_patches.numpy(), rtol=0, atol=LOG_MEL_TOLERANCE)
 
 
+def test_front_end_on_clips_end_to_end_is_each_clip_alone():
+    """Many clips in one call: each padded on its own, none framed into its neighbour."""
+    rng = np.random.default_rng(4)
+    lengths = [1, 1600, FIRST - 1, FIRST, FIRST + 3 * HOP, FIRST + 3 * HOP + 1, 48001]
+    clips = [rng.uniform(-1, 1, n).astype(np.float32) for n in lengths]
+    layer = LogMelPatches(PARAMS)
+
+    log_mel, patches = (np.asarray(out) for out in
+                        layer((np.concatenate(clips), np.array(lengths, np.int32))))
+
+    alone = [waveform_to_patches(clip, PARAMS) for clip in clips]
+    assert patches.shape == (sum(len(p) for _, p in alone), *PARAMS.patch_shape)
+    np.testing.assert_allclose(log_mel, np.concatenate([m for m, _ in alone]), rtol=0,
+                               atol=LOG_MEL_TOLERANCE)
+    np.testing.assert_allclose(patches, np.concatenate([p for _, p in alone]), rtol=0,
+                               atol=LOG_MEL_TOLERANCE)
+
+
 def test_hann_window_is_tensorflows_bit_for_bit():
     window = keras.ops.convert_to_numpy(hann_window(PARAMS.stft_window_samples))
 
