@@ -166,3 +166,35 @@ def test_a_head_trained_on_fp32_gives_the_same_accents_from_bf16(
 
     assert len(fp32) == len(bf16) == len(files)
     assert np.mean(np.array(fp32) == np.array(bf16)) >= 0.98
+
+
+# --- the Keras runtime under jax, with no TensorFlow at run time ---
+
+JAX_RUN = """
+import sys
+sys.modules["tensorflow"] = None  # importing TensorFlow now fails: none may be needed
+import numpy as np
+from brogue.extract.yamnet.engines import NativeEngine
+engine = NativeEngine(sys.argv[1], runtime="keras")
+clips = np.load(sys.argv[2])
+frames = engine.frames([clips[name] for name in sorted(clips)])
+np.save(sys.argv[3], np.concatenate([f.embeddings for f in frames]))
+"""
+
+
+def test_keras_runtime_runs_under_jax_without_tensorflow(yamnet_handle, native_engine, tmp_path):
+    """Once the weights are imported (the native_engine fixture did it), jax alone suffices."""
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("jax", reason="needs jax: pip install 'brogue[jax]'")
+    clips = {name: make_clip(name) for name in ("speech_hop5", "speech_0.5s", "loud_7s")}
+    np.savez(tmp_path / "clips.npz", **clips)
+    environment = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
+    subprocess.run([sys.executable, "-c", JAX_RUN, yamnet_handle, str(tmp_path / "clips.npz"),
+                    str(tmp_path / "jax.npy")], env=environment, check=True, timeout=300)
+
+    expected = native_engine.frames([clips[name] for name in sorted(clips)])
+    np.testing.assert_allclose(np.load(tmp_path / "jax.npy"),
+                               np.concatenate([f.embeddings for f in expected]), atol=1e-4)

@@ -141,7 +141,9 @@ class NativeEngine:
         self.network = runtimes.load_network(imported, params, runtime, precision, batch_size)
         self.runtime, self.precision = self.network.runtime, self.network.precision
         self.front_end = build_front_end(params)
-        self.front_end.compile(jit_compile=keras.backend.backend() != "tensorflow")
+        # Never XLA: its shapes follow the clips (a jit would retrace per call, and jax could
+        # not jit the ragged framing at all); on TensorFlow this is still a compiled graph.
+        self.front_end.compile(jit_compile=False)
 
     def stream(self, clips: Iterable[tuple[Key, np.ndarray]]) -> Iterator[tuple[Key, Frames]]:
         batcher: PatchBatcher[tuple[Key, np.ndarray]] = PatchBatcher(self.infer, self.batch_size)
