@@ -5,11 +5,12 @@
 - `openvino`: the same Keras model converted once to OpenVINO IR (`model.export(...,
   format="openvino")`) and cached beside the imported weights as
   `<fingerprint>.openvino-<version>.xml/.bin`, so a new weights file or a new OpenVINO
-  converts again. On this project's 2-core AVX-512 CPU it ran the network at about 1.6x
-  TensorFlow's speed in fp32 and 2.8-3.2x in bf16 (README, "Speed").
+  converts again. On this project's 2-core AVX-512 CPU (AVX512-BF16, no AMX) it ran the
+  network alone at 1.4x TensorFlow's speed in fp32 and 2.7x in bf16 (README, Benchmarks).
 
-LiteRT (XNNPACK) was measured too: 1.0-1.1x TensorFlow in fp32 on the same CPU, and it has no
-bf16 on x86, so it did not earn a place beside OpenVINO.
+LiteRT (XNNPACK, `model.export(..., format="litert")`) was measured too: 0.97-1.09x TensorFlow
+in fp32 on the same CPU, against 1.4-1.6x for OpenVINO, and it has no bf16 on x86, so it did
+not earn a place beside OpenVINO.
 
 `precision` is fp32 or bf16. bf16 needs OpenVINO and a CPU with AMX or AVX512-BF16; it is a
 compile hint, so one IR serves both precisions. fp32 is asked for explicitly, because
