@@ -26,7 +26,7 @@ from brogue.dev.signals import speech_like
 from brogue.extract.audio import YAMNET_SAMPLE_RATE
 from brogue.extract.yamnet.engines import Frames, HubEngine, NativeEngine
 from brogue.extract.yamnet.features import mel_matrix
-from brogue.extract.yamnet.frontend import LogMelPatches, hann_window
+from brogue.extract.yamnet.frontend import LogMelPatches, hann_window, patch_count
 from brogue.extract.yamnet.network import build_yamnet, layer_weights
 from brogue.extract.yamnet.params import PARAMS
 from brogue.extract.yamnet.weights import (
@@ -454,3 +454,14 @@ def test_same_seed_same_weights(tmp_path: Path, random_weights: ImportedWeights)
     model_b.load_weights(again.weights_path)
     for a, b in zip(model_a.get_weights(), model_b.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_keras_free_patch_count_is_the_front_ends():
+    """`features.num_patches` (for decode workers) and `frontend.patch_count` (in the graph)
+    are one formula; at 15600 + 7680·k samples the Hub's float32 product gives k + 2 for
+    some k, and both must follow it."""
+    lengths = [1, FIRST - 1, FIRST, FIRST + 1] + [FIRST + k * HOP + d for k in range(1, 40)
+                                                  for d in (-1, 0, 1)]
+    graph = keras.ops.convert_to_numpy(patch_count(np.array(lengths, np.int32), PARAMS))
+    assert [num_patches(n, PARAMS) for n in lengths] == graph.tolist()
+    assert num_patches(FIRST + 3 * HOP, PARAMS) == 5  # the Hub's extra frame

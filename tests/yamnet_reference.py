@@ -13,20 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from brogue.extract.yamnet.features import mel_matrix
+from brogue.extract.yamnet.features import mel_matrix, num_patches
 from brogue.extract.yamnet.params import Params
-
-
-def num_patches(num_samples: int, params: Params) -> int:
-    """Frames YAMNet returns for a waveform of `num_samples` (at least one).
-
-    The Hub graph divides in float32, and TensorFlow's optimiser turns the division into
-    a product with float32(1 / hop): at 15600 + 7680·k samples that lands just above k
-    for k = 3, 5, 6, 7, 10-15, ... and the Hub returns one frame more. So do we.
-    """
-    after_first = np.float32(max(0, num_samples - params.min_samples))
-    reciprocal = np.float32(1) / np.float32(params.patch_hop_samples)
-    return 1 + int(np.ceil(after_first * reciprocal))
 
 
 def pad_waveform(waveform: np.ndarray, params: Params) -> np.ndarray:

@@ -1,7 +1,9 @@
-"""YAMNet's mel filterbank: the one piece of the front end that is data, not ops.
+"""The keras-free facts of YAMNet's front end: its mel filterbank and its frame count.
 
-Built like `tf.signal.linear_to_mel_weight_matrix` (HTK mel scale, DC bin dropped), in
-float64, once per Params; `frontend.LogMelPatches` multiplies by it in float32.
+`mel_matrix` is built like `tf.signal.linear_to_mel_weight_matrix` (HTK mel scale, DC bin
+dropped), in float64, once per Params; `frontend.LogMelPatches` multiplies by it in float32.
+`num_patches` is `frontend.patch_count` for plain ints, for code that must not import Keras
+(decode workers planning a long recording's blocks); the tests hold the two to each other.
 """
 
 from __future__ import annotations
@@ -11,6 +13,14 @@ import functools
 import numpy as np
 
 from .params import Params
+
+
+def num_patches(num_samples: int, params: Params) -> int:
+    """Frames YAMNet returns for a waveform of `num_samples` (at least one), as
+    `frontend.patch_count` computes them: float32, as the Hub graph does."""
+    after_first = np.float32(max(0, num_samples - params.min_samples))
+    reciprocal = np.float32(1) / np.float32(params.patch_hop_samples)
+    return 1 + int(np.ceil(after_first * reciprocal))
 
 
 def _hertz_to_mel(hertz: np.ndarray | float) -> np.ndarray:
