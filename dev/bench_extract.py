@@ -1,24 +1,26 @@
-"""`brogue bench extract`: the whole extraction stage, hub vs native, in one run.
+"""`brogue bench extract`: the whole extraction stage, hub against every native runtime and
+precision this machine has, in one run.
 
-On one synthetic espeak-ng corpus (OpenSLR 83 layout, 48 kHz) it times three cases,
-interleaved over rounds so that the machine's other load falls on all of them:
-  1. hub:     the stage (decode, resample, YAMNet, shard writes) with TF Hub's model
-              called once per clip, as the Keras example does;
-  2. native:  the same stage with brogue's defaults (batched native engine);
-  3. compute: the native engine's YAMNet compute alone (log-mel front end and network,
-              as the Hub model computes them) on waveforms already in memory.
-It prints audio-seconds per second for each and the ratios the issue sets targets
-for: native / hub (>= 2) and native stage time / compute time (<= 1.3). Then a memory
+On one synthetic espeak-ng corpus (OpenSLR 83 layout, 48 kHz) it times, interleaved over
+rounds so that the machine's other load falls on all of them:
+  - hub:                the stage (decode, resample, YAMNet, shard writes) with TF Hub's
+                        model called once per clip, as the Keras example does;
+  - RUNTIME/PRECISION:  the same stage with the native engine in that runtime and precision;
+  - compute RUNTIME/PRECISION: that engine's YAMNet compute alone (front end and network) on
+                        waveforms already in memory.
+It prints audio-seconds per second for each and the ratios the issue sets targets for: stage
+over hub (fp32 >= 2, bf16 >= 4) and stage time over compute time (<= 1.3). Then a memory
 line: the peak RSS of `brogue extract`, all processes together, on one long recording
-(--long-hours, default 3; target <= 1 GB).
+(--long-hours, default 3; target <= 1 GB). The last line is `RESULT {json}` with `ratios`
+{"runtime/precision": stage speed over hub's}.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import tempfile
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -27,13 +29,8 @@ from brogue.extract import pipeline
 from brogue.extract.audio import load_audio
 from brogue.extract.corpus import openslr83_clips
 from brogue.extract.decode import DEFAULT_WORKERS
-from brogue.extract.yamnet import features
 
-
-def timed(action: Callable[[], object]) -> float:
-    start = time.perf_counter()
-    action()
-    return time.perf_counter() - start
+TARGETS = {"fp32": 2.0, "bf16": 4.0}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -48,7 +45,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="length of the recording for the memory line; 0 skips it")
     args = parser.parse_args(argv)
     # Imported here, not at the top: spawned decode workers re-import this module.
-    from brogue.extract.yamnet.engines import HubEngine, NativeEngine
+    from brogue.dev.bench_yamnet import interleaved, median_ratios, native_engines
+    from brogue.extract.yamnet.engines import DEFAULT_BATCH_PATCHES, HubEngine
     from brogue.extract.yamnet.weights import resolve_handle
 
     handle = resolve_handle(args.yamnet)
@@ -59,34 +57,46 @@ def main(argv: Sequence[str] | None = None) -> int:
             for part in range(args.parts)
             for source in openslr83_clips(write_corpus(root / f"corpus{part}", 6, 8, seed=part))
         ]
-        native, hub = NativeEngine(handle), HubEngine(handle)
+        engines = {"hub": HubEngine(handle), **native_engines(handle, DEFAULT_BATCH_PATCHES)}
         waveforms = [load_audio(source.path) for source in sources]
-        native.frames(waveforms)  # compile and warm up every batch shape once
         seconds = sum(len(waveform) for waveform in waveforms) / 16000
-        patches = sum(features.num_patches(len(waveform), native.params) for waveform in waveforms)
+        runs = iter(range(1_000_000))
 
-        def stage(engine, name: str, round_: int) -> Callable[[], object]:
-            return lambda: pipeline.run(sources, engine, root / f"{name}-{round_}",
+        def stage(engine) -> Callable[[], object]:
+            return lambda: pipeline.run(sources, engine, root / f"cache-{next(runs)}",
                                         workers=args.workers, progress=False)
 
-        times: dict[str, list[float]] = {"hub": [], "native": [], "compute": []}
-        for round_ in range(args.rounds):
-            times["hub"].append(timed(stage(hub, "hub", round_)))
-            times["native"].append(timed(stage(native, "native", round_)))
-            times["compute"].append(timed(lambda: native.frames(waveforms)))
+        cases: dict[str, Callable[[], object]] = {}
+        for name, engine in engines.items():
+            cases[name] = stage(engine)
+            if name != "hub":
+                cases[f"compute {name}"] = lambda engine=engine: engine.frames(waveforms)
+        rates = interleaved(cases, seconds, args.rounds)
 
-    print(f"{len(sources)} clips, {seconds:.0f} s of audio ({seconds / len(sources):.1f} s mean), "
-          f"{patches} patches; native batch {native.batch_size} patches, "
-          f"{args.workers} decode workers; {args.rounds} interleaved rounds, medians")
-    median = {case: statistics.median(values) for case, values in times.items()}
-    for case, value in median.items():
-        print(f"  {case:8s} {seconds / value:8.0f} audio-s/s   ({value:.2f} s)")
-    print(f"native stage / hub stage speed:       {median['hub'] / median['native']:.2f}x "
-          "(target >= 2)")
-    print(f"native stage time / compute-only time: {median['native'] / median['compute']:.2f} "
-          "(target <= 1.3)")
+    natives = [name for name in engines if name != "hub"]
+    print(f"{len(sources)} clips, {seconds:.0f} s of audio ({seconds / len(sources):.1f} s "
+          f"mean); {args.workers} decode workers; {args.rounds} interleaved rounds, medians")
+    for name, values in rates.items():
+        print(f"  {name:22s} {statistics.median(values):8.0f} audio-s/s")
+    ratios = median_ratios(rates, "hub")
+    # Per round: compute rate / stage rate = stage time / compute time.
+    overhead = {name: statistics.median(compute / stage for stage, compute in
+                                        zip(rates[name], rates[f"compute {name}"], strict=True))
+                for name in natives}
+    for name in natives:
+        target = TARGETS[name.split("/")[1]]
+        print(f"{name:14s} stage / hub stage speed {ratios[name]:5.2f}x (target >= {target:g}); "
+              f"stage time / compute time {overhead[name]:.2f} (target <= 1.3)")
+    result = {
+        "bench": "extract", "clips": len(sources), "audio_seconds": round(seconds),
+        "audio_s_per_s": {name: round(statistics.median(v)) for name, v in rates.items()},
+        "ratios": {name: round(ratios[name], 3) for name in natives},
+        "stage_time_over_compute_time": {name: round(value, 3)
+                                         for name, value in overhead.items()},
+    }
     if args.long_hours:
         from brogue.dev.memory import extraction_peak
 
         print(extraction_peak(args.long_hours, handle, args.workers))
+    print("RESULT " + json.dumps(result))
     return 0

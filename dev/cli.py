@@ -11,8 +11,8 @@ from brogue.dev.synthetic_corpus import SPEAKING_VOICES, write_corpus
 
 # name → (module with main(argv), what it measures)
 BENCHMARKS = {
-    "yamnet": ("brogue.dev.bench_yamnet", "native vs hub YAMNet on the same clips"),
-    "extract": ("brogue.dev.bench_extract", "the whole extraction stage, hub vs native"),
+    "yamnet": ("brogue.dev.bench_yamnet", "hub vs native YAMNet in every runtime x precision"),
+    "extract": ("brogue.dev.bench_extract", "extraction stage, hub vs every runtime x precision"),
     "train": ("brogue.dev.bench_train", "an epoch streamed from shards vs from memory"),
     "sweep": ("brogue.dev.bench_sweep", "a sweep trial on the cache vs recomputing YAMNet"),
     "shards": ("brogue.dev.bench_shards", "HDF5 layouts: read speed for training"),

@@ -21,10 +21,40 @@ from .corpus import resolve_corpus
 from .decode import DEFAULT_WORKERS
 from .lock import refuse_if_busy
 from .shards import EMBEDDING_DTYPES
+from .yamnet.runtime import PRECISIONS, RUNTIMES
 
 # Decode workers are spawned, and spawning re-imports this module in each of them:
 # Keras and TensorFlow are imported inside run() so that workers start in a blink.
 ENGINE_NAMES = ("hub", "native")
+
+
+def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
+    """--engine, --runtime, --precision and --batch-size, for every verb that runs YAMNet."""
+    parser.add_argument("--engine", choices=ENGINE_NAMES, default="native",
+                        help="YAMNet engine: native (batched) or hub (the reference)")
+    parser.add_argument("--runtime", choices=RUNTIMES, default="auto",
+                        help="where the native engine runs the network; auto: openvino on a "
+                        "CPU, keras where jax has a GPU (default: auto)")
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                        help="bf16 needs openvino and a CPU with AMX or AVX512-BF16; a cache "
+                        "holds one precision (default: fp32)")
+    parser.add_argument("--batch-size", type=positive_int,
+                        help="patches per native YAMNet batch (default: the engine's)")
+
+
+def load_engine(args: argparse.Namespace):
+    """The engine the flags of `add_engine_arguments` (and --yamnet) ask for."""
+    from .yamnet.engines import load_engine
+    from .yamnet.weights import resolve_handle
+
+    batching = {"batch_size": args.batch_size} if args.batch_size else {}
+    return load_engine(args.engine, resolve_handle(args.yamnet), args.runtime, args.precision,
+                       **batching)
+
+
+def describe_engine(engine) -> str:
+    return (f"YAMNet {engine.handle} (weights {engine.fingerprint}, {engine.name} engine, "
+            f"{engine.runtime} {engine.precision})")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,12 +66,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="where OpenSLR 83 is downloaded (default: data/openslr83)")
     parser.add_argument("--subsets", type=lambda text: text.split(","),
                         help="OpenSLR 83 subsets, comma-separated (default: all)")
-    parser.add_argument("--engine", choices=ENGINE_NAMES, default="native",
-                        help="YAMNet engine: native (batched) or hub (the reference)")
+    add_engine_arguments(parser)
     parser.add_argument("--yamnet", help="TF Hub handle or SavedModel folder "
                         "(default: $BROGUE_YAMNET, else https://tfhub.dev/google/yamnet/1)")
-    parser.add_argument("--batch-size", type=positive_int,
-                        help="patches per native YAMNet batch (default: the engine's)")
     parser.add_argument("--shard-frames", type=positive_int,
                         default=pipeline.DEFAULT_SHARD_FRAMES,
                         help="a shard is published once it holds this many frames "
@@ -66,17 +93,13 @@ def summary(report: pipeline.RunReport) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .yamnet.engines import load_engine
-    from .yamnet.weights import resolve_handle
-
     refuse_if_busy(args.out)  # before a download or loading YAMNet, not after
     try:
         sources = resolve_corpus(args.corpus, args.download_dir, args.subsets)
         sources = sources[: args.limit]
-        batching = {"batch_size": args.batch_size} if args.batch_size else {}
-        engine = load_engine(args.engine, resolve_handle(args.yamnet), **batching)
-        print(f"{len(sources)} clips from {args.corpus}; YAMNet {engine.handle} "
-              f"(weights {engine.fingerprint}, {engine.name} engine)", file=sys.stderr)
+        engine = load_engine(args)
+        print(f"{len(sources)} clips from {args.corpus}; {describe_engine(engine)}",
+              file=sys.stderr)
         parameters = {name: (str(value) if isinstance(value, Path) else value)
                       for name, value in vars(args).items() if name not in ("verb", "verbose")}
         report = pipeline.run(

@@ -1,25 +1,23 @@
 """The extraction run: clips -> YAMNet -> shards, resumable and bounded in memory.
 
 Worker processes (`decode.py`) hash, decode and resample while the main process
-runs YAMNet (front end and network), so I/O hides behind compute. Patches of
-consecutive clips are packed into full batches across clip boundaries. A long
-recording arrives as waveform pieces whose frames are appended to its clip as
-they come, so memory holds a few blocks of it, never the whole. Finished clips go
-into the current shard; once it holds `shard_frames` frames it is published
-atomically and the manifest is rewritten, so a crash loses at most the shard in
-progress. The run holds the cache's writer lock throughout. A rerun skips clips
-whose file is unchanged (same size and modification time, or else same content
-hash) before any decoding or YAMNet work.
+runs YAMNet (front end and network), so I/O hides behind compute; the engine packs
+the patches of consecutive clips into full batches as it likes. A long recording
+arrives as waveform pieces whose frames are appended to its clip as they come, so
+memory holds a few blocks of it, never the whole. Finished clips go into the
+current shard; once it holds `shard_frames` frames it is published atomically and
+the manifest is rewritten, so a crash loses at most the shard in progress. The run
+holds the cache's writer lock throughout. A rerun skips clips whose file is
+unchanged (same size and modification time, or else same content hash) before any
+decoding or YAMNet work.
 """
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import datetime
-import itertools
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,14 +30,10 @@ from . import shards
 from .corpus import ClipSource
 from .decode import DEFAULT_WORKERS, Prepared, prepared_in_order
 from .lock import writer_lock
-from .yamnet import features
 
 if TYPE_CHECKING:  # importing the engines here would pull Keras into every decode worker
     from .yamnet.engines import Engine
 
-# Clips whose STFT frames go through the native front end together: fills its 1024-frame
-# batches without holding more than a few seconds of audio per clip in memory.
-CLIPS_PER_FRONT_END_CALL = 16
 DEFAULT_SHARD_FRAMES = 4096  # ~300 OpenSLR 83 clips, 25 MB float32, ~5 min of CPU work to lose
 
 
@@ -54,67 +48,11 @@ class RunReport:
     failures: list[dict[str, str]] = dataclasses.field(default_factory=list)
 
 
-class PatchBatcher:
-    """Feeds the native engine full batches of patches across clip boundaries."""
-
-    def __init__(self, infer: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
-                 batch_size: int):
-        self.infer, self.batch_size = infer, batch_size
-        self._clips: collections.deque[tuple[Prepared, int]] = collections.deque()
-        self._waiting: list[np.ndarray] = []  # patches not yet through YAMNet
-        self._waiting_count = 0
-        self._scores: list[np.ndarray] = []  # outputs of clips not yet complete
-        self._embeddings: list[np.ndarray] = []
-
-    def add(self, clip: Prepared, patches: np.ndarray
-            ) -> list[tuple[Prepared, np.ndarray, np.ndarray]]:
-        self._clips.append((clip, len(patches)))
-        self._waiting.append(patches)
-        self._waiting_count += len(patches)
-        while self._waiting_count >= self.batch_size:
-            self._run(self.batch_size)
-        return self._finished()
-
-    def flush(self) -> list[tuple[Prepared, np.ndarray, np.ndarray]]:
-        if self._waiting_count:
-            self._run(self._waiting_count)
-        return self._finished()
-
-    def _run(self, count: int) -> None:
-        waiting = np.concatenate(self._waiting)
-        scores, embeddings = self.infer(waiting[:count])
-        self._waiting = [waiting[count:]] if len(waiting) > count else []
-        self._waiting_count -= count
-        self._scores.append(scores)
-        self._embeddings.append(embeddings)
-
-    def _finished(self) -> list[tuple[Prepared, np.ndarray, np.ndarray]]:
-        if not self._scores:
-            return []
-        scores, embeddings = np.concatenate(self._scores), np.concatenate(self._embeddings)
-        done, start = [], 0
-        while self._clips and self._clips[0][1] <= len(scores) - start:
-            clip, count = self._clips.popleft()
-            done.append((clip, scores[start : start + count], embeddings[start : start + count]))
-            start += count
-        self._scores, self._embeddings = [scores[start:]], [embeddings[start:]]
-        return done
-
-
 def computed(engine: Engine, clips: Iterator[Prepared]
              ) -> Iterator[tuple[Prepared, np.ndarray, np.ndarray]]:
     """(clip, scores, embeddings) for every clip that reached YAMNet, in order."""
-    if engine.name == "native":
-        batcher = PatchBatcher(engine.infer, engine.batch_size)
-        while group := list(itertools.islice(clips, CLIPS_PER_FRONT_END_CALL)):
-            log_mels = engine.log_mels([clip.waveform for clip in group])
-            for clip, log_mel in zip(group, log_mels, strict=True):
-                yield from batcher.add(clip, features.patches(log_mel, engine.params))
-        yield from batcher.flush()
-    else:
-        for clip in clips:
-            frames = engine.frames([clip.waveform])[0]
-            yield clip, frames.scores, frames.embeddings
+    for clip, frames in engine.stream((clip, clip.waveform) for clip in clips):
+        yield clip, frames.scores, frames.embeddings
 
 
 def run(
@@ -152,7 +90,7 @@ def _run_locked(sources: Sequence[ClipSource], engine: Engine, out: Path, shard_
                 workers: int, embedding_dtype: str, parameters: dict | None, progress: bool
                 ) -> RunReport:  # fmt: skip
     attrs = shards.ShardAttrs(engine.handle, engine.fingerprint, engine.params.to_json(),
-                              brogue_version())
+                              brogue_version(), engine.runtime, engine.precision)
     _check_same_yamnet(out, engine)
     cached = shards.cached_clips(out, attrs)
     extra_columns = sorted({name for source in sources for name in source.extra})
@@ -271,6 +209,12 @@ def _check_same_yamnet(out: Path, engine: Engine) -> None:
             f"({found.get('handle')}), not {engine.fingerprint} ({engine.handle}); "
             "refusing to mix two models: choose another --out or delete it"
         )
+    if found.get("precision", "fp32") != engine.precision:
+        raise shards.CacheError(
+            f"{out} holds {found.get('precision', 'fp32')} embeddings, not {engine.precision}; "
+            "refusing to mix two precisions: choose another --out or pass --precision "
+            f"{found.get('precision', 'fp32')}"
+        )
 
 
 def _write_manifest(out: Path, engine: Engine, embedding_dtype: str, parameters: dict | None,
@@ -281,7 +225,8 @@ def _write_manifest(out: Path, engine: Engine, embedding_dtype: str, parameters:
         **shards.summarise(out),
         "failures": report.failures,
         "yamnet": {"handle": engine.handle, "fingerprint": engine.fingerprint,
-                   "params": dataclasses.asdict(engine.params)},
+                   "params": dataclasses.asdict(engine.params), "runtime": engine.runtime,
+                   "precision": engine.precision},
         "engine": engine.name,
         "embedding_dtype": embedding_dtype,
         "brogue_version": brogue_version(),

@@ -32,7 +32,8 @@ A clip is its `path`. When a path appears in several shards (its file was edited
 and extracted again), the row in the highest-numbered shard is the clip and the
 older rows are stale: `Cache.clips()` and the manifest's counts leave them out.
 - Root attributes: `schema_version` (int), `yamnet_handle`, `yamnet_fingerprint`,
-  `yamnet_params` (JSON text), `embedding_dtype`, `brogue_version`.
+  `yamnet_params` (JSON text), `yamnet_runtime` (hub, keras or openvino),
+  `yamnet_precision` (fp32 or bf16; absent means fp32), `embedding_dtype`, `brogue_version`.
 
 All datasets are contiguous and uncompressed, which reads fastest; the
 measurements are in the comment under "Layout" below.
@@ -40,14 +41,15 @@ measurements are in the comment under "Layout" below.
 `manifest.json` is a JSON object with `schema_version`, the counting sections
 that `summarise` builds from the `clips/` tables (`shards`, `labels`, `speakers`,
 `totals`), and what the extraction run adds: `failures` [{path, reason}],
-`yamnet` {handle, fingerprint, params (JSON object)}, `brogue_version`,
-`parameters`, `created`, `updated`. Its `shards` entries count each shard's
-rows, stale ones included; `labels`, `speakers` and `totals` count clips.
-`Cache` reads only shards the manifest lists.
+`yamnet` {handle, fingerprint, params (JSON object), runtime, precision},
+`brogue_version`, `parameters`, `created`, `updated`. Its `shards` entries count
+each shard's rows, stale ones included; `labels`, `speakers` and `totals` count
+clips. `Cache` reads only shards the manifest lists.
 
-Trust: every shard carries its producer (schema version, YAMNet fingerprint and
-params). `cached_clips` (resuming) and `Cache` (training) refuse shards from a
-different producer instead of mixing them in.
+Trust: every shard carries its producer (schema version, YAMNet fingerprint,
+params and precision; the runtime is recorded too, but fp32 runtimes agree to 1e-5).
+`cached_clips` (resuming) and `Cache` (training) refuse shards from a different
+producer instead of mixing them in.
 """
 
 from __future__ import annotations
@@ -111,6 +113,8 @@ class ShardAttrs:
     yamnet_fingerprint: str
     yamnet_params: str  # JSON text, as Params.to_json() gives
     brogue_version: str
+    yamnet_runtime: str = "unknown"  # where the network ran: hub, keras, openvino
+    yamnet_precision: str = "fp32"  # fp32 or bf16: one cache never mixes the two
 
 
 @dataclasses.dataclass(frozen=True)
@@ -450,7 +454,8 @@ def cached_clips(directory: Path, attrs: ShardAttrs | Mapping[str, str]) -> dict
     cached: dict[str, CachedFile] = {}
     for path in complete_shards(directory):  # later shards overwrite stale rows
         with h5py.File(path, "r") as file:
-            _check_producer(path, file, attrs.yamnet_fingerprint, json.loads(attrs.yamnet_params))
+            _check_producer(path, file, attrs.yamnet_fingerprint, json.loads(attrs.yamnet_params),
+                            attrs.yamnet_precision)
             table = read_columns(file["clips"], ("path", "content_hash", "file_size",
                                                   "file_mtime_ns"))
         rows = zip(*table.values(), strict=True)
@@ -470,13 +475,16 @@ def live_rows(paths: Sequence[np.ndarray]) -> list[np.ndarray]:
     return live
 
 
-def _check_producer(path: Path, file: h5py.File, fingerprint: str, params: dict) -> None:
+def _check_producer(path: Path, file: h5py.File, fingerprint: str, params: dict,
+                    precision: str) -> None:
     found = file.attrs
     differences = [
         f"{name} {theirs} instead of {ours}"
         for name, theirs, ours in (
             ("schema version", found["schema_version"], SCHEMA_VERSION),
             ("YAMNet fingerprint", found["yamnet_fingerprint"], fingerprint),
+            # Shards from before precisions were recorded are all fp32.
+            ("YAMNet precision", found.get("yamnet_precision", "fp32"), precision),
         )
         if theirs != ours
     ]
@@ -569,6 +577,7 @@ class Cache:
         self.handle: str = self.manifest["yamnet"]["handle"]
         self.fingerprint: str = self.manifest["yamnet"]["fingerprint"]
         self._params: dict = self.manifest["yamnet"]["params"]
+        self.precision: str = self.manifest["yamnet"].get("precision", "fp32")
         self.shard_paths = [self.directory / shard["file"] for shard in self.manifest["shards"]]
         missing = [path.name for path in self.shard_paths if not path.is_file()]
         if missing:
@@ -650,7 +659,8 @@ class Cache:
                 raise ValueError(f"shard must be in 0:{len(self.shard_paths)}, got {shard}")
             file = h5py.File(self.shard_paths[shard], "r")
             try:
-                _check_producer(self.shard_paths[shard], file, self.fingerprint, self._params)
+                _check_producer(self.shard_paths[shard], file, self.fingerprint, self._params,
+                                self.precision)
             except CacheError:
                 file.close()
                 raise

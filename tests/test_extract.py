@@ -251,31 +251,6 @@ def test_cli_downloads_resumes_and_extracts(synthetic_corpus, file_server, brogu
     assert len(Cache(tmp_path / "cache").clips()) == served
 
 
-def test_patch_batcher_sends_full_batches_across_clips():
-    sizes = []
-
-    def infer(patches):
-        sizes.append(len(patches))
-        total = patches.sum(axis=(1, 2))
-        return np.repeat(total[:, None], 521, 1), np.repeat(total[:, None], 1024, 1)
-
-    batcher = pipeline.PatchBatcher(infer, batch_size=8)
-    counts = (3, 7, 1, 12)
-    clips = [pipeline.Prepared(ClipSource(Path(f"{n}.wav"), "", "", {}, f"{n}.wav"))
-             for n in counts]  # fmt: skip
-    done = [
-        result
-        for clip, n in zip(clips, counts, strict=True)
-        for result in batcher.add(clip, np.full((n, 96, 64), n, np.float32))
-    ] + batcher.flush()
-
-    assert sizes == [8, 8, 7]
-    assert [clip for clip, _, _ in done] == clips
-    for (_, scores, embeddings), n in zip(done, counts, strict=True):
-        assert scores.shape == (n, 521) and embeddings.shape == (n, 1024)
-        assert np.all(embeddings == n * 96 * 64)  # each clip got its own patches back
-
-
 def test_decoding_keeps_a_bounded_number_of_clips_in_flight(synthetic_corpus):
     class CountingList(list):
         taken = 0

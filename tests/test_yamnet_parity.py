@@ -15,12 +15,18 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from yamnet_reference import (
+    num_patches,
+    pad_waveform,
+    stft_magnitude,
+    waveform_to_patches,
+)
 
 from brogue.dev.signals import speech_like
 from brogue.extract.audio import YAMNET_SAMPLE_RATE
-from brogue.extract.yamnet import features
 from brogue.extract.yamnet.engines import Frames, HubEngine, NativeEngine
-from brogue.extract.yamnet.frontend import hann_window
+from brogue.extract.yamnet.features import mel_matrix
+from brogue.extract.yamnet.frontend import LogMelPatches, hann_window, patch_count
 from brogue.extract.yamnet.network import build_yamnet, layer_weights
 from brogue.extract.yamnet.params import PARAMS
 from brogue.extract.yamnet.weights import (
@@ -121,18 +127,24 @@ def make_clip(name: str) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def outputs(yamnet_handle: str, native_engine: NativeEngine) -> dict[str, tuple[Frames, Frames]]:
-    """(hub, native) frames per clip; native takes all clips in one call, so in shared batches."""
-    waveforms = [make_clip(name) for name in CLIPS]
-    hub = HubEngine(yamnet_handle).frames(waveforms)
-    native = native_engine.frames(waveforms)
-    return dict(zip(CLIPS, zip(hub, native, strict=True), strict=True))
+def hub_outputs(yamnet_handle: str) -> list[Frames]:
+    return HubEngine(yamnet_handle).frames([make_clip(name) for name in CLIPS])
+
+
+@pytest.fixture(scope="module", params=["keras", "openvino"])
+def outputs(request, yamnet_handle: str, hub_outputs: list[Frames]
+            ) -> dict[str, tuple[Frames, Frames]]:
+    """(hub, native) frames per clip, for each fp32 runtime; native takes all clips in one
+    call, so in shared batches."""
+    engine = NativeEngine(yamnet_handle, runtime=request.param, batch_size=64)
+    native = engine.frames([make_clip(name) for name in CLIPS])
+    return dict(zip(CLIPS, zip(hub_outputs, native, strict=True), strict=True))
 
 
 @pytest.mark.parametrize("name", list(CLIPS))
 def test_native_matches_hub(outputs: dict[str, tuple[Frames, Frames]], name: str):
     hub, native = outputs[name]
-    expected_frames = features.num_patches(CLIPS[name][0], PARAMS)
+    expected_frames = num_patches(CLIPS[name][0], PARAMS)
 
     assert len(hub.scores) == len(native.scores) == expected_frames
     assert native.embeddings.shape == hub.embeddings.shape == (expected_frames, 1024)
@@ -142,12 +154,12 @@ def test_native_matches_hub(outputs: dict[str, tuple[Frames, Frames]], name: str
     assert np.abs(native.log_mel - hub.log_mel).max() <= LOG_MEL_TOLERANCE
 
 
-def test_clips_are_what_they_claim(outputs: dict[str, tuple[Frames, Frames]]):
+def test_clips_are_what_they_claim(hub_outputs: list[Frames]):
     """Guards the parity set itself: the speech-like clips must sound like speech to YAMNet."""
     speech = [name for name in CLIPS if name.startswith("speech_") and CLIPS[name][0] >= FIRST]
     assert len(speech) >= 4
     for name in speech:
-        hub, _ = outputs[name]
+        hub = hub_outputs[list(CLIPS).index(name)]
         assert hub.scores.mean(axis=0).argmax() == 0, f"{name} is not heard as Speech"
 
 
@@ -175,7 +187,7 @@ def test_folding_matches_the_saved_model_with_real_batch_norm(
 
     scores, embeddings, log_mel = saved_model(waveform)
     native_scores, native_embeddings = model.predict_on_batch(
-        features.waveform_to_patches(waveform, PARAMS)[1]
+        waveform_to_patches(waveform, PARAMS)[1]
     )
 
     assert np.abs(native_embeddings - embeddings.numpy()).max() <= OUTPUT_TOLERANCE
@@ -198,7 +210,7 @@ def test_mel_matrix_matches_tensorflow():
         upper_edge_hertz=PARAMS.mel_max_hz,
     ).numpy()
 
-    np.testing.assert_allclose(features.mel_matrix(PARAMS), expected, rtol=0, atol=2e-5)
+    np.testing.assert_allclose(mel_matrix(PARAMS), expected, rtol=0, atol=2e-5)
 
 
 def test_stft_magnitude_matches_tensorflow():
@@ -213,34 +225,55 @@ def test_stft_magnitude_matches_tensorflow():
         )
     ).numpy()
 
-    magnitude = features.stft_magnitude(waveform.astype(np.float64), PARAMS)
+    magnitude = stft_magnitude(waveform.astype(np.float64), PARAMS)
 
     assert magnitude.shape == expected.shape
     np.testing.assert_allclose(magnitude, expected, rtol=0, atol=1e-4 * np.abs(expected).max())
 
 
-def test_log_mel_patches_match_tensorflow():
-    """YAMNet's official front end written with tf.signal, on a padded random waveform."""
-    waveform = features.pad_waveform(
-        np.random.default_rng(2).uniform(-1, 1, 40000).astype(np.float32), PARAMS
-    )
+@pytest.mark.parametrize("front_end", ["frontend.LogMelPatches", "numpy reference"])
+def test_log_mel_patches_match_tensorflow(front_end: str):
+    """YAMNet's official front end written with tf.signal, on a random waveform."""
+    raw = np.random.default_rng(2).uniform(-1, 1, 40000).astype(np.float32)
+    waveform = pad_waveform(raw, PARAMS)
     magnitude = tf.abs(
         tf.signal.stft(
             waveform, PARAMS.stft_window_samples, PARAMS.stft_hop_samples, PARAMS.fft_length
         )
     )
-    mel = tf.matmul(magnitude, features.mel_matrix(PARAMS).astype(np.float32))
+    mel = tf.matmul(magnitude, mel_matrix(PARAMS).astype(np.float32))
     expected_log_mel = tf.math.log(mel + PARAMS.log_offset)
     expected_patches = tf.signal.frame(
         expected_log_mel, PARAMS.patch_frames, PARAMS.patch_hop_frames, axis=0
     )
 
-    log_mel, patches = features.waveform_to_patches(waveform, PARAMS)
+    if front_end == "numpy reference":
+        log_mel, patches = waveform_to_patches(raw, PARAMS)
+    else:
+        log_mel, patches = (np.asarray(out) for out in LogMelPatches(PARAMS)(raw))
 
     assert patches.shape == tuple(expected_patches.shape) == (5, 96, 64)
+    assert log_mel.shape == tuple(expected_log_mel.shape)
     np.testing.assert_allclose(log_mel, expected_log_mel.numpy(), rtol=0, atol=LOG_MEL_TOLERANCE)
-    np.testing.assert_array_equal(patches, features.patches(log_mel, PARAMS))
     np.testing.assert_allclose(patches, expected_patches.numpy(), rtol=0, atol=LOG_MEL_TOLERANCE)
+
+
+def test_front_end_on_clips_end_to_end_is_each_clip_alone():
+    """Many clips in one call: each padded on its own, none framed into its neighbour."""
+    rng = np.random.default_rng(4)
+    lengths = [1, 1600, FIRST - 1, FIRST, FIRST + 3 * HOP, FIRST + 3 * HOP + 1, 48001]
+    clips = [rng.uniform(-1, 1, n).astype(np.float32) for n in lengths]
+    layer = LogMelPatches(PARAMS)
+
+    log_mel, patches = (np.asarray(out) for out in
+                        layer((np.concatenate(clips), np.array(lengths, np.int32))))
+
+    alone = [waveform_to_patches(clip, PARAMS) for clip in clips]
+    assert patches.shape == (sum(len(p) for _, p in alone), *PARAMS.patch_shape)
+    np.testing.assert_allclose(log_mel, np.concatenate([m for m, _ in alone]), rtol=0,
+                               atol=LOG_MEL_TOLERANCE)
+    np.testing.assert_allclose(patches, np.concatenate([p for _, p in alone]), rtol=0,
+                               atol=LOG_MEL_TOLERANCE)
 
 
 def test_hann_window_is_tensorflows_bit_for_bit():
@@ -252,16 +285,16 @@ def test_hann_window_is_tensorflows_bit_for_bit():
 def test_engine_log_mel_is_tensorflows_front_end(random_engines):
     """The native engine's STFT is the Hub graph's ops in float32, so it matches to rounding."""
     waveform = make_clip("chirp_4s")
-    padded = features.pad_waveform(waveform, PARAMS)
+    padded = pad_waveform(waveform, PARAMS)
     magnitude = tf.abs(
         tf.signal.stft(
             padded, PARAMS.stft_window_samples, PARAMS.stft_hop_samples, PARAMS.fft_length
         )
     )
-    mel = tf.matmul(magnitude, features.mel_matrix(PARAMS).astype(np.float32))
+    mel = tf.matmul(magnitude, mel_matrix(PARAMS).astype(np.float32))
     expected = tf.math.log(mel + PARAMS.log_offset).numpy()
 
-    (log_mel,) = random_engines[256].log_mels([waveform])
+    log_mel = random_engines[256].frames([waveform])[0].log_mel
 
     assert log_mel.dtype == np.float32
     np.testing.assert_allclose(log_mel, expected, rtol=0, atol=1e-5)
@@ -333,7 +366,7 @@ BATCH_CLIPS = {"speech_0.1s": 1, "tone_first": 1, "pink_hop1": 2, "speech_hop5_m
                "speech_hop5": 7, "chirp_4s": 8}  # fmt: skip
 
 
-def _random_weights(folder: Path, seed: int) -> ImportedWeights:
+def write_random_weights(folder: Path, seed: int) -> ImportedWeights:
     """A YAMNet weights file with He-scaled random kernels, and a class map to go with it."""
     rng = np.random.default_rng(seed)
     model = build_yamnet(PARAMS)
@@ -357,7 +390,7 @@ def _random_weights(folder: Path, seed: int) -> ImportedWeights:
 
 @pytest.fixture(scope="module")
 def random_weights(tmp_path_factory: pytest.TempPathFactory) -> ImportedWeights:
-    return _random_weights(tmp_path_factory.mktemp("random-yamnet"), RANDOM_SEED)
+    return write_random_weights(tmp_path_factory.mktemp("random-yamnet"), RANDOM_SEED)
 
 
 @pytest.fixture(scope="module")
@@ -414,3 +447,14 @@ def test_native_engine_is_deterministic(random_engines, random_weights, batch_cl
         np.testing.assert_array_equal(a.embeddings, b.embeddings)
         np.testing.assert_array_equal(a.embeddings, c.embeddings)
         np.testing.assert_array_equal(a.scores, c.scores)
+
+
+def test_keras_free_patch_count_is_the_front_ends():
+    """`features.num_patches` (for decode workers) and `frontend.patch_count` (in the graph)
+    are one formula; at 15600 + 7680·k samples the Hub's float32 product gives k + 2 for
+    some k, and both must follow it."""
+    lengths = [1, FIRST - 1, FIRST, FIRST + 1] + [FIRST + k * HOP + d for k in range(1, 40)
+                                                  for d in (-1, 0, 1)]
+    graph = keras.ops.convert_to_numpy(patch_count(np.array(lengths, np.int32), PARAMS))
+    assert [num_patches(n, PARAMS) for n in lengths] == graph.tolist()
+    assert num_patches(FIRST + 3 * HOP, PARAMS) == 5  # the Hub's extra frame

@@ -148,7 +148,7 @@ def _predict(args: argparse.Namespace) -> int:
     from brogue.train.prediction_plot import plot_prediction
 
     run = load_run(args.run)
-    engine = load_yamnet(run)
+    engine = load_yamnet(run)  # at the precision of the cache the run was trained on
     failures: list[str] = []
     for prediction in predict_files(run, engine, args.files, failures):
         print(json.dumps(prediction.to_json()) if args.json else prediction.describe())

@@ -1,9 +1,10 @@
 """`export`: one SavedModel from a 16 kHz waveform to accent probabilities, servable without brogue.
 
-The model chains YAMNet's front end (`extract.yamnet.frontend`, keras.ops), the run's YAMNet
-body (the native engine's Keras model, checked against the run's fingerprint, as `predict`
-does) and the run's serving head (any family, `train.families`), which pools as `predict`
-does. Its `serve` endpoint takes a float32 waveform [samples] in [-1, 1] and returns a dict:
+The model chains YAMNet's one front end (`extract.yamnet.frontend`, keras.ops), the run's YAMNet
+network (the native engine's Keras model, checked against the run's fingerprint, as `predict`
+does; always fp32, whatever the cache's precision) and the run's serving head (any family,
+`train.families`), which pools as `predict` does. Its `serve` endpoint takes a float32
+waveform [samples] in [-1, 1] and returns a dict:
 
 - `probabilities` [C]: the model's answer over the speech frames (all frames when there is
   none); the accent is the most probable of the first C - 1 classes;
@@ -60,7 +61,8 @@ def waveform_model(run: TrainedRun) -> keras.Model:
     """Waveform [samples] -> {probabilities, frame_probabilities, speech}, weights loaded."""
     engine = load_yamnet(run)
     waveform = keras.Input(batch_shape=(None,), name="waveform")
-    scores, embeddings = engine.model(LogMelPatches(engine.params, name="log_mel")(waveform))
+    _, patches = LogMelPatches(engine.params, name="log_mel")(waveform)
+    scores, embeddings = engine.keras_model()(patches)
     speech = SpeechMask(name="speech")(scores)
     probabilities, frame_probabilities = OneClip(run.head, name="head")(embeddings, speech)
     outputs = {

@@ -57,6 +57,7 @@ def fit_split(
             "directory": str(corpus.cache.directory.absolute()),
             "handle": corpus.cache.handle,
             "fingerprint": corpus.cache.fingerprint,
+            "precision": corpus.cache.precision,
         },
         **trained,
         "train_seconds": round(time.perf_counter() - started, 3),

@@ -4,11 +4,12 @@ A file's answer is the clip rule that `evaluate` scores, through the run's servi
 (`train.families`), whatever its family: the model pools the file's speech frames (YAMNet's top
 class is Speech), or all its frames when it has none, and the accent is the most probable accent
 ("Not a speech" never is the answer). Files are decoded by the extractor's worker, their patches
-go through YAMNet in full batches across files (the extractor's batcher), and the head runs once
-per group of files, padded to the longest.
+go through YAMNet's engine as a stream (batched across files as it likes), and the head runs once
+per group of files, padded to the longest. YAMNet runs at the precision of the cache the run was
+trained on (fp32 for runs that do not say).
 A long recording comes in pieces, as in extraction: its embeddings are joined (4 KB per 0.48 s
 frame, about 90 MB for 3 hours) so that a clip-level head sees the whole file, while its audio
-never is held whole.
+never is held whole; its log-mel, for the plot, is joined the same way.
 """
 
 from __future__ import annotations
@@ -18,18 +19,16 @@ import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import keras
 import numpy as np
 
 from brogue.errors import BrogueError
-from brogue.extract import pipeline
 from brogue.extract.corpus import ClipSource
 from brogue.extract.decode import DEFAULT_WORKERS, Prepared, prepared_in_order
-from brogue.extract.yamnet.engines import NativeEngine
-from brogue.extract.yamnet.params import SPEECH_CLASS
-from brogue.extract.yamnet.weights import YamnetError
+from brogue.extract.yamnet.engines import Engine, Frames, NativeEngine
+from brogue.extract.yamnet.params import SPEECH_CLASS, Params
 from brogue.train.families import serving_head
 from brogue.train.model import EMBEDDING_WIDTH
 
@@ -54,6 +53,7 @@ class TrainedRun:
     head: keras.layers.Layer
     handle: str
     fingerprint: str
+    precision: str  # of the cache's embeddings: YAMNet must run at it again
 
     @property
     def accents(self) -> list[str]:
@@ -72,14 +72,16 @@ def load_run(folder: Path) -> TrainedRun:
     # Runs from before the model families were all the example's frame-dense head.
     family = facts.get("model", "frame-dense")
     head = serving_head(keras.models.load_model(model_path), family, len(facts["classes"]))
-    return TrainedRun(folder, facts["classes"], head, cache["handle"], cache["fingerprint"])
+    return TrainedRun(folder, facts["classes"], head, cache["handle"], cache["fingerprint"],
+                      cache.get("precision", "fp32"))
 
 
-def load_yamnet(run: TrainedRun) -> NativeEngine:
-    """The run's YAMNet, refused unless its weights are the ones the run was trained on."""
+def load_yamnet(run: TrainedRun, runtime: str = "auto") -> Engine:
+    """The run's YAMNet at the run's precision, refused unless its weights are the ones the
+    run was trained on."""
     try:
-        engine = NativeEngine(run.handle)
-    except YamnetError as error:
+        engine = NativeEngine(run.handle, runtime, run.precision)
+    except BrogueError as error:  # weights that cannot load, a precision this CPU lacks
         raise PredictError(f"{run.folder}: {error}") from None
     if engine.fingerprint != run.fingerprint:
         raise PredictError(
@@ -87,6 +89,14 @@ def load_yamnet(run: TrainedRun) -> NativeEngine:
             f"but {run.handle} now holds weights {engine.fingerprint}"
         )
     return engine
+
+
+class WholeFile(NamedTuple):
+    """A file's frames once its pieces are joined."""
+
+    speech: np.ndarray  # [N] bool: YAMNet's top class is Speech
+    embeddings: np.ndarray  # [N, 1024]
+    log_mel: np.ndarray  # [M, 64]: the front end's output that YAMNet classified
 
 
 @dataclass(frozen=True)
@@ -99,6 +109,7 @@ class FilePrediction:
     frame_probabilities: np.ndarray  # [N, C]
     speech: np.ndarray  # [N] bool: YAMNet's top class is Speech
     frame_hop_seconds: float  # frame k covers k·hop .. k·hop + the patch window
+    log_mel: np.ndarray  # [M, 64]: the front end's output that YAMNet classified
 
     @property
     def accent(self) -> str:
@@ -148,29 +159,38 @@ def _readable(prepared: Iterator[Prepared], failures: list[str]) -> Iterator[Pre
 
 
 def _whole_files(
-    computed: Iterator[tuple[Prepared, np.ndarray, np.ndarray]],
-) -> Iterator[tuple[Prepared, np.ndarray, np.ndarray]]:
-    """(last piece, speech mask, embeddings) per file, its pieces' frames joined."""
-    speech_so_far: list[np.ndarray] = []  # the pieces of the file in progress
-    embeddings_so_far: list[np.ndarray] = []
-    for clip, scores, embeddings in computed:
+    computed: Iterator[tuple[Prepared, Frames]], params: Params
+) -> Iterator[tuple[Prepared, WholeFile]]:
+    """(last piece, the whole file) per file, its pieces' frames and log-mel joined.
+
+    A piece's patches start on the patch hop, so its log-mel repeats the last
+    `patch_frames - patch_hop_frames` rows of the piece before: those are dropped.
+    """
+    overlap = params.patch_frames - params.patch_hop_frames
+    pieces: list[WholeFile] = []  # the pieces of the file in progress
+    for clip, frames in computed:
         if clip.piece == 0:  # a file whose later pieces never came failed: drop its start
-            speech_so_far, embeddings_so_far = [], []
-        speech_so_far.append(scores[: clip.frames].argmax(axis=1) == SPEECH_CLASS)
-        embeddings_so_far.append(embeddings[: clip.frames])
+            pieces = []
+        count = len(frames.scores) if clip.frames is None else clip.frames
+        rows = params.patch_frames + (count - 1) * params.patch_hop_frames
+        pieces.append(WholeFile(
+            frames.scores[:count].argmax(axis=1) == SPEECH_CLASS,
+            frames.embeddings[:count],
+            frames.log_mel[overlap if clip.piece else 0 : rows],
+        ))  # fmt: skip
         if clip.last:
-            yield clip, np.concatenate(speech_so_far), np.concatenate(embeddings_so_far)
+            yield clip, WholeFile(*(np.concatenate(parts) for parts in zip(*pieces, strict=True)))
 
 
 def _head_groups(
-    files: Iterator[tuple[Prepared, np.ndarray, np.ndarray]],
-) -> Iterator[list[tuple[Prepared, np.ndarray, np.ndarray]]]:
+    files: Iterator[tuple[Prepared, WholeFile]],
+) -> Iterator[list[tuple[Prepared, WholeFile]]]:
     """Whole files in groups for the head, each group's padded frames within the budget: one
     long recording must not pad 63 short files to its length."""
-    group: list[tuple[Prepared, np.ndarray, np.ndarray]] = []
+    group: list[tuple[Prepared, WholeFile]] = []
     longest = 0
     for file in files:
-        frames = len(file[1])
+        frames = len(file[1].speech)
         padded = (len(group) + 1) * max(longest, frames)
         if group and (len(group) == FILES_PER_HEAD_CALL or padded > PADDED_FRAMES_PER_HEAD_CALL):
             yield group
@@ -182,7 +202,7 @@ def _head_groups(
 
 
 def predict_files(
-    run: TrainedRun, engine: NativeEngine, paths: Sequence[str | Path], failures: list[str]
+    run: TrainedRun, engine: Engine, paths: Sequence[str | Path], failures: list[str]
 ) -> Iterator[FilePrediction]:
     """A prediction for every readable file, in the order given; unreadable files are reported
     on stderr as they are met and their messages appended to `failures`."""
@@ -190,19 +210,19 @@ def predict_files(
     sources = [ClipSource(Path(path), "", "", {"number": str(n)}, str(path))
                for n, path in enumerate(paths)]  # fmt: skip
     prepared = prepared_in_order(sources, DEFAULT_WORKERS, {})
-    computed = pipeline.computed(engine, _readable(prepared, failures))
-    for group in _head_groups(_whole_files(computed)):
-        counts = [len(file_speech) for _, file_speech, _ in group]
+    clips = ((clip, clip.waveform) for clip in _readable(prepared, failures))
+    for group in _head_groups(_whole_files(engine.stream(clips), engine.params)):
+        counts = [len(whole.speech) for _, whole in group]
         embeddings = np.zeros((len(group), max(counts), EMBEDDING_WIDTH), np.float32)
         speech = np.zeros(embeddings.shape[:2], np.float32)
         present = np.zeros(embeddings.shape[:2], np.float32)
-        for row, (_, file_speech, frames) in enumerate(group):
-            embeddings[row, : len(frames)] = frames
-            speech[row, : len(frames)] = file_speech
-            present[row, : len(frames)] = 1.0
+        for row, (_, whole) in enumerate(group):
+            embeddings[row, : len(whole.speech)] = whole.embeddings
+            speech[row, : len(whole.speech)] = whole.speech
+            present[row, : len(whole.speech)] = 1.0
         pooled, per_frame = (np.asarray(x) for x in run.head(embeddings, speech, present))
-        rows = zip(group, counts, pooled, per_frame, speech, strict=True)
-        for (clip, _, _), count, file_probs, frame_probs, frame_speech in rows:
+        rows = zip(group, counts, pooled, per_frame, strict=True)
+        for (clip, whole), count, file_probs, frame_probs in rows:
             yield FilePrediction(
                 number=int(clip.source.extra["number"]),
                 path=str(clip.source.path),
@@ -210,6 +230,7 @@ def predict_files(
                 classes=run.classes,
                 probabilities=file_probs,
                 frame_probabilities=frame_probs[:count],
-                speech=frame_speech[:count] == 1.0,
+                speech=whole.speech,
                 frame_hop_seconds=engine.params.patch_hop_seconds,
+                log_mel=whole.log_mel,
             )

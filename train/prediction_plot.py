@@ -1,6 +1,7 @@
 """The Keras example's inference figure, with its three time axes aligned in seconds.
 
-Top to bottom: the waveform, YAMNet's log-mel spectrogram, and the head's per-frame
+Top to bottom: the waveform, the log-mel spectrogram YAMNet classified (the front end's own
+output, carried by the prediction), and the head's per-frame
 probabilities of every class, the file's most probable class on top. Each spectrogram column and
 each probability cell is drawn centred on the middle of the window it was computed from.
 """
@@ -18,7 +19,6 @@ import numpy as np  # noqa: E402
 
 from brogue import atomic  # noqa: E402
 from brogue.extract.audio import load_audio  # noqa: E402
-from brogue.extract.yamnet import features  # noqa: E402
 from brogue.extract.yamnet.params import Params  # noqa: E402
 from brogue.train.predict import FilePrediction  # noqa: E402
 
@@ -32,7 +32,7 @@ def _extent(count: int, hop: float, window: float) -> tuple[float, float]:
 def plot_prediction(prediction: FilePrediction, params: Params, path: Path) -> None:
     """Draw the figure of `prediction` into the PNG `path`, decoding its file once more."""
     waveform = load_audio(prediction.path)
-    log_mel = features.log_mel_spectrogram(features.pad_waveform(waveform, params), params)
+    log_mel = prediction.log_mel
     order = np.argsort(prediction.probabilities)[::-1]
     fig, (wave, mel, probs) = plt.subplots(3, 1, figsize=(10, 7), sharex=True)
     wave.plot(np.arange(len(waveform)) / params.sample_rate, waveform, linewidth=0.5)

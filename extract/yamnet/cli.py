@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from brogue.command import Command, positive_int
+from brogue.command import Command
 
 from ..audio import YAMNET_SAMPLE_RATE, AudioError, load_audio
-from ..cli import ENGINE_NAMES
+from ..cli import add_engine_arguments, describe_engine, load_engine
 from .params import SPEECH_CLASS
 
 if TYPE_CHECKING:  # the engines import Keras, which `brogue --help` must not wait for
@@ -58,19 +58,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("files", nargs="+", metavar="FILE")
     parser.add_argument("--yamnet", help="TF Hub handle or SavedModel folder "
                         "(default: $BROGUE_YAMNET, else https://tfhub.dev/google/yamnet/1)")
-    parser.add_argument("--engine", choices=ENGINE_NAMES, default="native",
-                        help="YAMNet engine: native (batched) or hub (the reference)")
-    parser.add_argument("--batch-size", type=positive_int,
-                        help="patches per native batch (default: the engine's)")
+    add_engine_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    from .engines import load_engine
-    from .weights import resolve_handle
-
-    batching = {"batch_size": args.batch_size} if args.batch_size else {}
-    engine = load_engine(args.engine, resolve_handle(args.yamnet), **batching)
-    print(f"YAMNet {engine.handle} (weights {engine.fingerprint}, {engine.name} engine)")
+    engine = load_engine(args)
+    print(describe_engine(engine))
     return 1 if report(engine, args.files) else 0
 
 

@@ -1,27 +1,30 @@
-"""Two YAMNet engines behind one interface: waveforms in, per-clip frames out.
+"""Two YAMNet engines behind one interface: clips in, each clip's frames out, in order.
 
 - `hub`: the reference. TF Hub's SavedModel, loaded once and called once per clip,
   as the Keras example does.
-- `native`: the Hub graph's front end ops and the Keras port of its network, both compiled
-  by Keras and fed many clips' frames and patches per call, so the accelerator (or every
-  CPU core) stays busy.
+- `native`: the one front end (`frontend.py`, compiled by Keras) on each clip, then the
+  network on full batches of patches packed across clip boundaries, in the runtime and at
+  the precision asked for (`runtime.py`).
 
-Both record the handle and the weights fingerprint that produced their output.
+Callers hand over clips and get clips back (`stream`, `frames`); how an engine batches is
+its own business. Both record the handle, weights fingerprint, runtime and precision that
+produced their output.
 """
 
 from __future__ import annotations
 
+import collections
 import csv
-from collections.abc import Sequence
+import itertools
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import NamedTuple, Protocol
+from typing import Generic, NamedTuple, Protocol, TypeVar
 
 import keras
 import numpy as np
 
-from . import features
-from .frontend import build_log_mel
-from .network import build_yamnet
+from . import runtime as runtimes
+from .frontend import build_front_end, log_mel_rows, patch_count
 from .params import PARAMS, Params
 from .weights import (
     ImportedWeights,
@@ -31,14 +34,16 @@ from .weights import (
     named_variables,
 )
 
-# Patches per native batch. On 2 CPU cores, interleaved with hub (per clip) over 64 clips of
-# ~6 s, native/hub was 0.98 at 16, 1.05 at 32, 0.99 at 64 and 0.80 at 128 patches (1.15, 1.12
-# and 1.08 at 32, 16 and 64 on a busier machine). Bigger batches spill the early layers'
-# activations out of the CPU caches; smaller ones leave the 1x1 convolutions' matmuls short.
+# Patches per native batch. On 2 CPU cores, Keras (TensorFlow) against hub over 64 clips of
+# ~6 s was 0.98 at 16, 1.05 at 32, 0.99 at 64 and 0.80 at 128 patches; OpenVINO fp32 was
+# 1090 patches/s at 16 and 1030 at 32, bf16 1460 at 16 and 1710 at 32. Bigger batches spill
+# the early layers' activations out of the CPU caches; smaller ones leave the 1x1
+# convolutions' matmuls short.
 DEFAULT_BATCH_PATCHES = 32
-# STFT frames per compiled front-end call: 2,300 audio-s/s, against 1,300-2,200 for eager
-# ops clip by clip and 1,100 for all clips' frames in one call (out of the CPU caches).
-FRONT_END_FRAMES = 1024
+# Clips per front-end call: 16 clips of ~6 s ran it 2.4x faster than one call per clip (a call
+# costs about a millisecond by itself), while a group holds only ~100 s of audio.
+CLIPS_PER_FRONT_END_CALL = 16
+Key = TypeVar("Key")
 
 
 class Frames(NamedTuple):
@@ -48,13 +53,21 @@ class Frames(NamedTuple):
 
 
 class Engine(Protocol):
-    name: str
+    name: str  # "hub" or "native"
+    runtime: str  # where the network runs: "hub", "keras" or "openvino"
+    precision: str  # "fp32" or "bf16"
     handle: str
     fingerprint: str
     params: Params
     class_names: list[str]
 
-    def frames(self, waveforms: Sequence[np.ndarray]) -> list[Frames]: ...
+    def stream(self, clips: Iterable[tuple[Key, np.ndarray]]) -> Iterator[tuple[Key, Frames]]:
+        """(key, frames) for each (key, 16 kHz waveform), in order, batched as the engine likes."""
+        ...
+
+    def frames(self, waveforms: Sequence[np.ndarray]) -> list[Frames]:
+        """The frames of each waveform: `stream` on a list."""
+        ...
 
 
 def read_class_names(class_map_csv: str | Path) -> list[str]:
@@ -62,8 +75,13 @@ def read_class_names(class_map_csv: str | Path) -> list[str]:
         return [row["display_name"] for row in csv.DictReader(handle)]
 
 
+def frames_of(engine: Engine, waveforms: Sequence[np.ndarray]) -> list[Frames]:
+    return [frames for _, frames in engine.stream(enumerate(waveforms))]
+
+
 class HubEngine:
-    name = "hub"
+    name = runtime = "hub"
+    precision = "fp32"
 
     def __init__(self, handle: str, params: Params = PARAMS):
         self.handle = handle
@@ -72,12 +90,13 @@ class HubEngine:
         self.fingerprint = fingerprint(named_variables(self._model))
         self.class_names = read_class_names(self._model.class_map_path().numpy().decode())
 
-    def frames(self, waveforms: Sequence[np.ndarray]) -> list[Frames]:
-        results = []
-        for waveform in waveforms:
+    def stream(self, clips: Iterable[tuple[Key, np.ndarray]]) -> Iterator[tuple[Key, Frames]]:
+        for key, waveform in clips:
             scores, embeddings, log_mel = self._model(np.asarray(waveform, np.float32))
-            results.append(Frames(scores.numpy(), embeddings.numpy(), log_mel.numpy()))
-        return results
+            yield key, Frames(scores.numpy(), embeddings.numpy(), log_mel.numpy())
+
+    def frames(self, waveforms: Sequence[np.ndarray]) -> list[Frames]:
+        return frames_of(self, waveforms)
 
 
 class NativeEngine:
@@ -86,95 +105,143 @@ class NativeEngine:
     def __init__(
         self,
         handle: str,
+        runtime: str = "auto",
+        precision: str = "fp32",
         batch_size: int = DEFAULT_BATCH_PATCHES,
         params: Params = PARAMS,
     ):
-        self._load(import_weights(handle, params), batch_size, params)
+        runtime = runtimes.resolve(runtime, precision)  # before the slow import
+        self._load(import_weights(handle, params), runtime, precision, batch_size, params)
 
     @classmethod
     def from_imported(
         cls,
         imported: ImportedWeights,
+        runtime: str = "auto",
+        precision: str = "fp32",
         batch_size: int = DEFAULT_BATCH_PATCHES,
         params: Params = PARAMS,
     ) -> NativeEngine:
         """An engine on a weights file that did not come from a handle (tests' random weights)."""
         engine = cls.__new__(cls)
-        engine._load(imported, batch_size, params)
+        engine._load(imported, runtimes.resolve(runtime, precision), precision, batch_size,
+                     params)
         return engine
 
-    def _load(self, imported: ImportedWeights, batch_size: int, params: Params) -> None:
+    def _load(self, imported: ImportedWeights, runtime: str, precision: str, batch_size: int,
+              params: Params) -> None:
         if batch_size < 1:
             raise ValueError(f"batch size must be at least 1 patch, got {batch_size}")
+        self._imported = imported
         self.handle = imported.handle
         self.params = params
         self.batch_size = batch_size
         self.fingerprint = imported.fingerprint
         self.class_names = read_class_names(imported.class_map_path)
-        self.model = build_yamnet(params)
-        self.model.load_weights(imported.weights_path)
-        self.front_end = build_log_mel(params)
-        # XLA on TensorFlow's CPU backend ran YAMNet 8x slower than TF's own kernels
-        # (depthwise convolutions); jax always compiles, and does well on a GPU.
-        for model in (self.model, self.front_end):
-            model.compile(jit_compile=keras.backend.backend() != "tensorflow")
+        self.network = runtimes.load_network(imported, params, runtime, precision, batch_size)
+        self.runtime, self.precision = self.network.runtime, self.network.precision
+        self.front_end = build_front_end(params)
+        # Never XLA: its shapes follow the clips (a jit would retrace per call, and jax could
+        # not jit the ragged framing at all); on TensorFlow this is still a compiled graph.
+        self.front_end.compile(jit_compile=False)
+
+    def stream(self, clips: Iterable[tuple[Key, np.ndarray]]) -> Iterator[tuple[Key, Frames]]:
+        batcher: PatchBatcher[tuple[Key, np.ndarray]] = PatchBatcher(self.infer, self.batch_size)
+        clips = iter(clips)
+        while group := list(itertools.islice(clips, CLIPS_PER_FRONT_END_CALL)):
+            front = self.log_mel_patches([waveform for _, waveform in group])
+            for (key, _), (log_mel, patches) in zip(group, front, strict=True):
+                for (done, done_log_mel), scores, embeddings in batcher.add((key, log_mel),
+                                                                            patches):
+                    yield done, Frames(scores, embeddings, done_log_mel)
+        for (done, done_log_mel), scores, embeddings in batcher.flush():
+            yield done, Frames(scores, embeddings, done_log_mel)
 
     def frames(self, waveforms: Sequence[np.ndarray]) -> list[Frames]:
-        log_mels = self.log_mels(waveforms)
-        patches = [features.patches(log_mel, self.params) for log_mel in log_mels]
-        scores, embeddings = self.infer(np.concatenate(patches))
-        bounds = np.cumsum([len(p) for p in patches])[:-1]
-        return [
-            Frames(*outputs)
-            for outputs in zip(
-                np.split(scores, bounds), np.split(embeddings, bounds), log_mels, strict=True
-            )
-        ]
+        return frames_of(self, waveforms)
 
-    def log_mels(self, waveforms: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """log(mel + offset) [M, 64] of each padded waveform, by the Hub graph's STFT ops."""
-        params = self.params
-        frames = [
-            np.lib.stride_tricks.sliding_window_view(
-                features.pad_waveform(np.asarray(waveform, np.float32), params),
-                params.stft_window_samples,
-            )[:: params.stft_hop_samples]
-            for waveform in waveforms
-        ]
-        (log_mel,) = _predict(self.front_end, np.concatenate(frames), FRONT_END_FRAMES)
-        return np.split(log_mel, np.cumsum([len(f) for f in frames])[:-1])
+    def log_mel_patches(self, waveforms: Sequence[np.ndarray]
+                        ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(log_mel [M, 64], patches [N, 96, 64]) of each waveform, by the one front end in
+        one call."""
+        lengths = np.array([len(waveform) for waveform in waveforms], np.int32)
+        samples = np.concatenate(waveforms).astype(np.float32, copy=False)
+        log_mel, patches = self.front_end.predict_on_batch([samples, lengths])
+        counts = keras.ops.convert_to_numpy(patch_count(lengths, self.params))
+        patch_bounds = np.cumsum(counts)[:-1]
+        row_bounds = np.cumsum(log_mel_rows(counts, self.params))[:-1]
+        return list(zip(np.split(np.asarray(log_mel), row_bounds),
+                        np.split(np.asarray(patches), patch_bounds), strict=True))
 
     def infer(self, patches: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(scores, embeddings) of patches [P, 96, 64] from any number of clips."""
-        scores, embeddings = _predict(self.model, patches, self.batch_size)
-        return scores, embeddings
+        return self.network(patches)
+
+    def keras_model(self) -> keras.Model:
+        """The network on this engine's weights as a Keras model (fp32), to build into a
+        graph of one's own, as `export` does."""
+        return runtimes.keras_model(self._imported, self.params)
 
 
-def _predict(model: keras.Model, inputs: np.ndarray, size: int) -> list[np.ndarray]:
-    """The model's outputs for `inputs`, run `size` rows at a time.
+class PatchBatcher(Generic[Key]):
+    """Full batches of patches across clip boundaries; each owner gets its own rows back."""
 
-    The last call is padded to a power of two (at most `size`), so the compiled function
-    sees a handful of shapes instead of one per clip count. A tf.function around
-    model(x) was no faster than predict_on_batch (82 vs 80 ms per 32 patches) and is
-    TensorFlow's alone; predict_on_batch compiles for whichever backend runs.
-    """
-    outputs = []
-    for start in range(0, len(inputs), size):
-        batch = inputs[start : start + size]
-        rows = min(size, 1 << (len(batch) - 1).bit_length())
-        padded = np.zeros((rows, *batch.shape[1:]), np.float32)
-        padded[: len(batch)] = batch
-        results = keras.tree.flatten(model.predict_on_batch(padded))
-        outputs.append([np.asarray(result)[: len(batch)] for result in results])
-    return [np.concatenate(parts) for parts in zip(*outputs, strict=True)]
+    def __init__(self, infer: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
+                 batch_size: int):
+        self.infer, self.batch_size = infer, batch_size
+        self._owners: collections.deque[tuple[Key, int]] = collections.deque()
+        self._waiting: list[np.ndarray] = []  # patches not yet through the network
+        self._waiting_count = 0
+        self._scores: list[np.ndarray] = []  # outputs of owners not yet complete
+        self._embeddings: list[np.ndarray] = []
+
+    def add(self, owner: Key, patches: np.ndarray) -> list[tuple[Key, np.ndarray, np.ndarray]]:
+        """Queue `patches`; return (owner, scores, embeddings) of every owner now complete."""
+        self._owners.append((owner, len(patches)))
+        self._waiting.append(patches)
+        self._waiting_count += len(patches)
+        while self._waiting_count >= self.batch_size:
+            self._run(self.batch_size)
+        return self._finished()
+
+    def flush(self) -> list[tuple[Key, np.ndarray, np.ndarray]]:
+        if self._waiting_count:
+            self._run(self._waiting_count)
+        return self._finished()
+
+    def _run(self, count: int) -> None:
+        waiting = np.concatenate(self._waiting)
+        scores, embeddings = self.infer(waiting[:count])
+        self._waiting = [waiting[count:]] if len(waiting) > count else []
+        self._waiting_count -= count
+        self._scores.append(scores)
+        self._embeddings.append(embeddings)
+
+    def _finished(self) -> list[tuple[Key, np.ndarray, np.ndarray]]:
+        if not self._scores:
+            return []
+        scores, embeddings = np.concatenate(self._scores), np.concatenate(self._embeddings)
+        done, start = [], 0
+        while self._owners and self._owners[0][1] <= len(scores) - start:
+            owner, count = self._owners.popleft()
+            done.append((owner, scores[start : start + count], embeddings[start : start + count]))
+            start += count
+        self._scores, self._embeddings = [scores[start:]], [embeddings[start:]]
+        return done
 
 
-ENGINES = {"native": NativeEngine, "hub": HubEngine}
+ENGINES = ("native", "hub")
 
 
-def load_engine(name: str, handle: str, batch_size: int = DEFAULT_BATCH_PATCHES) -> Engine:
+def load_engine(name: str, handle: str, runtime: str = "auto", precision: str = "fp32",
+                batch_size: int = DEFAULT_BATCH_PATCHES) -> Engine:
+    """The engine `name` on `handle`; the hub engine is TF Hub's own graph, fp32 only."""
     if name == "hub":
+        if (runtime, precision) not in (("auto", "fp32"), ("hub", "fp32")):
+            raise runtimes.RuntimeUnavailable(
+                f"the hub engine runs TF Hub's graph in fp32; --runtime {runtime} "
+                f"--precision {precision} are for the native engine")
         return HubEngine(handle)
     if name == "native":
-        return NativeEngine(handle, batch_size=batch_size)
-    raise ValueError(f"unknown YAMNet engine {name!r}; choose from {sorted(ENGINES)}")
+        return NativeEngine(handle, runtime, precision, batch_size)
+    raise ValueError(f"unknown YAMNet engine {name!r}; choose from {ENGINES}")

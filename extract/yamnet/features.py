@@ -1,16 +1,9 @@
-"""YAMNet's log-mel front end as pure numpy functions.
+"""The keras-free facts of YAMNet's front end: its mel filterbank and its frame count.
 
-Each step mirrors one op of the Hub graph (official `features.py`): zero-pad the
-waveform to whole patches, a magnitude STFT with a periodic Hann window, a mel
-matrix built like `tf.signal.linear_to_mel_weight_matrix` (HTK mel scale, DC bin
-dropped), `log(mel + offset)`, then overlapping patches.
-
-Every path uses the padding, frame count, mel matrix and patching here. The STFT
-here, in float64, is the readable reference (tested against `tf.signal`) and draws
-the prediction plot. It agrees with the Hub to 3e-5 on speech and noise. On pure
-tones, though, the Hub's empty bands hold its own float32 FFT's rounding noise,
-which no numpy FFT reproduces, so the engine, the cache and the export take their
-STFT from `frontend.LogMel`.
+`mel_matrix` is built like `tf.signal.linear_to_mel_weight_matrix` (HTK mel scale, DC bin
+dropped), in float64, once per Params; `frontend.LogMelPatches` multiplies by it in float32.
+`num_patches` is `frontend.patch_count` for plain ints, for code that must not import Keras
+(decode workers planning a long recording's blocks); the tests hold the two to each other.
 """
 
 from __future__ import annotations
@@ -23,34 +16,11 @@ from .params import Params
 
 
 def num_patches(num_samples: int, params: Params) -> int:
-    """Frames YAMNet returns for a waveform of `num_samples` (at least one).
-
-    The Hub graph divides in float32, and TensorFlow's optimiser turns the division into
-    a product with float32(1 / hop): at 15600 + 7680·k samples that lands just above k
-    for k = 3, 5, 6, 7, 10-15, ... and the Hub returns one frame more. So do we.
-    """
+    """Frames YAMNet returns for a waveform of `num_samples` (at least one), as
+    `frontend.patch_count` computes them: float32, as the Hub graph does."""
     after_first = np.float32(max(0, num_samples - params.min_samples))
     reciprocal = np.float32(1) / np.float32(params.patch_hop_samples)
     return 1 + int(np.ceil(after_first * reciprocal))
-
-
-def pad_waveform(waveform: np.ndarray, params: Params) -> np.ndarray:
-    """Zero-pad at the end so the waveform fills a whole number of patches."""
-    padded_length = params.min_samples + (num_patches(len(waveform), params) - 1) * (
-        params.patch_hop_samples
-    )
-    return np.pad(waveform, (0, padded_length - len(waveform)))
-
-
-def periodic_hann(length: int) -> np.ndarray:
-    return 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(length) / length)
-
-
-def stft_magnitude(waveform: np.ndarray, params: Params) -> np.ndarray:
-    """|STFT| [frames, fft_length // 2 + 1], frames without centring or end padding."""
-    window = params.stft_window_samples
-    frames = np.lib.stride_tricks.sliding_window_view(waveform, window)[:: params.stft_hop_samples]
-    return np.abs(np.fft.rfft(frames * periodic_hann(window), n=params.fft_length))
 
 
 def _hertz_to_mel(hertz: np.ndarray | float) -> np.ndarray:
@@ -70,21 +40,3 @@ def mel_matrix(params: Params) -> np.ndarray:
     falling = (upper - bin_mels) / (upper - centre)
     weights = np.maximum(0.0, np.minimum(rising, falling))
     return np.pad(weights, ((1, 0), (0, 0)))
-
-
-def log_mel_spectrogram(padded_waveform: np.ndarray, params: Params) -> np.ndarray:
-    """log(mel + offset) [frames, mel_bands] of an already padded waveform."""
-    mel = stft_magnitude(padded_waveform.astype(np.float64), params) @ mel_matrix(params)
-    return np.log(mel + params.log_offset).astype(np.float32)
-
-
-def patches(log_mel: np.ndarray, params: Params) -> np.ndarray:
-    """Overlapping patches [N, patch_frames, mel_bands]; a trailing partial patch is dropped."""
-    windows = np.lib.stride_tricks.sliding_window_view(log_mel, params.patch_frames, axis=0)
-    return np.ascontiguousarray(windows[:: params.patch_hop_frames].transpose(0, 2, 1))
-
-
-def waveform_to_patches(waveform: np.ndarray, params: Params) -> tuple[np.ndarray, np.ndarray]:
-    """(log_mel [M, 64], patches [N, 96, 64]) exactly as the Hub model computes them."""
-    log_mel = log_mel_spectrogram(pad_waveform(waveform, params), params)
-    return log_mel, patches(log_mel, params)
