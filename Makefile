@@ -51,7 +51,7 @@ export: setup
 demo: setup
 	$(BROGUE) yamnet $(FILE)
 
-# The cache's fault drill (a few minutes): SIGKILLs at random moments, two writers, a full disk,
+# The cache's fault drill (~15 min on 2 cores): SIGKILLs at random moments, two writers, a full disk,
 # a cut download. Every count it prints must be 0.
 stress: setup
 	$(BROGUE) stress
