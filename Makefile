@@ -14,7 +14,7 @@ BROGUE_YAMNET ?= $(if $(wildcard ../shared/yamnet/saved_model.pb),../shared/yamn
 export BROGUE_YAMNET
 
 .PHONY: setup test lint extract synthetic train sweep predict export demo \
-	bench bench-yamnet bench-extract bench-train bench-sweep bench-shards
+	bench bench-yamnet bench-extract bench-train bench-sweep bench-shards bench-ray
 
 setup: $(VENV)/.installed
 
@@ -67,3 +67,6 @@ bench-sweep: setup
 
 bench-shards: setup
 	$(BROGUE) bench shards
+
+bench-ray: setup
+	$(BROGUE) bench ray

@@ -15,6 +15,7 @@ BENCHMARKS = {
     "train": ("brogue.dev.bench_train", "an epoch streamed from shards vs from memory"),
     "sweep": ("brogue.dev.bench_sweep", "a sweep trial on the cache vs recomputing YAMNet"),
     "shards": ("brogue.dev.bench_shards", "HDF5 layouts: read speed for training"),
+    "ray": ("brogue.dev.bench_ray", "extraction on Ray Data in local mode vs the local executor"),
 }
 
 

@@ -70,8 +70,6 @@ def connected(address: str | None) -> Iterator[None]:
         yield
         return
     ray.init(address=address, logging_level="WARNING")
-    # Ray Data's start and progress lines; its full log stays in the Ray session's folder.
-    logging.getLogger("ray.data").setLevel(logging.ERROR)
     try:
         yield
     finally:
@@ -105,6 +103,8 @@ def _outcomes(job: Job, engine: EngineSpec, actors: int | None, gpus: float,
         return
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # the driver shows one bar, in clips
+    # Ray Data's start and progress lines; its full log stays in the Ray session's folder.
+    logging.getLogger("ray.data").setLevel(logging.ERROR)
     context.enable_fallback_to_arrow_object_ext_type = True  # rows hold Python objects
     before = frozenset(path.name for path in shards.complete_shards(job.output.out))
     # One block per call, so each decoding task feeds one actor call and results stream back.

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import sys
 from pathlib import Path
 
@@ -177,3 +179,42 @@ def test_without_ray_the_executor_says_how_to_install_it(synthetic_corpus, tmp_p
     assert capsys.readouterr().err.strip() == (
         "error: --executor ray needs ray: pip install 'brogue[ray]'"
     )
+
+
+def actor_pids() -> list[int]:
+    """The processes of this machine's YAMNet actors (Ray titles them after the class)."""
+    pids = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if b"_ShardActor" in cmdline.read_bytes():
+                pids.append(int(cmdline.parent.name))
+        except OSError:
+            continue  # the process ended meanwhile
+    return pids
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the actor's process in /proc")
+def test_a_killed_actor_is_replaced_and_no_clip_is_lost_or_doubled(
+    ray_local, synthetic_corpus, native_engine, yamnet_handle, local_cache, tmp_path
+):
+    sources = openslr83_clips(synthetic_corpus)
+    executor = ray_executor(yamnet_handle)
+    killed: list[int] = []
+
+    def killing_the_actor(job: pipeline.Job):
+        outcomes = executor(job)
+        try:
+            for outcome in outcomes:
+                yield outcome
+                if outcome.shard and not killed:  # the actor is on its next call by now
+                    killed.extend(actor_pids())
+                    for pid in killed:
+                        os.kill(pid, signal.SIGKILL)
+        finally:
+            outcomes.close()
+
+    report = ray_run(sources, native_engine, tmp_path, killing_the_actor)
+
+    assert killed
+    assert report.clips + report.cached == 24 and report.failures == []
+    assert_same_cache(tmp_path, local_cache)  # verify included: no clip stored twice
