@@ -27,6 +27,7 @@ import logging
 import math
 from collections.abc import Generator, Iterable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import h5py
 import numpy as np
@@ -36,6 +37,9 @@ from brogue.quiet import quiet_frameworks
 
 from . import decode, pipeline, shards
 from .pipeline import Job, Outcome, Output
+
+if TYPE_CHECKING:  # Keras is imported by the actors, not by the driver's module import
+    from .yamnet.engines import Engine
 
 # Clips per actor call: its shards are published when it returns, so this is the work a lost
 # actor redoes (~4 min of one CPU on OpenSLR 83 clips), and ~1 min of 16 kHz audio in its memory.
@@ -107,12 +111,13 @@ def _outcomes(job: Job, engine: EngineSpec, actors: int | None, gpus: float,
     logging.getLogger("ray.data").setLevel(logging.ERROR)
     context.enable_fallback_to_arrow_object_ext_type = True  # rows hold Python objects
     before = frozenset(path.name for path in shards.complete_shards(job.output.out))
+    actors_started = ray.remote(num_cpus=0)(_Registry).remote()
     # One block per call, so each decoding task feeds one actor call and results stream back.
     dataset = (
         ray.data.from_items(rows, override_num_blocks=math.ceil(len(rows) / clips_per_call))
         .map(_prepare, num_cpus=DECODE_CPUS)
         .map_batches(
-            _ShardActor, fn_constructor_args=(engine, job.output, before),
+            _ShardActor, fn_constructor_args=(engine, job.output, before, actors_started),
             batch_size=clips_per_call, batch_format="numpy",
             compute=ray.data.ActorPoolStrategy(size=actors or _default_actors(gpus)),
             **({"num_gpus": gpus} if gpus else {}),
@@ -124,8 +129,35 @@ def _outcomes(job: Job, engine: EngineSpec, actors: int | None, gpus: float,
             yield Outcome(str(row["path"]), float(row["seconds"]), int(row["frames"]),
                           bool(row["cached"]), str(row["failure"]), bool(row["shard"]))
     finally:
-        results.close()  # stops the actors
-        pipeline.remove_orphans(job.output.out)  # what lost actors had begun
+        results.close()
+        _stop(ray.get(actors_started.handles.remote()))
+        pipeline.remove_orphans(job.output.out)  # what lost or stopped actors had begun
+
+
+class _Registry:
+    """The handles of a run's YAMNet actors: Ray Data lets a running call finish after the
+    run's end, which must not write into a cache whose lock the driver is about to release."""
+
+    def __init__(self) -> None:
+        self._handles: list = []
+
+    def add(self, handle) -> None:
+        self._handles.append(handle)
+
+    def handles(self) -> list:
+        return self._handles
+
+
+def _stop(handles: list) -> None:
+    """Kill the actors and wait until each is gone."""
+    import ray
+
+    for handle in handles:
+        ray.kill(handle, no_restart=True)
+    for handle in handles:
+        with contextlib.suppress(ray.exceptions.RayActorError):
+            while True:
+                ray.get(handle.__ray_ready__.remote())
 
 
 def _default_actors(gpus: float) -> int:
@@ -142,24 +174,39 @@ def _prepare(row: dict) -> dict:
 
 
 class _ShardActor:
-    """One YAMNet engine; each call turns a batch of prepared clips into whole shards."""
+    """A Ray Data actor: one YAMNet engine, loaded once, behind `ShardMaker`."""
 
-    def __init__(self, engine: EngineSpec, output: Output, before: frozenset[str]) -> None:
+    def __init__(self, engine: EngineSpec, output: Output, before: frozenset[str],
+                 registry) -> None:  # fmt: skip
+        import ray
+
+        ray.get(registry.add.remote(ray.get_runtime_context().current_actor))
         quiet_frameworks()
-        self.engine = engine.load()
-        if self.engine.fingerprint != output.attrs.yamnet_fingerprint:
+        loaded = engine.load()
+        if loaded.fingerprint != output.attrs.yamnet_fingerprint:
             raise shards.CacheError(
-                f"{engine.handle} gives YAMNet weights {self.engine.fingerprint} on this node, "
+                f"{engine.handle} gives YAMNet weights {loaded.fingerprint} on this node, "
                 f"the driver's are {output.attrs.yamnet_fingerprint}: give every node the same"
             )
-        self.output = output
+        self.make = ShardMaker(loaded, output, before)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list]:
+        return self.make(batch["clip"])
+
+
+class ShardMaker:
+    """Turns batches of prepared clips into whole shards, skipping clips this run stored."""
+
+    def __init__(self, engine: Engine, output: Output, before: frozenset[str]) -> None:
+        self.engine, self.output = engine, output
         self._read = set(before)  # shards whose clips are known to be stored
         self._stored: set[tuple[str, str]] = set()  # (path, content hash) added by this run
 
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list]:
+    def __call__(self, clips: Iterable[decode.Prepared]) -> dict[str, list]:
+        """What became of each clip and which shards were published, as columns."""
         self._read_new_shards()
         outcomes, to_compute = [], []
-        for clip in batch["clip"]:
+        for clip in clips:
             if clip.cached or clip.failure:
                 outcomes.append(pipeline.not_computed(clip))
             elif (clip.source.key, clip.content_hash) in self._stored:  # a retried call's
