@@ -183,15 +183,26 @@ def test_without_ray_the_executor_says_how_to_install_it(synthetic_corpus, tmp_p
 
 
 def actor_pids() -> list[int]:
-    """The processes of this machine's YAMNet actors (Ray titles them after the class)."""
+    """The processes of this test's YAMNet actors (Ray titles them after the class): those
+    descending from this process, which started Ray, not another Ray on the machine."""
     pids = []
     for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
         try:
-            if b"_ShardActor" in cmdline.read_bytes():
-                pids.append(int(cmdline.parent.name))
+            pid = int(cmdline.parent.name)
+            if b"_ShardActor" in cmdline.read_bytes() and os.getpid() in ancestors(pid):
+                pids.append(pid)
         except OSError:
             continue  # the process ended meanwhile
     return pids
+
+
+def ancestors(pid: int) -> list[int]:
+    chain = []
+    while pid > 1:
+        # /proc/PID/stat: "pid (name) state ppid ..."; the name may hold spaces
+        pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        chain.append(pid)
+    return chain
 
 
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the actor's process in /proc")
