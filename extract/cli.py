@@ -60,9 +60,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ray = parser.add_argument_group("Ray executor")
     ray.add_argument("--address", help="the Ray cluster: auto or ray://HOST:PORT (default: "
                      "$RAY_ADDRESS, else a Ray started on this machine)")
-    ray.add_argument("--num-gpus-per-actor", type=non_negative_float, default=0.0,
+    ray.add_argument("--num-gpus-per-actor", type=non_negative_float, default=0.0, metavar="G",
                      help="GPUs each YAMNet actor asks for; fractions share a GPU (default: 0)")
-    ray.add_argument("--actors", type=positive_int,
+    ray.add_argument("--actors", type=positive_int, metavar="N",
                      help="YAMNet actors (default: one per node, or as many as the GPUs allow)")
 
 
