@@ -27,7 +27,7 @@ from pathlib import Path
 from brogue.dev.synthetic_corpus import write_corpus
 from brogue.errors import require
 from brogue.extract import decode, pipeline
-from brogue.extract.corpus import openslr83_clips
+from brogue.extract.corpus import folder_clips
 
 
 def timed(action: Callable[[], object]) -> float:
@@ -64,14 +64,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             root = Path(folder)
             for part in range(args.parts):
                 write_corpus(root / "corpus" / f"part{part}", 6, 8, seed=part)
-            for copy in range(args.copies):
-                shutil.copytree(root / "corpus", root / f"copy{copy}", copy_function=os.link)
-            sources = [source for copy in range(args.copies) for part in range(args.parts)
-                       for source in openslr83_clips(root / f"copy{copy}" / f"part{part}")]
+            for copy in range(args.copies):  # one root, so that every copy is other clips
+                shutil.copytree(root / "corpus", root / "all" / f"copy{copy}",
+                                copy_function=os.link)  # fmt: skip
+            sources = folder_clips(root / "all")
 
             def extract(name: str, clips, how: pipeline.Executor | None) -> Callable[[], object]:
-                return lambda: pipeline.run(clips, engine, root / name, progress=False,
-                                            executor=how)  # fmt: skip
+                def run() -> None:
+                    report = pipeline.run(clips, engine, root / name, progress=False,
+                                          executor=how)  # fmt: skip
+                    if report.clips != len(clips):
+                        raise RuntimeError(f"{name}: extracted {report.clips} of {len(clips)}")
+
+                return run
 
             def decode_all() -> float:
                 return sum(decode.prepare(source).seconds for source in sources)
