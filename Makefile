@@ -14,7 +14,7 @@ BROGUE_YAMNET ?= $(if $(wildcard ../shared/yamnet/saved_model.pb),../shared/yamn
 export BROGUE_YAMNET
 
 .PHONY: setup test lint extract synthetic train sweep predict export demo stress \
-	bench bench-yamnet bench-extract bench-train bench-sweep bench-shards bench-families
+	bench bench-yamnet bench-extract bench-train bench-sweep bench-shards bench-families bench-ray
 
 setup: $(VENV)/.installed
 
@@ -75,3 +75,6 @@ bench-shards: setup
 
 bench-families: setup
 	$(BROGUE) bench families
+
+bench-ray: setup
+	$(BROGUE) bench ray

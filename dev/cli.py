@@ -17,6 +17,7 @@ BENCHMARKS = {
     "sweep": ("brogue.dev.bench_sweep", "a sweep trial on the cache vs recomputing YAMNet"),
     "shards": ("brogue.dev.bench_shards", "HDF5 layouts: read speed for training"),
     "families": ("brogue.dev.bench_families", "the model families by nested CV, and a sweep"),
+    "ray": ("brogue.dev.bench_ray", "extraction on Ray Data in local mode vs the local executor"),
 }
 
 

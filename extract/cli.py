@@ -10,10 +10,12 @@ Exit codes: 0 every clip is cached, 3 the run finished but some clips failed (li
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from brogue.command import Command, non_negative_int, positive_int
+from brogue.command import Command, non_negative_float, non_negative_int, positive_int
 from brogue.errors import SOME_FAILED
 
 from . import pipeline
@@ -22,6 +24,9 @@ from .decode import DEFAULT_WORKERS
 from .lock import refuse_if_busy
 from .shards import EMBEDDING_DTYPES
 from .yamnet.runtime import PRECISIONS, RUNTIMES
+
+if TYPE_CHECKING:
+    from .ray_executor import EngineSpec
 
 # Decode workers are spawned, and spawning re-imports this module in each of them:
 # Keras and TensorFlow are imported inside run() so that workers start in a blink.
@@ -42,14 +47,18 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
                         help="patches per native YAMNet batch (default: the engine's)")
 
 
-def load_engine(args: argparse.Namespace):
-    """The engine the flags of `add_engine_arguments` (and --yamnet) ask for."""
-    from .yamnet.engines import load_engine
+def engine_spec(args: argparse.Namespace):
+    """What the flags of `add_engine_arguments` (and --yamnet) ask for, for any process."""
+    from .ray_executor import EngineSpec  # imports no Ray
     from .yamnet.weights import resolve_handle
 
-    batching = {"batch_size": args.batch_size} if args.batch_size else {}
-    return load_engine(args.engine, resolve_handle(args.yamnet), args.runtime, args.precision,
-                       **batching)
+    return EngineSpec(args.engine, resolve_handle(args.yamnet), args.runtime, args.precision,
+                      args.batch_size)
+
+
+def load_engine(args: argparse.Namespace):
+    """The engine the flags of `add_engine_arguments` (and --yamnet) ask for."""
+    return engine_spec(args).load()
 
 
 def describe_engine(engine) -> str:
@@ -74,10 +83,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a shard is published once it holds this many frames "
                         f"(default: {pipeline.DEFAULT_SHARD_FRAMES})")
     parser.add_argument("--workers", type=non_negative_int, default=DEFAULT_WORKERS,
-                        help="decoding processes; 0 decodes in the main process "
+                        help="local executor: decoding processes; 0 decodes in the main process "
                         f"(default: {DEFAULT_WORKERS})")
     parser.add_argument("--embedding-dtype", choices=EMBEDDING_DTYPES, default="float32")
     parser.add_argument("--limit", type=positive_int, help="only the first N clips of the corpus")
+    parser.add_argument("--executor", choices=("local", "ray"), default="local",
+                        help="local: this machine; ray: Ray Data on a cluster, into the same "
+                        "cache (pip install 'brogue[ray]') (default: local)")
+    ray = parser.add_argument_group("Ray executor")
+    ray.add_argument("--address", help="the Ray cluster: auto or ray://HOST:PORT (default: "
+                     "$RAY_ADDRESS, else a Ray started on this machine)")
+    ray.add_argument("--num-gpus-per-actor", type=non_negative_float, default=0.0, metavar="G",
+                     help="GPUs each YAMNet actor asks for; fractions share a GPU (default: 0)")
+    ray.add_argument("--actors", type=positive_int, metavar="N",
+                     help="YAMNet actors (default: one per node, or as many as the GPUs allow)")
 
 
 def summary(report: pipeline.RunReport) -> str:
@@ -92,20 +111,40 @@ def summary(report: pipeline.RunReport) -> str:
     return "\n".join(lines)
 
 
+def _executor_context(args: argparse.Namespace) -> contextlib.AbstractContextManager:
+    """Connected to Ray for the run, checked before YAMNet is loaded, with --executor ray."""
+    if args.executor == "ray":
+        from .ray_executor import connected
+
+        return connected(args.address)
+    return contextlib.nullcontext()
+
+
+def _executor(args: argparse.Namespace, spec: EngineSpec) -> pipeline.Executor | None:
+    if args.executor == "ray":
+        from .ray_executor import executor
+
+        return executor(spec, actors=args.actors, num_gpus_per_actor=args.num_gpus_per_actor)
+    return None  # the local one, with --workers
+
+
 def run(args: argparse.Namespace) -> int:
     refuse_if_busy(args.out)  # before a download or loading YAMNet, not after
     try:
-        sources = resolve_corpus(args.corpus, args.download_dir, args.subsets)
-        sources = sources[: args.limit]
-        engine = load_engine(args)
-        print(f"{len(sources)} clips from {args.corpus}; {describe_engine(engine)}",
-              file=sys.stderr)
-        parameters = {name: (str(value) if isinstance(value, Path) else value)
-                      for name, value in vars(args).items() if name not in ("verb", "verbose")}
-        report = pipeline.run(
-            sources, engine, args.out, shard_frames=args.shard_frames, workers=args.workers,
-            embedding_dtype=args.embedding_dtype, parameters=parameters,
-        )
+        with _executor_context(args):
+            sources = resolve_corpus(args.corpus, args.download_dir, args.subsets)
+            sources = sources[: args.limit]
+            spec = engine_spec(args)
+            engine = spec.load()
+            print(f"{len(sources)} clips from {args.corpus}; {describe_engine(engine)}, "
+                  f"{args.executor} executor", file=sys.stderr)
+            parameters = {name: (str(value) if isinstance(value, Path) else value)
+                          for name, value in vars(args).items() if name not in ("verb", "verbose")}
+            report = pipeline.run(
+                sources, engine, args.out, shard_frames=args.shard_frames, workers=args.workers,
+                embedding_dtype=args.embedding_dtype, parameters=parameters,
+                executor=_executor(args, spec),
+            )
     except KeyboardInterrupt:
         print(f"interrupted: finished shards are kept in {args.out}; run again to continue",
               file=sys.stderr)

@@ -2,24 +2,29 @@
 
 Worker processes (`decode.py`) hash, decode and resample while the main process
 runs YAMNet (front end and network), so I/O hides behind compute; the engine packs
-the patches of consecutive clips into full batches as it likes. A long recording
-arrives as waveform pieces whose frames are appended to its clip as they come, so
-memory holds a few blocks of it, never the whole. Finished clips go into the
-current shard; once it holds `shard_frames` frames it is published atomically and
-the manifest is rewritten, so a crash loses at most the shard in progress. The run
-holds the cache's writer lock throughout. A rerun skips clips whose file is
-unchanged (same size and modification time, or else same content hash) before any
-decoding or YAMNet work.
+the patches of consecutive clips into full batches across clip boundaries. A long
+recording arrives as waveform pieces whose frames are appended to its clip as
+they come, so memory holds a few blocks of it, never the whole. Finished clips go
+into the current shard; once it holds `shard_frames` frames it is published
+atomically and the manifest is rewritten, so a crash loses at most the shard in
+progress. The run holds the cache's writer lock throughout. A rerun skips clips
+whose file is unchanged (same size and modification time, or else same content
+hash) before any decoding or YAMNet work.
+
+That is the local executor. `run` itself only holds the lock, lists what is cached,
+and turns the executor's `Outcome`s into the report and the manifest, so another
+executor (`ray_executor.py`, a Ray cluster) writes the same cache the same way.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
+import functools
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 from tqdm import tqdm
@@ -55,6 +60,46 @@ def computed(engine: Engine, clips: Iterator[Prepared]
         yield clip, frames.scores, frames.embeddings
 
 
+class Outcome(NamedTuple):
+    """What became of one clip (extracted, cached or failed), or, with `shard`, a published shard.
+
+    The events both executors hand the driver, so reporting, the progress bar and the
+    manifest have one home (`run`); the Ray executor ships them back from its actors as rows.
+    """
+
+    path: str  # the clip's file, or the published shard's
+    seconds: float = 0.0  # an extracted clip's audio
+    frames: int = 0  # an extracted clip's frames
+    cached: bool = False
+    failure: str = ""  # why the clip failed, in one line
+    shard: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Output:
+    """Where and how clips become shards: what every shard writer of one run shares."""
+
+    out: Path
+    attrs: shards.ShardAttrs
+    shard_frames: int
+    embedding_dtype: str
+    extra_columns: tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """One run's work: the corpus, what the cache already holds, and where shards go."""
+
+    sources: Sequence[ClipSource]
+    cached: Mapping[str, shards.CachedFile]
+    output: Output
+
+
+# Turns a job into outcomes; runs while `run` holds the writer lock, and must have stopped
+# writing when its iterator is closed.
+Executor = Callable[[Job], Generator[Outcome, None, None]]
+
+
 def run(
     sources: Sequence[ClipSource],
     engine: Engine,
@@ -65,17 +110,20 @@ def run(
     embedding_dtype: str = "float32",
     parameters: dict | None = None,
     progress: bool = True,
+    executor: Executor | None = None,
 ) -> RunReport:
     """Extract every clip not yet cached in `out`; returns what was done.
 
-    Refuses at once (`CacheBusyError`) while another process writes `out`.
+    `executor` does the work (default: `local_executor(engine, workers)`, this machine);
+    `engine` names the producer in the cache either way. Refuses at once
+    (`CacheBusyError`) while another process writes `out`.
     """
     out = Path(out)
     _check_writable(out)
     with writer_lock(out):
         remove_orphans(out)
-        return _run_locked(sources, engine, out, shard_frames, workers, embedding_dtype,
-                           parameters, progress)  # fmt: skip
+        return _run_locked(sources, engine, out, shard_frames, embedding_dtype, parameters,
+                           progress, executor or local_executor(engine, workers))  # fmt: skip
 
 
 def remove_orphans(out: Path) -> list[Path]:
@@ -87,64 +135,43 @@ def remove_orphans(out: Path) -> list[Path]:
 
 
 def _run_locked(sources: Sequence[ClipSource], engine: Engine, out: Path, shard_frames: int,
-                workers: int, embedding_dtype: str, parameters: dict | None, progress: bool
-                ) -> RunReport:  # fmt: skip
+                embedding_dtype: str, parameters: dict | None, progress: bool,
+                executor: Executor) -> RunReport:  # fmt: skip
     attrs = shards.ShardAttrs(engine.handle, engine.fingerprint, engine.params.to_json(),
                               brogue_version(), engine.runtime, engine.precision)
     _check_same_yamnet(out, engine)
-    cached = shards.cached_clips(out, attrs)
-    extra_columns = sorted({name for source in sources for name in source.extra})
+    extra_columns = tuple(sorted({name for source in sources for name in source.extra}))
+    output = Output(out, attrs, shard_frames, embedding_dtype, extra_columns)
+    outcomes = executor(Job(sources, shards.cached_clips(out, attrs), output))
     report = RunReport(out)
     bar = tqdm(total=len(sources), unit="clip", disable=None if progress else True,
                smoothing=0.05)  # disable=None: no bar when stderr is not a terminal
-
-    prepared = prepared_in_order(sources, workers, cached)
-
-    def to_compute() -> Iterator[Prepared]:
-        for clip in prepared:
-            if clip.waveform is not None:
-                yield clip
-                continue
-            if clip.cached:
-                report.cached += 1
-            else:
-                report.failures.append({"path": str(clip.source.path), "reason": clip.failure})
-            bar.update()
-
-    writer: shards.ShardWriter | None = None
-    started = time.monotonic()
+    started = next_manifest = time.monotonic()
     try:
-        for clip, scores, embeddings in computed(engine, to_compute()):
-            if clip.piece == 0:
-                if writer is not None:
-                    writer.abort_clip()  # the open clip's later pieces never came: it failed
-                if writer is None:
-                    writer = shards.ShardWriter(out, shards.next_shard_index(out), attrs,
-                                                embedding_dtype, extra_columns)
-                writer.begin_clip(_clip_meta(clip, extra_columns))
-            writer.add_frames(scores[: clip.frames], embeddings[: clip.frames])
-            if not clip.last:
+        for outcome in outcomes:
+            if outcome.shard:
+                report.shards_written += 1
+                # Rewriting reads every shard's clip table: at most ~10 % of the run's time.
+                if time.monotonic() >= next_manifest:
+                    began = time.monotonic()
+                    _write_manifest(out, engine, embedding_dtype, parameters, report)
+                    next_manifest = began + 10 * (time.monotonic() - began)
                 continue
-            report.frames += writer.end_clip()
-            report.clips, report.seconds = report.clips + 1, report.seconds + clip.seconds
+            if outcome.cached:
+                report.cached += 1
+            elif outcome.failure:
+                report.failures.append({"path": outcome.path, "reason": outcome.failure})
+            else:
+                report.clips, report.frames = report.clips + 1, report.frames + outcome.frames
+                report.seconds += outcome.seconds
+                rate = report.seconds / max(time.monotonic() - started, 1e-9)
+                bar.set_postfix_str(f"{rate:.0f} audio-s/s", refresh=False)
             bar.update()
-            rate = report.seconds / max(time.monotonic() - started, 1e-9)
-            bar.set_postfix_str(f"{rate:.0f} audio-s/s", refresh=False)
-            if writer.frames >= shard_frames:
-                _publish(writer, report)
-                writer = None
-                _write_manifest(out, engine, embedding_dtype, parameters, report)
-        if writer is not None:
-            writer.abort_clip()
-            _publish(writer, report)
-            writer = None
     except OSError as error:
         raise _disk_error(out, error) from None
     finally:
-        prepared.close()  # stops the decode workers now, also when the run failed
+        outcomes.close()  # the executor stops writing before the lock is released
         bar.close()
-        if writer is not None:
-            writer.discard()
         # Also after a crash or Ctrl-C: the failures so far and the finished shards.
         try:
             _write_manifest(out, engine, embedding_dtype, parameters, report)
@@ -153,12 +180,95 @@ def _run_locked(sources: Sequence[ClipSource], engine: Engine, out: Path, shard_
     return report
 
 
-def _publish(writer: shards.ShardWriter, report: RunReport) -> None:
-    if writer.clips:
-        writer.close()
-        report.shards_written += 1
-    else:
-        writer.discard()
+def local_executor(engine: Engine, workers: int = DEFAULT_WORKERS) -> Executor:
+    """This machine: `workers` processes decode, YAMNet runs here, one shard at a time."""
+    return functools.partial(_local_outcomes, engine=engine, workers=workers)
+
+
+def _local_outcomes(job: Job, engine: Engine, workers: int) -> Generator[Outcome, None, None]:
+    skipped: list[Outcome] = []  # cached and failed clips, reported in the order they come
+    prepared = prepared_in_order(job.sources, workers, job.cached)
+
+    def to_compute() -> Iterator[Prepared]:
+        for clip in prepared:
+            if clip.waveform is not None:
+                yield clip
+            else:
+                skipped.append(not_computed(clip))
+
+    sink = ShardSink(job.output)
+    try:
+        for clip, scores, embeddings in computed(engine, to_compute()):
+            yield from skipped
+            skipped.clear()
+            yield from sink.add(clip, scores, embeddings)
+        yield from skipped
+        yield from sink.close()
+    finally:
+        prepared.close()  # stops the decode workers now, also when the run failed
+        sink.discard()
+
+
+def not_computed(clip: Prepared) -> Outcome:
+    """The outcome of a clip that needs no YAMNet: cached, or failed."""
+    return Outcome(str(clip.source.path), cached=clip.cached, failure=clip.failure)
+
+
+class ShardSink:
+    """Computed clips into shards, each published once it holds `shard_frames` frames.
+
+    A clip's frames may come in pieces; a clip whose later pieces never come (its file
+    failed part way through) is dropped when the next clip begins, or at `close`. Several
+    sinks, in several processes, may write one cache: each publishes under a free name.
+    """
+
+    def __init__(self, output: Output) -> None:
+        self.output = output
+        self._writer: shards.ShardWriter | None = None
+
+    def add(self, clip: Prepared, scores: np.ndarray, embeddings: np.ndarray) -> list[Outcome]:
+        """Add a computed clip or piece; returns its outcome once the clip is complete,
+        followed by the shard's if that filled it."""
+        if clip.piece == 0:
+            if self._writer is None:
+                self._writer = self._new_writer()
+            self._writer.abort_clip()  # the open clip's later pieces never came: it failed
+            self._writer.begin_clip(_clip_meta(clip, self.output.extra_columns))
+        self._writer.add_frames(scores[: clip.frames], embeddings[: clip.frames])
+        if not clip.last:
+            return []
+        frames = self._writer.end_clip()
+        done = [Outcome(str(clip.source.path), clip.seconds, frames)]
+        if self._writer.frames >= self.output.shard_frames:
+            done += self.close()
+        return done
+
+    def close(self) -> list[Outcome]:
+        """Publish the shard in progress, if it holds any clip."""
+        writer, self._writer = self._writer, None
+        if writer is None:
+            return []
+        writer.abort_clip()
+        if not writer.clips:
+            writer.discard()
+            return []
+        return [Outcome(str(writer.close().path), shard=True)]
+
+    def discard(self) -> None:
+        """Drop the shard in progress (after an error or an interruption)."""
+        if self._writer is not None:
+            self._writer.discard()
+            self._writer = None
+
+    def _new_writer(self) -> shards.ShardWriter:
+        output = self.output
+        while True:  # another sink may publish the next index meanwhile: then take the one after
+            try:
+                return shards.ShardWriter(output.out, shards.next_shard_index(output.out),
+                                          output.attrs, output.embedding_dtype,
+                                          output.extra_columns)  # fmt: skip
+            except shards.CacheError:
+                continue
 
 
 def _disk_error(out: Path, error: OSError) -> shards.CacheError:
