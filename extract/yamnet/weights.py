@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -53,7 +54,10 @@ def saved_model_dir(handle: str) -> Path:
     """A local SavedModel folder for the handle, downloading it through TF Hub's cache."""
     if os.path.isdir(handle):
         return Path(handle)
-    hub = require("tensorflow_hub", "hub", f"YAMNet from the URL {handle}")
+    with warnings.catch_warnings():
+        # tensorflow-hub imports pkg_resources, which warns of its own removal on import.
+        warnings.filterwarnings("ignore", "pkg_resources is deprecated", UserWarning)
+        hub = require("tensorflow_hub", "hub", f"YAMNet from the URL {handle}")
     try:
         return Path(hub.resolve(handle))
     except Exception as error:  # TF Hub raises many types; the person needs one line
