@@ -64,7 +64,7 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {
-    "synthetic": Command("write the espeak-ng demo corpus in the OpenSLR 83 layout",
+    "synthetic": Command("write a demo corpus in the OpenSLR 83 layout (espeak-ng or numpy)",
                          _synthetic_arguments, _synthetic),
     "bench": Command("run a benchmark: " + ", ".join(BENCHMARKS), _bench_arguments, _bench),
     "stress": Command("the cache's fault drill: SIGKILLs, two writers, a full disk, a cut "
