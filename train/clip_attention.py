@@ -46,11 +46,9 @@ def train(
     """Trained on the train clips, stopped and checkpointed on the valid clips."""
     counts = np.bincount(corpus.label[split.train], minlength=len(corpus.accents))
     weights = class_weights(counts, config.class_weight)
-    frames = corpus.num_frames
-    valid_budget = int(config.ram_budget_bytes * frames[split.valid].sum()
-                       / frames[split.train | split.valid].sum())  # fmt: skip
-    train_feed = corpus.clip_feed(split.train, config, config.ram_budget_bytes - valid_budget,
-                                  shuffle=True, class_weight=weights)  # fmt: skip
+    train_budget, valid_budget = corpus.budgets(split.train, split.valid, config.ram_budget_bytes)
+    train_feed = corpus.clip_feed(split.train, config, train_budget, shuffle=True,
+                                  class_weight=weights)  # fmt: skip
     valid_feed = corpus.clip_feed(split.valid, config, valid_budget, shuffle=False)
     keras.utils.set_random_seed(config.seed)
     model = build_model(config, len(corpus.accents))

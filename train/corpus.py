@@ -45,6 +45,13 @@ class Corpus:
     def accents(self) -> list[str]:
         return self.classes[:-1]
 
+    def budgets(self, train: np.ndarray, valid: np.ndarray, budget_bytes: int) -> tuple[int, int]:
+        """The RAM budget split between the train and valid feeds, which live through the whole
+        fit together, in proportion to their frames."""
+        frames = self.num_frames
+        valid_budget = int(budget_bytes * frames[valid].sum() / frames[train | valid].sum())
+        return budget_bytes - valid_budget, valid_budget
+
     def feed(
         self,
         chosen: np.ndarray,

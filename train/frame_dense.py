@@ -39,12 +39,9 @@ def train(
         corpus.speech_frames[split.train], len(corpus.classes),
     )  # fmt: skip
     weights = class_weights(counts, config.class_weight)
-    # Both feeds live through the fit, so they share the budget in proportion to their frames.
-    frames = corpus.num_frames
-    valid_share = frames[split.valid].sum() / frames[split.train | split.valid].sum()
-    valid_budget = int(config.ram_budget_bytes * valid_share)
+    train_budget, valid_budget = corpus.budgets(split.train, split.valid, config.ram_budget_bytes)
     train_feed = corpus.feed(
-        split.train, config, config.ram_budget_bytes - valid_budget, shuffle=True,
+        split.train, config, train_budget, shuffle=True,
         class_weight=weights,
     )  # fmt: skip
     valid_feed = corpus.feed(split.valid, config, valid_budget, shuffle=False)
