@@ -57,7 +57,7 @@ def blocks(num_samples: int) -> list[Block]:
     plan = []
     for first in range(0, total, PATCHES_PER_BLOCK):
         frames = min(PATCHES_PER_BLOCK, total - first)
-        plan.append(Block(first * hop, first * hop + PARAMS.min_samples + (frames - 1) * hop,
+        plan.append(Block(first * hop, first * hop + features.padded_samples(frames, PARAMS),
                           frames))  # fmt: skip
     return plan
 

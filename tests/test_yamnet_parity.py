@@ -26,7 +26,7 @@ from brogue.dev.signals import speech_like
 from brogue.extract.audio import YAMNET_SAMPLE_RATE
 from brogue.extract.yamnet.engines import Frames, HubEngine, NativeEngine
 from brogue.extract.yamnet.features import mel_matrix
-from brogue.extract.yamnet.frontend import LogMelPatches, hann_window, patch_count
+from brogue.extract.yamnet.frontend import LogMelPatches, hann_window, lay_out, patch_count
 from brogue.extract.yamnet.network import build_yamnet, layer_weights
 from brogue.extract.yamnet.params import PARAMS
 from brogue.extract.yamnet.weights import (
@@ -265,8 +265,7 @@ def test_front_end_on_clips_end_to_end_is_each_clip_alone():
     clips = [rng.uniform(-1, 1, n).astype(np.float32) for n in lengths]
     layer = LogMelPatches(PARAMS)
 
-    log_mel, patches = (np.asarray(out) for out in
-                        layer((np.concatenate(clips), np.array(lengths, np.int32))))
+    log_mel, patches = (np.asarray(out) for out in layer(lay_out(clips, PARAMS)))
 
     alone = [waveform_to_patches(clip, PARAMS) for clip in clips]
     assert patches.shape == (sum(len(p) for _, p in alone), *PARAMS.patch_shape)

@@ -24,7 +24,8 @@ import keras
 import numpy as np
 
 from . import runtime as runtimes
-from .frontend import build_front_end, log_mel_rows, patch_count
+from .features import patch_counts
+from .frontend import build_front_end, lay_out, log_mel_rows
 from .params import PARAMS, Params
 from .weights import (
     ImportedWeights,
@@ -164,10 +165,9 @@ class NativeEngine:
                         ) -> list[tuple[np.ndarray, np.ndarray]]:
         """(log_mel [M, 64], patches [N, 96, 64]) of each waveform, by the one front end in
         one call."""
-        lengths = np.array([len(waveform) for waveform in waveforms], np.int32)
-        samples = np.concatenate(waveforms).astype(np.float32, copy=False)
+        samples, lengths = lay_out(waveforms, self.params)
         log_mel, patches = self.front_end.predict_on_batch([samples, lengths])
-        counts = keras.ops.convert_to_numpy(patch_count(lengths, self.params))
+        counts = patch_counts(lengths, self.params)
         patch_bounds = np.cumsum(counts)[:-1]
         row_bounds = np.cumsum(log_mel_rows(counts, self.params))[:-1]
         return list(zip(np.split(np.asarray(log_mel), row_bounds),

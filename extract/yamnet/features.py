@@ -2,8 +2,10 @@
 
 `mel_matrix` is built like `tf.signal.linear_to_mel_weight_matrix` (HTK mel scale, DC bin
 dropped), in float64, once per Params; `frontend.LogMelPatches` multiplies by it in float32.
-`num_patches` is `frontend.patch_count` for plain ints, for code that must not import Keras
-(decode workers planning a long recording's blocks); the tests hold the two to each other.
+`num_patches` is `frontend.patch_count` for plain ints and arrays, for code that must not import
+Keras or wait for it (decode workers planning a long recording's blocks, the engine laying clips
+out on the host); the tests hold the two to each other. `padded_samples` is the length a clip is
+padded to, used on both sides.
 """
 
 from __future__ import annotations
@@ -18,9 +20,20 @@ from .params import Params
 def num_patches(num_samples: int, params: Params) -> int:
     """Frames YAMNet returns for a waveform of `num_samples` (at least one), as
     `frontend.patch_count` computes them: float32, as the Hub graph does."""
-    after_first = np.float32(max(0, num_samples - params.min_samples))
+    return int(patch_counts(np.array([num_samples]), params)[0])
+
+
+def patch_counts(lengths: np.ndarray, params: Params) -> np.ndarray:
+    """`num_patches` of each length in `lengths`, at once."""
+    after_first = np.maximum(lengths.astype(np.int64) - params.min_samples, 0).astype(np.float32)
     reciprocal = np.float32(1) / np.float32(params.patch_hop_samples)
-    return 1 + int(np.ceil(after_first * reciprocal))
+    return 1 + np.ceil(after_first * reciprocal).astype(np.int64)
+
+
+def padded_samples(patches, params: Params):
+    """Samples of a waveform zero-padded to hold `patches` whole patches: plain arithmetic, for
+    ints, arrays and tensors alike."""
+    return params.min_samples + (patches - 1) * params.patch_hop_samples
 
 
 def _hertz_to_mel(hertz: np.ndarray | float) -> np.ndarray:

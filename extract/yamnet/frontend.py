@@ -16,12 +16,13 @@ stays a Keras graph even when the network runs in OpenVINO.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import keras
 import numpy as np
 from keras import ops
 
-from .features import mel_matrix
+from .features import mel_matrix, padded_samples, patch_counts
 from .params import PARAMS, Params
 
 
@@ -42,6 +43,23 @@ def patch_count(samples, params: Params = PARAMS):
     after_first = ops.maximum(ops.cast(samples - params.min_samples, "float32"), 0.0)
     reciprocal = np.float32(1) / np.float32(params.patch_hop_samples)
     return 1 + ops.cast(ops.ceil(after_first * reciprocal), "int32")
+
+
+def lay_out(waveforms: Sequence[np.ndarray], params: Params = PARAMS
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """(samples, lengths): the input for many clips of `LogMelPatches`, built on the host.
+
+    The clips end to end, each followed by the zeros that pad it to whole patches. Copying
+    them into a zeroed buffer ran 20x faster than padding inside the graph, where every
+    sample needs its own index (the whole front end went from 1,800 to 4,000 audio-s/s).
+    """
+    lengths = np.array([len(waveform) for waveform in waveforms], np.int32)
+    padded = padded_samples(patch_counts(lengths, params), params)
+    starts = np.cumsum(padded) - padded
+    samples = np.zeros(padded.sum(), np.float32)
+    for waveform, start in zip(waveforms, starts, strict=True):
+        samples[start : start + len(waveform)] = waveform
+    return samples, lengths
 
 
 def log_mel_rows(patches, params: Params = PARAMS):
@@ -73,11 +91,12 @@ def frame(values, starts, length: int, unit: int):
 class LogMelPatches(keras.layers.Layer):
     """Clips -> (log_mel [M, 64], patches [N, 96, 64]) of all of them, one after the other.
 
-    Called on a waveform [samples], or on (samples [S], lengths [C]): C 16 kHz clips laid end
-    to end. Each clip is zero-padded at its end to fill a whole number of patches; its
-    log_mel is log(mel + offset) of its magnitude STFT (periodic Hann window, frames without
-    centring), and its patches come from its own log_mel rows only. Many clips in one call
-    ran 2.4x faster than one call per clip: a call costs about a millisecond on its own.
+    Called on a 16 kHz waveform [samples], or on `lay_out(clips)`: (samples [S], lengths [C]),
+    C clips end to end, each already followed by its padding. Each clip is zero-padded at its
+    end to fill a whole number of patches; its log_mel is log(mel + offset) of its magnitude
+    STFT (periodic Hann window, frames without centring), and its patches come from its own
+    log_mel rows only. Many clips in one call ran 2.4x faster than one call per clip: a call
+    costs about a millisecond on its own.
     """
 
     def __init__(self, params: Params = PARAMS, **kwargs) -> None:
@@ -87,15 +106,18 @@ class LogMelPatches(keras.layers.Layer):
         self.mel = ops.convert_to_tensor(mel_matrix(params), "float32")
 
     def call(self, clips):
-        samples, lengths = clips if isinstance(clips, (tuple, list)) else (
-            clips, ops.expand_dims(ops.shape(clips)[0], 0))
         params = self.params
-        lengths = ops.cast(lengths, "int32")
+        if isinstance(clips, (tuple, list)):
+            padded, lengths = clips
+            lengths = ops.cast(lengths, "int32")
+        else:
+            lengths = ops.expand_dims(ops.shape(clips)[0], 0)
+            padded = ops.pad(clips, [[0, padded_samples(patch_count(lengths[0], params), params)
+                                      - lengths[0]]])
         patches = patch_count(lengths, params)
-        padded = self._pad(samples, lengths, patches)
         # A padded clip is whole units of gcd(window, hop) samples, and its log-mel whole
         # units of gcd(patch, patch hop) rows, so no frame straddles two clips.
-        padded_lengths = params.min_samples + (patches - 1) * params.patch_hop_samples
+        padded_lengths = padded_samples(patches, params)
         unit = math.gcd(params.stft_window_samples, params.stft_hop_samples)
         clip_frames = log_mel_rows(patches, params)
         starts = _ragged_range(clip_frames, (ops.cumsum(padded_lengths) - padded_lengths) // unit,
@@ -109,23 +131,13 @@ class LogMelPatches(keras.layers.Layer):
                                params.patch_hop_frames // unit)
         return log_mel, frame(log_mel, starts, params.patch_frames, unit)
 
-    def _pad(self, samples, lengths, patches):
-        """The clips end to end, each followed by zeros up to its padded length."""
-        params = self.params
-        padded_lengths = params.min_samples + (patches - 1) * params.patch_hop_samples
-        position = _ragged_range(padded_lengths, ops.cumsum(lengths) - lengths)
-        inside = _ragged_range(padded_lengths, ops.zeros_like(lengths)) < ops.repeat(
-            lengths, padded_lengths)
-        source = ops.where(inside, position, ops.shape(samples)[0])  # past the end reads 0
-        return ops.take(ops.pad(samples, [[0, 1]]), source)
-
     def compute_output_shape(self, input_shape):
         return (None, self.params.mel_bands), (None, *self.params.patch_shape)
 
 
 def build_front_end(params: Params = PARAMS) -> keras.Model:
-    """`LogMelPatches` on (samples, lengths) as a model, so the engine can compile it once for
-    any number of clips of any lengths."""
+    """`LogMelPatches` on `lay_out`'s (samples, lengths) as a model, so the engine can compile
+    it once for any number of clips of any lengths."""
     samples = keras.Input(batch_shape=(None,), name="samples")
     lengths = keras.Input(batch_shape=(None,), dtype="int32", name="lengths")
     outputs = LogMelPatches(params, name="log_mel")((samples, lengths))
