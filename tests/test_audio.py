@@ -51,6 +51,22 @@ def test_decodes_each_format(tmp_path: Path, suffix: str, subtype: str, toleranc
     assert dominant_hertz(waveform) == pytest.approx(TONE_HZ, abs=1.0)
 
 
+@pytest.mark.parametrize("channels", [1, 2])
+def test_16_bit_pcm_reads_as_libsndfiles_own_float_samples(tmp_path: Path, channels: int):
+    """16-bit files are read as integers and scaled by brogue: the bits must not change."""
+    rng = np.random.default_rng(0)
+    samples = rng.integers(-32768, 32768, (16000, channels), dtype=np.int16)
+    samples[:2] = [[-32768], [32767]]  # both ends of the scale
+    path = tmp_path / "pcm16.wav"
+    soundfile.write(path, samples, YAMNET_SAMPLE_RATE, subtype="PCM_16")
+    expected = soundfile.read(path, dtype="float32", always_2d=True)[0]
+
+    waveform = load_audio(path)
+
+    assert waveform.dtype == np.float32
+    np.testing.assert_array_equal(waveform, expected.mean(axis=1, dtype=np.float32))
+
+
 def test_stereo_is_mixed_down_to_the_channel_mean(tmp_path: Path):
     left, right = tone(0.5, YAMNET_SAMPLE_RATE, 440.0), tone(0.5, YAMNET_SAMPLE_RATE, 1000.0)
     path = tmp_path / "stereo.wav"
