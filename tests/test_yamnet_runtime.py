@@ -57,6 +57,40 @@ def random_weights(tmp_path_factory: pytest.TempPathFactory) -> ImportedWeights:
     return write_random_weights(tmp_path_factory.mktemp("random-runtime"), 5)
 
 
+def test_stream_keeps_every_clip_with_its_key_over_many_front_end_calls(
+    random_weights: ImportedWeights,
+):
+    """Many groups of clips through the front end while the network thread works behind."""
+    rng = np.random.default_rng(8)
+    clips = [rng.uniform(-1, 1, n).astype(np.float32) for n in rng.integers(1, 40000, 40)]
+    engine = NativeEngine.from_imported(random_weights, runtime="openvino", batch_size=7)
+
+    streamed = list(engine.stream((f"clip{i}", clip) for i, clip in enumerate(clips)))
+
+    assert [key for key, _ in streamed] == [f"clip{i}" for i in range(len(clips))]
+    for clip, (_, frames) in zip(clips, streamed, strict=True):
+        (alone,) = engine.frames([clip])
+        np.testing.assert_allclose(frames.embeddings, alone.embeddings, rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(frames.log_mel, alone.log_mel)
+
+
+def test_a_network_failure_surfaces_from_the_stream(random_weights: ImportedWeights):
+    engine = NativeEngine.from_imported(random_weights, runtime="openvino", batch_size=7)
+    calls = []
+
+    def failing(patches):
+        calls.append(len(patches))
+        if len(calls) == 3:
+            raise RuntimeError("the network failed")
+        return engine.network(patches)
+
+    engine.infer = failing
+    clips = [make_clip(name) for name in BATCH_CLIPS] * 4
+
+    with pytest.raises(RuntimeError, match="the network failed"):
+        list(engine.stream(enumerate(clips)))
+
+
 def test_openvino_computes_the_keras_network(random_weights: ImportedWeights):
     clips = [make_clip(name) for name in BATCH_CLIPS]
     engines = {name: NativeEngine.from_imported(random_weights, runtime=name, batch_size=7)

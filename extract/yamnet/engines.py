@@ -14,6 +14,7 @@ produced their output.
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import csv
 import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -144,16 +145,37 @@ class NativeEngine:
         self.front_end.compile(jit_compile=False)
 
     def stream(self, clips: Iterable[tuple[Key, np.ndarray]]) -> Iterator[tuple[Key, Frames]]:
+        """The front end here, the network on a thread of its own, so that they overlap with
+        each other and with the caller's work between clips (waiting for decoded audio,
+        writing shards); one group of clips waits for the network at most."""
         batcher: PatchBatcher[tuple[Key, np.ndarray]] = PatchBatcher(self.infer, self.batch_size)
+
+        def through_network(group: list[tuple[Key, np.ndarray, np.ndarray]], last: bool
+                            ) -> list[tuple[Key, Frames]]:
+            done = [finished for key, log_mel, patches in group
+                    for finished in batcher.add((key, log_mel), patches)]
+            done += batcher.flush() if last else []
+            return [(key, Frames(scores, embeddings, log_mel))
+                    for (key, log_mel), scores, embeddings in done]
+
         clips = iter(clips)
-        while group := list(itertools.islice(clips, CLIPS_PER_FRONT_END_CALL)):
-            front = self.log_mel_patches([waveform for _, waveform in group])
-            for (key, _), (log_mel, patches) in zip(group, front, strict=True):
-                for (done, done_log_mel), scores, embeddings in batcher.add((key, log_mel),
-                                                                            patches):
-                    yield done, Frames(scores, embeddings, done_log_mel)
-        for (done, done_log_mel), scores, embeddings in batcher.flush():
-            yield done, Frames(scores, embeddings, done_log_mel)
+        with concurrent.futures.ThreadPoolExecutor(1, "yamnet-network") as network:
+            waiting: collections.deque[concurrent.futures.Future] = collections.deque()
+            try:
+                while group := list(itertools.islice(clips, CLIPS_PER_FRONT_END_CALL)):
+                    front = self.log_mel_patches([waveform for _, waveform in group])
+                    waiting.append(network.submit(through_network, [
+                        (key, log_mel, patches)
+                        for (key, _), (log_mel, patches) in zip(group, front, strict=True)
+                    ], False))
+                    if len(waiting) > 1:
+                        yield from waiting.popleft().result()
+                waiting.append(network.submit(through_network, [], True))
+                while waiting:
+                    yield from waiting.popleft().result()
+            finally:
+                for future in waiting:
+                    future.cancel()
 
     def frames(self, waveforms: Sequence[np.ndarray]) -> list[Frames]:
         return frames_of(self, waveforms)
