@@ -33,8 +33,8 @@ from brogue.extract.yamnet.engines import (
     Frames,
     HubEngine,
     NativeEngine,
+    front_end_groups,
 )
-from brogue.extract.yamnet.features import CLIPS_PER_FRONT_END_CALL
 from brogue.extract.yamnet.weights import resolve_handle
 
 
@@ -154,8 +154,7 @@ def split_costs(engines: dict[str, Engine], clips: list[np.ndarray], seconds: fl
     """The one front end alone against each network alone, interleaved; prints both."""
     natives = {name: engine for name, engine in engines.items() if name != "hub"}
     any_engine = next(iter(natives.values()))
-    groups = [clips[start : start + CLIPS_PER_FRONT_END_CALL]
-              for start in range(0, len(clips), CLIPS_PER_FRONT_END_CALL)]
+    groups = [[clip for _, clip in group] for group in front_end_groups(enumerate(clips))]
     patches = np.concatenate([patches for group in groups
                               for _, patches in any_engine.log_mel_patches(group)])
     cases: dict[str, Callable[[], object]] = {

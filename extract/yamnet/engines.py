@@ -16,7 +16,6 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import csv
-import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Generic, NamedTuple, Protocol, TypeVar
@@ -25,7 +24,7 @@ import keras
 import numpy as np
 
 from . import runtime as runtimes
-from .features import CLIPS_PER_FRONT_END_CALL, patch_counts
+from .features import CLIPS_PER_FRONT_END_CALL, SAMPLES_PER_FRONT_END_CALL, patch_counts
 from .frontend import build_front_end, lay_out, log_mel_rows
 from .params import PARAMS, Params
 from .weights import (
@@ -162,7 +161,7 @@ class NativeEngine:
         with concurrent.futures.ThreadPoolExecutor(1, "yamnet-network") as network:
             waiting: collections.deque[concurrent.futures.Future] = collections.deque()
             try:
-                while group := list(itertools.islice(clips, CLIPS_PER_FRONT_END_CALL)):
+                for group in front_end_groups(clips):
                     front = self.log_mel_patches([waveform for _, waveform in group])
                     waiting.append(network.submit(through_network, [
                         (key, log_mel, patches)
@@ -200,6 +199,23 @@ class NativeEngine:
         """The network on this engine's weights as a Keras model (fp32), to build into a
         graph of one's own, as `export` does."""
         return runtimes.keras_model(self._imported, self.params)
+
+
+def front_end_groups(clips: Iterable[tuple[Key, np.ndarray]]
+                      ) -> Iterator[list[tuple[Key, np.ndarray]]]:
+    """The clips in groups for one front-end call each: at most CLIPS_PER_FRONT_END_CALL clips
+    and, unless one clip is longer by itself, SAMPLES_PER_FRONT_END_CALL samples."""
+    group: list[tuple[Key, np.ndarray]] = []
+    samples = 0
+    for key, waveform in clips:
+        if group and (len(group) == CLIPS_PER_FRONT_END_CALL
+                      or samples + len(waveform) > SAMPLES_PER_FRONT_END_CALL):
+            yield group
+            group, samples = [], 0
+        group.append((key, waveform))
+        samples += len(waveform)
+    if group:
+        yield group
 
 
 class PatchBatcher(Generic[Key]):

@@ -17,9 +17,14 @@ import numpy as np
 from .params import Params
 
 # Clips per call of the native engine's front end: 16 clips of ~6 s ran it 2.4x faster than one
-# call per clip (a call costs about a millisecond by itself), while a group holds only ~100 s
-# of audio. Here, not in the engine, because the decode workers keep two calls' clips coming.
+# call per clip (a call costs about a millisecond by itself). Here, not in the engine, because
+# the decode workers keep two calls' clips coming.
 CLIPS_PER_FRONT_END_CALL = 16
+# ... and at most this much audio per call, which bounds the call's intermediates (frames,
+# spectra). Extracting a 1 h recording (16 s blocks) peaked at 1,318 MB for all processes with
+# 16 blocks per call, 1,135 MB at 96 s, 1,091 MB at 48 s and 1,073 MB at 32 s; TensorFlow's
+# import alone is 832 MB of it. 48 s still makes 8-14 corpus clips a call.
+SAMPLES_PER_FRONT_END_CALL = 48 * 16000
 
 
 def num_patches(num_samples: int, params: Params) -> int:
