@@ -59,14 +59,14 @@ def random_weights(tmp_path_factory: pytest.TempPathFactory) -> ImportedWeights:
 
 def test_front_end_calls_are_bounded_in_clips_and_in_audio():
     second = 16000
-    lengths = [2 * second] * 20 + [100 * second] + [30 * second] * 3
+    lengths = [2 * second] * 20 + [100 * second] + [40 * second] * 3
     clips = [(index, np.zeros(n, np.float32)) for index, n in enumerate(lengths)]
 
     groups = [[key for key, _ in group] for group in front_end_groups(clips)]
 
     # 16 clips of 2 s; 4 more (8 s) stop before the 100 s clip, which goes alone (it is longer
-    # than a call's 48 s by itself); then 30 s clips one at a time (two would be 60 s).
-    assert groups == [list(range(16)), [16, 17, 18, 19], [20], [21], [22], [23]]
+    # than a call's 96 s by itself); then 40 s clips two at a time (three would be 120 s).
+    assert groups == [list(range(16)), [16, 17, 18, 19], [20], [21, 22], [23]]
 
 
 def test_stream_keeps_every_clip_with_its_key_over_many_front_end_calls(

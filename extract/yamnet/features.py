@@ -22,9 +22,10 @@ from .params import Params
 CLIPS_PER_FRONT_END_CALL = 16
 # ... and at most this much audio per call, which bounds the call's intermediates (frames,
 # spectra). Extracting a 1 h recording (16 s blocks) peaked at 1,318 MB for all processes with
-# 16 blocks per call, 1,135 MB at 96 s, 1,091 MB at 48 s and 1,073 MB at 32 s; TensorFlow's
-# import alone is 832 MB of it. 48 s still makes 8-14 corpus clips a call.
-SAMPLES_PER_FRONT_END_CALL = 48 * 16000
+# 16 blocks per call, 1,135 MB at 96 s, 1,091 MB at 48 s; TensorFlow's import alone is 832 MB
+# of it. Smaller calls cost speed: a call has ~7 ms of fixed cost, and the front end ran at
+# 3,400-4,200 audio-s/s in 96 s calls against 2,700-3,100 in 48 s ones.
+SAMPLES_PER_FRONT_END_CALL = 96 * 16000
 
 
 def num_patches(num_samples: int, params: Params) -> int:
