@@ -17,14 +17,14 @@ import numpy as np
 from .params import Params
 
 # Clips per call of the native engine's front end: 16 clips of ~6 s ran it 2.4x faster than one
-# call per clip (a call costs about a millisecond by itself). Here, not in the engine, because
-# the decode workers keep two calls' clips coming.
+# call per clip, because a call has a fixed cost of several milliseconds. Here, not in the
+# engine, because the decode workers keep two calls' clips coming.
 CLIPS_PER_FRONT_END_CALL = 16
 # ... and at most this much audio per call, which bounds the call's intermediates (frames,
 # spectra). Extracting a 1 h recording (16 s blocks) peaked at 1,318 MB for all processes with
 # 16 blocks per call, 1,135 MB at 96 s, 1,091 MB at 48 s; TensorFlow's import alone is 832 MB
-# of it. Smaller calls cost speed: a call has ~7 ms of fixed cost, and the front end ran at
-# 3,400-4,200 audio-s/s in 96 s calls against 2,700-3,100 in 48 s ones.
+# of it. Smaller calls cost speed: the front end ran at 3,400-4,200 audio-s/s in 96 s calls
+# against 2,700-3,100 in 48 s ones.
 SAMPLES_PER_FRONT_END_CALL = 96 * 16000
 
 
