@@ -4,7 +4,7 @@ runs it.
 
 Each step mirrors one op of the Hub graph (official `features.py`): zero-pad the
 waveform to whole patches, a magnitude STFT with a periodic Hann window, the mel
-matrix of `features.mel_matrix`, `log(mel + offset)`, then overlapping patches. In
+matrix (built here in float64), `log(mel + offset)`, then overlapping patches. In
 float64 it agrees with the Hub to 3e-5 on speech and noise; on pure tones the Hub's
 empty bands hold its own float32 FFT's rounding noise, which no numpy FFT reproduces.
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from brogue.extract.yamnet.features import mel_matrix, num_patches
+from brogue.extract.yamnet.features import num_patches
 from brogue.extract.yamnet.params import Params
 
 
@@ -34,6 +34,24 @@ def stft_magnitude(waveform: np.ndarray, params: Params) -> np.ndarray:
     window = params.stft_window_samples
     frames = np.lib.stride_tricks.sliding_window_view(waveform, window)[:: params.stft_hop_samples]
     return np.abs(np.fft.rfft(frames * periodic_hann(window), n=params.fft_length))
+
+
+def _hertz_to_mel(hertz: np.ndarray | float) -> np.ndarray:
+    return 1127.0 * np.log1p(np.asarray(hertz, dtype=np.float64) / 700.0)
+
+
+def mel_matrix(params: Params) -> np.ndarray:
+    """Triangular mel filters [fft_length // 2 + 1, mel_bands] on the HTK mel scale, in
+    float64; the DC row is zero."""
+    num_bins = params.fft_length // 2 + 1
+    bin_mels = _hertz_to_mel(np.linspace(0.0, params.sample_rate / 2.0, num_bins)[1:])[:, None]
+    edges = np.linspace(
+        _hertz_to_mel(params.mel_min_hz), _hertz_to_mel(params.mel_max_hz), params.mel_bands + 2
+    )
+    lower, centre, upper = edges[:-2], edges[1:-1], edges[2:]
+    rising = (bin_mels - lower) / (centre - lower)
+    falling = (upper - bin_mels) / (upper - centre)
+    return np.pad(np.maximum(0.0, np.minimum(rising, falling)), ((1, 0), (0, 0)))
 
 
 def log_mel_spectrogram(padded_waveform: np.ndarray, params: Params) -> np.ndarray:

@@ -1,7 +1,5 @@
-"""The keras-free facts of YAMNet's front end: its mel filterbank and its frame count.
+"""The keras-free facts of YAMNet's front end: its frame count, padded length and call sizes.
 
-`mel_matrix` is built like `tf.signal.linear_to_mel_weight_matrix` (HTK mel scale, DC bin
-dropped), in float64, once per Params; `frontend.LogMelPatches` multiplies by it in float32.
 `num_patches` is `frontend.patch_count` for plain ints and arrays, for code that must not import
 Keras or wait for it (decode workers planning a long recording's blocks, the engine laying clips
 out on the host); the tests hold the two to each other. `padded_samples` is the length a clip is
@@ -9,8 +7,6 @@ padded to, used on both sides.
 """
 
 from __future__ import annotations
-
-import functools
 
 import numpy as np
 
@@ -45,22 +41,3 @@ def padded_samples(patches, params: Params):
     """Samples of a waveform zero-padded to hold `patches` whole patches: plain arithmetic, for
     ints, arrays and tensors alike."""
     return params.min_samples + (patches - 1) * params.patch_hop_samples
-
-
-def _hertz_to_mel(hertz: np.ndarray | float) -> np.ndarray:
-    return 1127.0 * np.log1p(np.asarray(hertz, dtype=np.float64) / 700.0)
-
-
-@functools.lru_cache(maxsize=4)
-def mel_matrix(params: Params) -> np.ndarray:
-    """Triangular mel filters [fft_length // 2 + 1, mel_bands]; the DC row is zero."""
-    num_bins = params.fft_length // 2 + 1
-    bin_mels = _hertz_to_mel(np.linspace(0.0, params.sample_rate / 2.0, num_bins)[1:])[:, None]
-    edges = np.linspace(
-        _hertz_to_mel(params.mel_min_hz), _hertz_to_mel(params.mel_max_hz), params.mel_bands + 2
-    )
-    lower, centre, upper = edges[:-2], edges[1:-1], edges[2:]
-    rising = (bin_mels - lower) / (centre - lower)
-    falling = (upper - bin_mels) / (upper - centre)
-    weights = np.maximum(0.0, np.minimum(rising, falling))
-    return np.pad(weights, ((1, 0), (0, 0)))

@@ -22,7 +22,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from .features import mel_matrix, padded_samples, patch_counts
+from .features import padded_samples, patch_counts
 from .params import PARAMS, Params
 
 
@@ -31,6 +31,28 @@ def hann_window(length: int):
     float32; numpy's float64 window rounds differently in the last bit of some samples."""
     count = ops.arange(length, dtype="float32")
     return 0.5 - 0.5 * ops.cos(ops.convert_to_tensor(2 * np.pi, "float32") * count / length)
+
+
+def mel_matrix(params: Params = PARAMS):
+    """Triangular mel filters [fft_length // 2 + 1, mel_bands] (HTK mel scale, the DC row zero)
+    exactly as `tf.signal.linear_to_mel_weight_matrix` computes them, op for op in float32:
+    the Hub graph's own matrix. One computed in float64 was 8e-6 off it, which a chirp's
+    near-empty bands magnified to 8.9e-5 in log-mel."""
+
+    def mels(hertz):
+        return 1127.0 * ops.log(1.0 + hertz / 700.0)
+
+    def scalar(value: float):
+        return ops.convert_to_tensor(value, "float32")
+
+    bins = ops.linspace(scalar(0.0), scalar(params.sample_rate) / 2.0, params.fft_length // 2 + 1)
+    bin_mels = ops.expand_dims(mels(bins[1:]), 1)
+    edges = ops.linspace(mels(scalar(params.mel_min_hz)), mels(scalar(params.mel_max_hz)),
+                         params.mel_bands + 2)
+    lower, centre, upper = edges[None, :-2], edges[None, 1:-1], edges[None, 2:]
+    rising = (bin_mels - lower) / (centre - lower)
+    falling = (upper - bin_mels) / (upper - centre)
+    return ops.pad(ops.maximum(0.0, ops.minimum(rising, falling)), [[1, 0], [0, 0]])
 
 
 def patch_count(samples, params: Params = PARAMS):
@@ -103,7 +125,7 @@ class LogMelPatches(keras.layers.Layer):
         super().__init__(**kwargs)
         self.params = params
         self.window = hann_window(params.stft_window_samples)
-        self.mel = ops.convert_to_tensor(mel_matrix(params), "float32")
+        self.mel = mel_matrix(params)
 
     def call(self, clips):
         params = self.params
