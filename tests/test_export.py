@@ -31,7 +31,9 @@ def test_the_keras_front_end_matches_the_numpy_one(samples: int) -> None:
     expected = waveform_to_patches(waveform, PARAMS)[1]
     patches = np.asarray(LogMelPatches(PARAMS)(waveform)[1])
     assert patches.shape == expected.shape
-    np.testing.assert_allclose(patches, expected, atol=2e-5)
+    # The reference's mel matrix is float64, up to 8e-6 from TensorFlow's float32 one, which
+    # the front end uses as the Hub does: 2.4e-5 apart in log-mel at most on these waveforms.
+    np.testing.assert_allclose(patches, expected, atol=4e-5)
 
 
 def test_the_export_agrees_with_predict(
