@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from test_yamnet_parity import BATCH_CLIPS, make_clip, write_random_weights
 
+from brogue import atomic
 from brogue.dev.signals import speech_like
 from brogue.extract import pipeline
 from brogue.extract.corpus import openslr83_clips
@@ -126,7 +127,7 @@ def test_the_converted_model_is_cached_by_fingerprint_and_version(
     NativeEngine.from_imported(weights, runtime="openvino")
     stem = f"{weights.fingerprint}.openvino-{version('openvino')}"
     assert (tmp_path / f"{stem}.xml").is_file() and (tmp_path / f"{stem}.bin").is_file()
-    assert not list(tmp_path.glob("*partial*"))
+    assert not [path for path in tmp_path.iterdir() if atomic.is_temporary(path)]  # no leftovers
 
     def no_conversion(*args, **kwargs):
         raise AssertionError("converted again")

@@ -19,12 +19,12 @@ OpenVINO would otherwise pick bf16 by itself on such a CPU.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from brogue import atomic
 from brogue.errors import BrogueError
 
 if TYPE_CHECKING:  # the command lines read RUNTIMES and PRECISIONS without waiting for Keras
@@ -184,10 +184,15 @@ def converted(imported: ImportedWeights, params: Params) -> Path:
         f"{imported.fingerprint}.openvino-{version('openvino')}.xml"
     )
     if not xml.exists():
-        partial = xml.with_name(f"{xml.stem}.{os.getpid()}.partial.xml")
-        keras_model(imported, params).export(str(partial), format="openvino", verbose=False)
-        # OpenVINO reads the weights from the .xml's name with .bin: publish the .bin first,
-        # so a reader that finds the .xml finds its weights beside it.
-        partial.with_suffix(".bin").replace(xml.with_suffix(".bin"))
-        partial.replace(xml)
+        temporary = atomic.temporary_path(xml)
+        try:
+            keras_model(imported, params).export(str(temporary), format="openvino",
+                                                 verbose=False)
+            # OpenVINO reads the weights from the .xml's name with .bin: publish the .bin
+            # first, so a reader that finds the .xml finds its weights beside it.
+            atomic.publish(temporary.with_suffix(".bin"), xml.with_suffix(".bin"))
+            atomic.publish(temporary, xml)
+        finally:
+            temporary.unlink(missing_ok=True)
+            temporary.with_suffix(".bin").unlink(missing_ok=True)
     return xml

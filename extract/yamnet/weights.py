@@ -15,11 +15,13 @@ import hashlib
 import json
 import os
 import shutil
+import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 
+from brogue import atomic
 from brogue.errors import BrogueError, require
 
 from .network import build_yamnet, layer_weights
@@ -158,10 +160,14 @@ def import_weights(handle: str, params: Params) -> ImportedWeights:
         model = build_yamnet(params)
         assign_weights(model, values, handle, params)
         cached.weights_path.parent.mkdir(parents=True, exist_ok=True)
-        partial = cached.weights_path.with_name(f"{weights_id}.partial.weights.h5")
-        model.save_weights(partial)
-        shutil.copyfile(saved_model.class_map_path().numpy().decode(), cached.class_map_path)
-        partial.replace(cached.weights_path)
+        with atomic.atomic_path(cached.class_map_path) as temporary:
+            shutil.copyfile(saved_model.class_map_path().numpy().decode(), temporary)
+        # Keras saves weights only under a name ending in .weights.h5: staged in a folder of
+        # their own, published last, so that a reader who finds them finds the class map too.
+        with tempfile.TemporaryDirectory(dir=cached.weights_path.parent) as folder:
+            staged = Path(folder) / cached.weights_path.name
+            model.save_weights(staged)
+            atomic.publish(staged, cached.weights_path)
     index[handle] = {"fingerprint": weights_id, "stamp": _stamp(handle)}
     _write_index(index)
     return cached
@@ -191,10 +197,7 @@ def _read_index() -> dict:
 
 
 def _write_index(index: dict) -> None:
-    path = cache_dir() / "handles.json"
-    partial = path.with_suffix(".json.partial")
-    partial.write_text(json.dumps(index, indent=1, sort_keys=True))
-    partial.replace(path)
+    atomic.write_text(cache_dir() / "handles.json", json.dumps(index, indent=1, sort_keys=True))
 
 
 def _first_line(error: Exception) -> str:
