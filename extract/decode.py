@@ -14,13 +14,10 @@ a time, whatever the recording's length.
 from __future__ import annotations
 
 import collections
-import ctypes
 import dataclasses
 import itertools
 import multiprocessing
 import os
-import threading
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -28,6 +25,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from . import worker
 from .audio import YAMNET_SAMPLE_RATE, AudioError, load_block, probe, resampled_length
 from .corpus import ClipSource
 from .shards import CachedFile, hash_file
@@ -164,47 +162,7 @@ def _start_pool(workers: int) -> Executor:
         return _Inline()
     # spawn, not fork: the parent already runs TensorFlow's threads.
     return ProcessPoolExecutor(workers, multiprocessing.get_context("spawn"),
-                               _start_worker, (os.getpid(),))  # fmt: skip
-
-
-def _start_worker(parent: int) -> None:
-    _keep_freed_memory()
-    _exit_with_parent(parent)
-
-
-# glibc's mallopt parameters, and the sizes a worker uses them with.
-_M_TOP_PAD, _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -2, -1, -3
-_WORKER_HEAP_BYTES = 64 << 20
-
-
-def _keep_freed_memory() -> None:
-    """Let glibc reuse a worker's freed arrays instead of returning them to the kernel.
-
-    Every clip allocates a few arrays of hundreds of kB (the file's samples, the resampled
-    waveform, its pickle); by default each is a fresh mmap, whose pages fault in one by one.
-    That was a third of a worker's CPU time: 576 clips decoded in 2.3 CPU-s, 1.5 with this.
-    """
-    try:
-        libc = ctypes.CDLL(None)
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):  # not glibc: leave the allocator as it is
-        return
-    for parameter in (_M_MMAP_THRESHOLD, _M_TOP_PAD):
-        mallopt(parameter, _WORKER_HEAP_BYTES)
-    mallopt(_M_TRIM_THRESHOLD, 4 * _WORKER_HEAP_BYTES)
-
-
-def _exit_with_parent(parent: int) -> None:
-    """End this worker within a second of its parent's death. A worker whose parent was
-    killed (SIGKILL, a crash) otherwise waits forever on its task queue, holding the
-    parent's stdout and stderr open."""
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(1.0)
-        os._exit(1)
-
-    threading.Thread(target=watch, daemon=True).start()
+                               worker.start, (os.getpid(),))  # fmt: skip
 
 
 def prepared_in_order(

@@ -306,6 +306,21 @@ def test_fatal_problems_exit_non_zero_with_one_line(problem, synthetic_corpus, y
     assert lines[-1].startswith("error: ") and expected in lines[-1]
 
 
+def test_a_decode_worker_runs_numpy_with_one_blas_thread():
+    """Decoding does no linear algebra: OpenBLAS's thread per core only cost start-up CPU."""
+    import threadpoolctl  # scikit-learn's dependency
+
+    pool = decode._start_pool(1)
+    try:
+        pool.submit(decode.blocks, 16000).result()  # the worker now holds decode and numpy
+        libraries = pool.submit(threadpoolctl.threadpool_info).result()
+    finally:
+        pool.shutdown()
+
+    assert [library["num_threads"] for library in libraries
+            if library["user_api"] == "blas"] == [1]  # fmt: skip
+
+
 class KillsItsWorker:
     """A path that ends the worker process the moment the worker unpickles it, as a codec
     crash would."""
