@@ -18,6 +18,7 @@ from brogue.extract.audio import load_audio
 from brogue.extract.corpus import ClipSource, folder_clips, manifest_clips, openslr83_clips
 from brogue.extract.decode import TASKS_PER_WORKER, prepared_in_order
 from brogue.extract.shards import MANIFEST, Cache, CacheError, complete_shards
+from brogue.extract.yamnet import engines
 from brogue.main import main
 
 
@@ -113,6 +114,8 @@ def test_interrupted_run_resumes_without_duplicates_or_loss(
     synthetic_corpus, native_engine, tmp_path, monkeypatch
 ):
     sources = openslr83_clips(synthetic_corpus)
+    # One batch per network call, so that the run is cut after the first clips are done.
+    monkeypatch.setattr(engines, "BATCHES_PER_NETWORK_CALL", 1)
     calls = count_infer_calls(monkeypatch, native_engine, fail_on_call=2)
     with pytest.raises(KeyboardInterrupt):
         run(sources, native_engine, tmp_path, shard_frames=20)

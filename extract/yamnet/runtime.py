@@ -90,7 +90,7 @@ def load_network(imported: ImportedWeights, params: Params, runtime: str, precis
     """The network on `imported`'s weights in `runtime` (already resolved) at `precision`."""
     if runtime == "keras":
         return KerasNetwork(imported, params, batch_size)
-    return OpenVINONetwork(imported, params, precision)
+    return OpenVINONetwork(imported, params, precision, batch_size)
 
 
 class KerasNetwork:
@@ -134,7 +134,8 @@ class OpenVINONetwork:
 
     runtime = "openvino"
 
-    def __init__(self, imported: ImportedWeights, params: Params, precision: str):
+    def __init__(self, imported: ImportedWeights, params: Params, precision: str,
+                 batch_size: int):
         import openvino as ov
 
         self.precision = precision
@@ -145,6 +146,7 @@ class OpenVINONetwork:
              "PERFORMANCE_HINT": "THROUGHPUT"},
         )
         self._streams = compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")
+        self._rows = -(-batch_size // self._streams)  # a batch's share of one stream
         self._queue = ov.AsyncInferQueue(compiled, self._streams)
         self._queue.set_callback(self._collect)
         self._results: dict[int, tuple[np.ndarray, np.ndarray]] = {}
@@ -158,8 +160,12 @@ class OpenVINONetwork:
                                request.get_tensor(self._embeddings).data.copy())
 
     def __call__(self, patches: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The outputs for `patches`: requests of about `batch_size / streams` rows, all queued
+        at once, so each stream goes on to the next request without waiting for the other.
+        Fewer patches than one batch are shared out over the streams."""
         patches = np.ascontiguousarray(patches, np.float32)
-        parts = np.array_split(patches, min(self._streams, len(patches)))
+        requests = max(-(-len(patches) // self._rows), min(self._streams, len(patches)))
+        parts = np.array_split(patches, requests)
         for index, part in enumerate(parts):
             self._queue.start_async({0: part}, index)
         self._queue.wait_all()
