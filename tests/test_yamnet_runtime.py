@@ -98,7 +98,7 @@ def test_a_network_failure_surfaces_from_the_stream(random_weights: ImportedWeig
         return engine.network(patches)
 
     engine.infer = failing
-    clips = [make_clip(name) for name in BATCH_CLIPS] * 8  # 200 patches, 56 per network call
+    clips = [make_clip(name) for name in BATCH_CLIPS] * 4  # 100 patches, 28 per network call
 
     with pytest.raises(RuntimeError, match="the network failed"):
         list(engine.stream(enumerate(clips)))

@@ -42,9 +42,11 @@ from .weights import (
 # convolutions' matmuls short.
 DEFAULT_BATCH_PATCHES = 32
 # Batches handed to the network per call. OpenVINO's streams then run through several batches
-# before they wait for each other: in the extraction stage on 2 cores, fp32 went from 451 to
-# 480 audio-s/s and bf16 from 638 to 662 (medians of 4-5 interleaved runs, 8 against 1).
-BATCHES_PER_NETWORK_CALL = 8
+# before they wait for each other: the extraction stage at bf16 on 2 cores went from 638 to
+# 659 audio-s/s with 4 and to 662 with 8 (medians of 5 interleaved runs; fp32 moved within
+# the noise). Each waiting patch is held longer: a 1 h recording peaked 12 MB higher with 4,
+# 34 MB with 8.
+BATCHES_PER_NETWORK_CALL = 4
 Key = TypeVar("Key")
 
 
