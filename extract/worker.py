@@ -2,7 +2,8 @@
 
 This module must not import numpy: `start` runs in the fresh spawned process before the
 first task's unpickling imports `decode` and numpy with it, which is what lets it set
-numpy's thread count.
+numpy's thread count. (A parent whose own main script imports numpy gets no such gain:
+spawn re-imports that script first.)
 """
 
 from __future__ import annotations
