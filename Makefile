@@ -34,7 +34,7 @@ extract: setup
 	$(BROGUE) extract --corpus $(CORPUS) --out $(CACHE)
 
 synthetic: setup
-	$(BROGUE) synthetic data/synthetic
+	$(PY) -m dev synthetic data/synthetic
 
 train: setup
 	$(BROGUE) fit --cache $(CACHE)
@@ -54,27 +54,27 @@ demo: setup
 # The cache's fault drill (~15 min on 2 cores): SIGKILLs at random moments, two writers, a full disk,
 # a cut download. Every count it prints must be 0.
 stress: setup
-	$(BROGUE) stress
+	$(PY) -m dev stress
 
 bench: bench-yamnet bench-extract bench-train bench-sweep
 
 bench-yamnet: setup
-	$(BROGUE) bench yamnet
+	$(PY) -m dev bench yamnet
 
 bench-extract: setup
-	$(BROGUE) bench extract
+	$(PY) -m dev bench extract
 
 bench-train: setup
-	$(BROGUE) bench train
+	$(PY) -m dev bench train
 
 bench-sweep: setup
-	$(BROGUE) bench sweep
+	$(PY) -m dev bench sweep
 
 bench-shards: setup
-	$(BROGUE) bench shards
+	$(PY) -m dev bench shards
 
 bench-families: setup
-	$(BROGUE) bench families
+	$(PY) -m dev bench families
 
 bench-ray: setup
-	$(BROGUE) bench ray
+	$(PY) -m dev bench ray

@@ -28,11 +28,11 @@ import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from brogue.dev.synthetic_corpus import write_corpus
 from brogue.extract import pipeline
 from brogue.extract.audio import load_audio
 from brogue.extract.corpus import openslr83_clips
 from brogue.extract.decode import DEFAULT_WORKERS
+from dev.synthetic_corpus import write_corpus
 
 TARGETS = {"fp32": 2.0, "bf16": 4.0}
 
@@ -49,9 +49,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="length of the recording for the memory line; 0 skips it")
     args = parser.parse_args(argv)
     # Imported here, not at the top: spawned decode workers re-import this module.
-    from brogue.dev.bench_yamnet import interleaved, median_ratios, native_engines
     from brogue.extract.yamnet.engines import DEFAULT_BATCH_PATCHES, HubEngine
     from brogue.extract.yamnet.weights import resolve_handle
+    from dev.bench_yamnet import interleaved, median_ratios, native_engines
 
     handle = resolve_handle(args.yamnet)
     with tempfile.TemporaryDirectory() as folder:
@@ -118,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "ceiling": ceiling,
     }
     if args.long_hours:
-        from brogue.dev.memory import extraction_peak
+        from dev.memory import extraction_peak
 
         print(extraction_peak(args.long_hours, handle, args.workers))
     print("RESULT " + json.dumps(result))

@@ -24,10 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-from brogue.dev.synthetic_cache import WEAK_CUE, write_synthetic_cache
 from brogue.train.config import MODELS, make_config
 from brogue.train.fit import fit
 from brogue.train.sweep import DEFAULT_SPACE, load_space, sweep
+from dev.synthetic_cache import WEAK_CUE, write_synthetic_cache
 
 
 def _quietly(function, *args, **kwargs):

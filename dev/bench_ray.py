@@ -24,10 +24,10 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from brogue.dev.synthetic_corpus import write_corpus
 from brogue.errors import require
 from brogue.extract import decode, pipeline
 from brogue.extract.corpus import folder_clips
+from dev.synthetic_corpus import write_corpus
 
 
 def timed(action: Callable[[], object]) -> float:

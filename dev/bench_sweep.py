@@ -19,8 +19,6 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from brogue.dev.synthetic_cache import SyntheticCorpus, write_synthetic_cache
-from brogue.dev.synthetic_corpus import write_corpus
 from brogue.extract import pipeline
 from brogue.extract.corpus import openslr83_clips
 from brogue.extract.yamnet.engines import NativeEngine
@@ -28,6 +26,8 @@ from brogue.extract.yamnet.weights import resolve_handle
 from brogue.train.config import TrainConfig
 from brogue.train.fit import fit
 from brogue.train.sweep import DEFAULT_SPACE, load_space, sweep
+from dev.synthetic_cache import SyntheticCorpus, write_synthetic_cache
+from dev.synthetic_corpus import write_corpus
 
 # About 12,000 frames: trials long enough that starting the worker processes does not dominate.
 JOBS_CORPUS = SyntheticCorpus(speakers=(6, 6, 12, 6), clips_per_speaker=40, clips_per_shard=256)

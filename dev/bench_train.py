@@ -18,12 +18,12 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from brogue.dev.synthetic_cache import SyntheticCorpus, write_synthetic_cache
+from brogue.train.class_weights import class_weights, frame_counts
 from brogue.train.config import TrainConfig
-from brogue.train.corpus import load_corpus
+from brogue.train.dataset import load_corpus
 from brogue.train.keras_training import EpochTimer
 from brogue.train.model import build_model
-from brogue.train.weights import class_weights, frame_counts
+from dev.synthetic_cache import SyntheticCorpus, write_synthetic_cache
 
 BENCH_CORPUS = SyntheticCorpus(speakers=(10, 10, 20, 10), clips_per_speaker=100,
                                clips_per_shard=256)  # fmt: skip

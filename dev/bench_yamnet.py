@@ -23,7 +23,6 @@ from collections.abc import Callable, Sequence
 import keras
 import numpy as np
 
-from brogue.dev.signals import speech_like
 from brogue.errors import BrogueError
 from brogue.extract.audio import YAMNET_SAMPLE_RATE
 from brogue.extract.yamnet import runtime
@@ -37,6 +36,7 @@ from brogue.extract.yamnet.engines import (
     front_end_groups,
 )
 from brogue.extract.yamnet.weights import resolve_handle
+from dev.signals import speech_like
 
 
 def speech_clips(count: int, mean_seconds: float, seed: int) -> list[np.ndarray]:

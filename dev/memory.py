@@ -13,7 +13,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from brogue.dev.signals import speech_like
+from dev.signals import speech_like
 
 _POLL_S = 0.05
 

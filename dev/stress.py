@@ -33,12 +33,12 @@ import h5py
 import numpy as np
 import soundfile as sf
 
-from brogue.dev.http_server import serve
-from brogue.dev.signals import speech_like
+from brogue.cache.lock import HOLDER
+from brogue.cache.verify import verify
 from brogue.extract import shards
 from brogue.extract.download import DownloadError, download
-from brogue.extract.lock import HOLDER
-from brogue.extract.verify import verify
+from dev.http_server import serve
+from dev.signals import speech_like
 
 SHARD_FRAMES = 24  # small shards: many publishes for a kill to land on
 FRAME_TOLERANCE = 1e-5

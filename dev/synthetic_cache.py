@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from brogue.extract.shards import ShardAttrs, ShardWriter, summarise, write_manifest
+from brogue.cache.shards import ShardAttrs, ShardWriter, summarise, write_manifest
 from brogue.extract.yamnet.params import PARAMS
 
 SILENCE = 494  # A YAMNet class that is not Speech (class 0).

@@ -3,7 +3,7 @@
 For trying the whole pipeline (and testing it) without the 7 GB download:
 espeak-ng's British voices stand in for four of the six accents, and each
 "speaker" is a voice variant with its own pitch and rate. The `numpy` voice needs no
-espeak-ng: `brogue.dev.signals.speech_like` babble at each speaker's own pitch, which the
+espeak-ng: `dev.signals.speech_like` babble at each speaker's own pitch, which the
 tests use so that they run on any machine. espeak's accent rules
 alone proved too subtle to survive a change of speaker (a logistic regression on
 YAMNet embeddings scored 9% on held-out speakers, chance being 25%), so each accent
@@ -28,10 +28,10 @@ import numpy as np
 import soundfile
 import soxr
 
-from brogue.dev.signals import speech_like
 from brogue.errors import BrogueError
 from brogue.extract.audio import YAMNET_SAMPLE_RATE
 from brogue.extract.download import OPENSLR83_INDEX
+from dev.signals import speech_like
 
 CORPUS_SAMPLE_RATE = 48_000
 # accent prefix -> (espeak-ng voice, OpenSLR 83 subset folder stem, spectral shape).

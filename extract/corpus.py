@@ -11,37 +11,17 @@ from __future__ import annotations
 
 import csv
 import os
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from brogue.errors import BrogueError
-from brogue.extract.download import (
-    OPENSLR83_INDEX,
-    OPENSLR83_SUBSETS,
-    fetch_openslr83,
-    openslr83_subsets,
-)
+from brogue.extract.download import fetch_openslr83, openslr83_subsets
+from brogue.openslr83 import OPENSLR83_INDEX, SUBSET_BY_PREFIX, parse_openslr83_index
 
-ACCENTS = {
-    "ir": "Irish",
-    "mi": "Midlands",
-    "no": "Northern",
-    "sc": "Scottish",
-    "so": "Southern",
-    "we": "Welsh",
-}
-GENDERS = {"f": "female", "m": "male"}
 # What soundfile (libsndfile) reads; matched case-insensitively.
 AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".au"})
 MANIFEST_COLUMNS = ("path", "label", "speaker")
-
-# A file id such as `wef_12484_01482829612`: accent, gender, speaker number, recording number.
-_FILE_ID = re.compile(r"([a-z]{2})([fm])_(\d+)_\d+")
-# File ids start with the subset's accent and gender: irish_english_male -> "irm".
-_SUBSET_BY_PREFIX = {name[:2] + name.rsplit("_", 1)[1][0]: name for name in OPENSLR83_SUBSETS}
-
 
 @dataclass(frozen=True)
 class ClipSource:
@@ -63,41 +43,6 @@ class CorpusError(BrogueError):
     """A corpus source is unusable; the message is one line naming the file and the problem."""
 
 
-def parse_openslr83_index(csv_path: Path) -> list[dict[str, str]]:
-    """Read `line_index_all.csv` as rows of file_id, prompt_id, transcript, label, gender, speaker.
-
-    The file is not proper CSV: fields follow ", " and transcripts may contain commas, so each
-    line is split at its first two commas only. Speaker numbers restart in every subset, so the
-    speaker key keeps the subset prefix: `wef_12484` and `wem_12484` are two people.
-    """
-    rows = []
-    with open(csv_path, encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
-            if line.strip():
-                rows.append(_parse_index_line(csv_path, number, line))
-    return rows
-
-
-def _parse_index_line(csv_path: Path, number: int, line: str) -> dict[str, str]:
-    """One index line `PROMPT, FILE_ID, TRANSCRIPT` → a row dict."""
-    fields = [field.strip() for field in line.split(",", 2)]
-    if len(fields) != 3:
-        raise CorpusError(f"{csv_path}:{number}: expected 'prompt, file id, transcript'")
-    prompt_id, file_id, transcript = fields
-    match = _FILE_ID.fullmatch(file_id)
-    if match is None or file_id[:3] not in _SUBSET_BY_PREFIX:
-        raise CorpusError(f"{csv_path}:{number}: {file_id!r} is not an OpenSLR 83 file id")
-    accent, gender, speaker_number = match.groups()
-    return {
-        "file_id": file_id,
-        "prompt_id": prompt_id,
-        "transcript": transcript,
-        "label": ACCENTS[accent],
-        "gender": GENDERS[gender],
-        "speaker": f"{accent}{gender}_{speaker_number}",
-    }
-
-
 def openslr83_clips(root: Path, subsets: Sequence[str] | None = None) -> list[ClipSource]:
     """Clips of the chosen subsets, from `root/line_index_all.csv` and the wav files below root.
 
@@ -112,7 +57,7 @@ def openslr83_clips(root: Path, subsets: Sequence[str] | None = None) -> list[Cl
         prefixes = {row["file_id"][:3] for row in rows if row["file_id"] in wavs}
     else:
         chosen = set(openslr83_subsets(subsets))
-        prefixes = {prefix for prefix, name in _SUBSET_BY_PREFIX.items() if name in chosen}
+        prefixes = {prefix for prefix, name in SUBSET_BY_PREFIX.items() if name in chosen}
     clips = [_openslr83_clip(root, row, wavs) for row in rows if row["file_id"][:3] in prefixes]
     return sorted(clips, key=lambda clip: clip.path)
 
@@ -129,7 +74,7 @@ def _wavs_by_stem(root: Path) -> dict[str, Path]:
 
 def _openslr83_clip(root: Path, row: dict[str, str], wavs: dict[str, Path]) -> ClipSource:
     file_id = row["file_id"]
-    expected = root / _SUBSET_BY_PREFIX[file_id[:3]] / f"{file_id}.wav"
+    expected = root / SUBSET_BY_PREFIX[file_id[:3]] / f"{file_id}.wav"
     path = wavs.get(file_id, expected)
     return ClipSource(
         path=path,

@@ -25,12 +25,14 @@ from typing import NamedTuple
 
 import numpy as np
 
+from brogue.cache.integrity import hash_file
+from brogue.cache.reader import CachedFile
+
 from . import worker
 from .audio import YAMNET_SAMPLE_RATE, AudioError, load_block, probe, resampled_length
 from .corpus import ClipSource
-from .shards import CachedFile, hash_file
+from .grid import FrameGrid
 from .yamnet import features
-from .yamnet.params import PARAMS
 
 # One worker decodes ~1,600 audio-s/s of 48 kHz speech (576 clips in 1.25 CPU-s), ahead of
 # YAMNet even at bf16; a second steals its cores.
@@ -39,11 +41,11 @@ DEFAULT_WORKERS = 1
 # call's clips decode while this one computes. At 8, YAMNet waited for decoding at every call
 # (192 clips at bf16: 1.44 s against 1.24 s). Memory stays bounded: ~7 MB of 5 s clips.
 TASKS_PER_WORKER = 2 * features.CLIPS_PER_FRONT_END_CALL
-# Patches per block of a long recording: 15.9 s of audio, 1 MB at 16 kHz, about what the engine
-# is tuned for (OpenSLR 83 clips are ~5 s), and small in the engine's 16-clip front-end calls
-# (16 blocks of 2 min held 0.5 GB there). 32 patch hops, a power of two, so the Hub's float32
+# Frames per block of a long recording: 15.9 s of audio on YAMNet's grid, 1 MB at 16 kHz, about what
+# the engine is tuned for (OpenSLR 83 clips are ~5 s), and small in the engine's 16-clip front-end
+# calls (16 blocks of 2 min held 0.5 GB there). 32 patch hops, a power of two, so the Hub's float32
 # patch count of a block is exactly 33.
-PATCHES_PER_BLOCK = 33
+FRAMES_PER_BLOCK = 33
 
 
 class Block(NamedTuple):
@@ -54,15 +56,14 @@ class Block(NamedTuple):
     frames: int
 
 
-def blocks(num_samples: int) -> list[Block]:
-    """The blocks that cover a waveform of `num_samples`, giving its patches exactly once."""
-    total = features.num_patches(num_samples, PARAMS)
-    hop = PARAMS.patch_hop_samples
+def blocks(num_samples: int, grid: FrameGrid) -> list[Block]:
+    """The blocks that cover a waveform of `num_samples`, giving its frames exactly once."""
+    total = grid.frame_count(num_samples)
     plan = []
-    for first in range(0, total, PATCHES_PER_BLOCK):
-        frames = min(PATCHES_PER_BLOCK, total - first)
-        plan.append(Block(first * hop, first * hop + features.padded_samples(frames, PARAMS),
-                          frames))  # fmt: skip
+    for first in range(0, total, FRAMES_PER_BLOCK):
+        frames = min(FRAMES_PER_BLOCK, total - first)
+        start = first * grid.hop_samples
+        plan.append(Block(start, start + grid.padded_samples(frames), frames))
     return plan
 
 
@@ -80,8 +81,9 @@ class Prepared:
     file_mtime_ns: int = 0
     piece: int = 0  # this piece's number, of `pieces`
     pieces: int = 1
-    frames: int | None = None  # YAMNet frames this piece gives; None: all the engine returns
+    frames: int | None = None  # frames this piece gives; None: all the engine returns
     audio: tuple[int, int] = (0, 0)  # the file's (frames, sample rate), for reading pieces
+    grid: FrameGrid | None = None  # the encoder's, which a long clip's blocks follow
 
     @property
     def last(self) -> bool:
@@ -99,7 +101,7 @@ def unchanged(source: ClipSource, cached: CachedFile | None) -> bool:
     return (stat.st_size, stat.st_mtime_ns) == (cached.file_size, cached.file_mtime_ns)
 
 
-def prepare(source: ClipSource, cached_hash: str = "") -> Prepared:
+def prepare(source: ClipSource, grid: FrameGrid, cached_hash: str = "") -> Prepared:
     """Hash one clip and decode it, unless its hash is `cached_hash`.
 
     A clip longer than one block comes back without a waveform but with `pieces`:
@@ -117,10 +119,11 @@ def prepare(source: ClipSource, cached_hash: str = "") -> Prepared:
     try:
         frames, sample_rate = probe(source.path)
         samples = resampled_length(frames, sample_rate)
-        pieces = len(blocks(samples))
+        pieces = len(blocks(samples, grid))
         if pieces > 1:
             return dataclasses.replace(hashed, seconds=samples / YAMNET_SAMPLE_RATE,
-                                       pieces=pieces, audio=(frames, sample_rate))  # fmt: skip
+                                       pieces=pieces, audio=(frames, sample_rate),
+                                       grid=grid)  # fmt: skip
         waveform = load_block(source.path, 0, samples, frames, sample_rate)  # probed once
     except AudioError as error:
         return dataclasses.replace(hashed, failure=str(error))
@@ -132,7 +135,7 @@ def prepare_piece(clip: Prepared, piece: int) -> Prepared:
     """Piece `piece` of a long clip that `prepare` planned: its block of the waveform."""
     frames, sample_rate = clip.audio
     samples = resampled_length(frames, sample_rate)
-    block = blocks(samples)[piece]
+    block = blocks(samples, clip.grid)[piece]
     try:
         waveform = load_block(clip.source.path, block.start, min(block.stop, samples), frames,
                               sample_rate)  # fmt: skip
@@ -167,7 +170,8 @@ def _start_pool(workers: int) -> Executor:
 
 
 def prepared_in_order(
-    sources: Sequence[ClipSource], workers: int, cached: Mapping[str, CachedFile]
+    sources: Sequence[ClipSource], grid: FrameGrid, workers: int,
+    cached: Mapping[str, CachedFile],
 ) -> Iterator[Prepared]:
     """Every clip prepared, in order, a long one as its pieces; few clips and pieces in flight.
 
@@ -187,7 +191,7 @@ def prepared_in_order(
                 if unchanged(source, known):
                     future = _done(Prepared(source, known.content_hash, cached=True))
                 else:
-                    future = pool.submit(prepare, source, known.content_hash if known else "")
+                    future = pool.submit(prepare, source, grid, known.content_hash if known else "")
                 pending.append((source, future))
             if not pending:
                 return
@@ -202,7 +206,7 @@ def prepared_in_order(
                 # The dead worker took every task in flight with it; retry each clip alone.
                 pool.shutdown(cancel_futures=True)
                 for orphan in [source, *(queued for queued, _ in pending)]:
-                    yield from _prepare_alone(orphan, cached.get(orphan.key), workers)
+                    yield from _prepare_alone(orphan, grid, cached.get(orphan.key), workers)
                 pending.clear()
                 pool = _start_pool(workers)
     finally:
@@ -228,11 +232,11 @@ def _pieces(pool: Executor, clip: Prepared, window: int) -> Iterator[Prepared]:
             future.cancel()
 
 
-def _prepare_alone(source: ClipSource, cached: CachedFile | None, workers: int
+def _prepare_alone(source: ClipSource, grid: FrameGrid, cached: CachedFile | None, workers: int
                    ) -> Iterator[Prepared]:
     pool = _start_pool(max(workers, 1))
     try:
-        clip = pool.submit(prepare, source, cached.content_hash if cached else "").result()
+        clip = pool.submit(prepare, source, grid, cached.content_hash if cached else "").result()
         if clip.pieces == 1 or clip.cached or clip.failure:
             yield clip
         else:

@@ -24,22 +24,9 @@ from tqdm import tqdm
 
 from brogue import atomic
 from brogue.errors import BrogueError
+from brogue.openslr83 import OPENSLR83_INDEX, OPENSLR83_SUBSETS
 
 OPENSLR83_URL = "https://www.openslr.org/resources/83/"
-OPENSLR83_INDEX = "line_index_all.csv"
-OPENSLR83_SUBSETS = (
-    "irish_english_male",
-    "midlands_english_female",
-    "midlands_english_male",
-    "northern_english_female",
-    "northern_english_male",
-    "scottish_english_female",
-    "scottish_english_male",
-    "southern_english_female",
-    "southern_english_male",
-    "welsh_english_female",
-    "welsh_english_male",
-)
 # Lets tests (and mirrors) serve the corpus from elsewhere, e.g. http://127.0.0.1:PORT/.
 URL_ENV = "BROGUE_OPENSLR_URL"
 

@@ -1,43 +1,40 @@
-"""The extraction run: clips -> YAMNet -> shards, resumable and bounded in memory.
+"""The extraction run: clips -> an encoder -> shards, resumable and bounded in memory.
 
-Worker processes (`decode.py`) hash, decode and resample while the main process
-runs YAMNet (front end and network), so I/O hides behind compute; the engine packs
-the patches of consecutive clips into full batches across clip boundaries. A long
-recording arrives as waveform pieces whose frames are appended to its clip as
-they come, so memory holds a few blocks of it, never the whole. Finished clips go
-into the current shard; once it holds `shard_frames` frames it is published
-atomically and the manifest is rewritten, so a crash loses at most the shard in
-progress. The run holds the cache's writer lock throughout. A rerun skips clips
-whose file is unchanged (same size and modification time, or else same content
-hash) before any decoding or YAMNet work.
+Worker processes (`decode.py`) hash, decode and resample while the main process runs the
+encoder, so I/O hides behind compute; files reach their frames through the one path
+(`frames.whole_files`). Finished clips go into the current shard; once it holds
+`shard_frames` frames it is published atomically and the manifest is rewritten, so a crash
+loses at most the shard in progress. The cache's one writer (`brogue.cache.CacheWriter`) is
+held throughout: a rerun skips clips whose file is unchanged (same size and modification
+time, or else same content hash) before any decoding or encoder work.
 
-That is the local executor. `run` itself only holds the lock, lists what is cached,
-and turns the executor's `Outcome`s into the report and the manifest, so another
-executor (`ray_executor.py`, a Ray cluster) writes the same cache the same way.
+That is the local executor. `run` itself only holds the writer and turns the executor's
+`Outcome`s into the report and the manifest, so another executor (`ray_executor.py`, a Ray
+cluster) writes the same cache the same way.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import functools
 import time
-from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
-import numpy as np
 from tqdm import tqdm
 
-from brogue import atomic
+from brogue.cache import CachedFile, CacheError, CacheWriter, ClipMeta, ShardSpec
+from brogue.cache.shard_writer import ShardWriter
 
-from . import shards
 from .corpus import ClipSource
-from .decode import DEFAULT_WORKERS, Prepared, prepared_in_order
-from .lock import writer_lock
+from .decode import DEFAULT_WORKERS, Prepared
+from .engine import EncodedFrames, encoder_record
+from .frames import FileFrames, whole_files
+from .grid import FrameGrid
 
 if TYPE_CHECKING:  # importing the engines here would pull Keras into every decode worker
-    from .yamnet.engines import Engine
+    from .engine import Encoder
 
 DEFAULT_SHARD_FRAMES = 4096  # ~300 OpenSLR 83 clips, 25 MB float32, ~5 min of CPU work to lose
 
@@ -51,13 +48,6 @@ class RunReport:
     cached: int = 0
     shards_written: int = 0
     failures: list[dict[str, str]] = dataclasses.field(default_factory=list)
-
-
-def computed(engine: Engine, clips: Iterator[Prepared]
-             ) -> Iterator[tuple[Prepared, np.ndarray, np.ndarray]]:
-    """(clip, scores, embeddings) for every clip that reached YAMNet, in order."""
-    for clip, frames in engine.stream((clip, clip.waveform) for clip in clips):
-        yield clip, frames.scores, frames.embeddings
 
 
 class Outcome(NamedTuple):
@@ -79,19 +69,22 @@ class Outcome(NamedTuple):
 class Output:
     """Where and how clips become shards: what every shard writer of one run shares."""
 
-    out: Path
-    attrs: shards.ShardAttrs
+    spec: ShardSpec
     shard_frames: int
-    embedding_dtype: str
-    extra_columns: tuple[str, ...]
+
+    @property
+    def out(self) -> Path:
+        return self.spec.directory
 
 
 @dataclasses.dataclass(frozen=True)
 class Job:
-    """One run's work: the corpus, what the cache already holds, and where shards go."""
+    """One run's work: the corpus, the encoder's grid (which long clips' blocks follow), what
+    the cache already holds, and where shards go."""
 
     sources: Sequence[ClipSource]
-    cached: Mapping[str, shards.CachedFile]
+    grid: FrameGrid
+    cached: Mapping[str, CachedFile]
     output: Output
 
 
@@ -102,7 +95,7 @@ Executor = Callable[[Job], Generator[Outcome, None, None]]
 
 def run(
     sources: Sequence[ClipSource],
-    engine: Engine,
+    encoder: Encoder,
     out: Path,
     *,
     shard_frames: int = DEFAULT_SHARD_FRAMES,
@@ -114,37 +107,24 @@ def run(
 ) -> RunReport:
     """Extract every clip not yet cached in `out`; returns what was done.
 
-    `executor` does the work (default: `local_executor(engine, workers)`, this machine);
-    `engine` names the producer in the cache either way. Refuses at once
+    `executor` does the work (default: `local_executor(encoder, workers)`, this machine);
+    `encoder` names the producer in the cache either way. Refuses at once
     (`CacheBusyError`) while another process writes `out`.
     """
     out = Path(out)
-    _check_writable(out)
-    with writer_lock(out):
-        remove_orphans(out)
-        return _run_locked(sources, engine, out, shard_frames, embedding_dtype, parameters,
-                           progress, executor or local_executor(engine, workers))  # fmt: skip
-
-
-def remove_orphans(out: Path) -> list[Path]:
-    """Delete the temporary files a killed writer left; only the lock holder may call this."""
-    orphans = sorted(path for path in out.iterdir() if atomic.is_temporary(path))
-    for path in orphans:
-        path.unlink()
-    return orphans
-
-
-def _run_locked(sources: Sequence[ClipSource], engine: Engine, out: Path, shard_frames: int,
-                embedding_dtype: str, parameters: dict | None, progress: bool,
-                executor: Executor) -> RunReport:  # fmt: skip
-    attrs = shards.ShardAttrs(engine.handle, engine.fingerprint, engine.params.to_json(),
-                              brogue_version(), engine.runtime, engine.precision)
-    _check_same_yamnet(out, engine)
     extra_columns = tuple(sorted({name for source in sources for name in source.extra}))
-    output = Output(out, attrs, shard_frames, embedding_dtype, extra_columns)
-    outcomes = executor(Job(sources, shards.cached_clips(out, attrs), output))
-    report = RunReport(out)
-    bar = tqdm(total=len(sources), unit="clip", disable=None if progress else True,
+    score_names = None if encoder.score_names is None else tuple(encoder.score_names)
+    spec = ShardSpec(out, encoder_record(encoder), score_names, embedding_dtype, extra_columns)
+    with CacheWriter(out, spec, parameters) as writer:
+        outcomes = (executor or local_executor(encoder, workers))(
+            Job(sources, encoder.grid, writer.cached, Output(spec, shard_frames)))
+        return _report(writer, outcomes, len(sources), progress)
+
+
+def _report(writer: CacheWriter, outcomes: Generator[Outcome, None, None], total: int,
+            progress: bool) -> RunReport:  # fmt: skip
+    report = RunReport(writer.directory)
+    bar = tqdm(total=total, unit="clip", disable=None if progress else True,
                smoothing=0.05)  # disable=None: no bar when stderr is not a terminal
     started = next_manifest = time.monotonic()
     try:
@@ -154,7 +134,7 @@ def _run_locked(sources: Sequence[ClipSource], engine: Engine, out: Path, shard_
                 # Rewriting reads every shard's clip table: at most ~10 % of the run's time.
                 if time.monotonic() >= next_manifest:
                     began = time.monotonic()
-                    _write_manifest(out, engine, embedding_dtype, parameters, report)
+                    writer.write_manifest(report.failures)
                     next_manifest = began + 10 * (time.monotonic() - began)
                 continue
             if outcome.cached:
@@ -168,77 +148,59 @@ def _run_locked(sources: Sequence[ClipSource], engine: Engine, out: Path, shard_
                 bar.set_postfix_str(f"{rate:.0f} audio-s/s", refresh=False)
             bar.update()
     except OSError as error:
-        raise _disk_error(out, error) from None
+        raise _disk_error(writer.directory, error) from None
     finally:
         outcomes.close()  # the executor stops writing before the lock is released
         bar.close()
         # Also after a crash or Ctrl-C: the failures so far and the finished shards.
         try:
-            _write_manifest(out, engine, embedding_dtype, parameters, report)
+            writer.write_manifest(report.failures)
         except OSError as error:
-            raise _disk_error(out, error) from None
+            raise _disk_error(writer.directory, error) from None
     return report
 
 
-def local_executor(engine: Engine, workers: int = DEFAULT_WORKERS) -> Executor:
-    """This machine: `workers` processes decode, YAMNet runs here, one shard at a time."""
-    return functools.partial(_local_outcomes, engine=engine, workers=workers)
+def local_executor(encoder: Encoder, workers: int = DEFAULT_WORKERS) -> Executor:
+    """This machine: `workers` processes decode, the encoder runs here, one shard at a time."""
+    return functools.partial(_local_outcomes, encoder=encoder, workers=workers)
 
 
-def _local_outcomes(job: Job, engine: Engine, workers: int) -> Generator[Outcome, None, None]:
-    skipped: list[Outcome] = []  # cached and failed clips, reported in the order they come
-    prepared = prepared_in_order(job.sources, workers, job.cached)
-
-    def to_compute() -> Iterator[Prepared]:
-        for clip in prepared:
-            if clip.waveform is not None:
-                yield clip
-            else:
-                skipped.append(not_computed(clip))
-
+def _local_outcomes(job: Job, encoder: Encoder, workers: int) -> Generator[Outcome, None, None]:
+    files = whole_files(encoder, job.sources, workers, job.cached)
     sink = ShardSink(job.output)
     try:
-        for clip, scores, embeddings in computed(engine, to_compute()):
-            yield from skipped
-            skipped.clear()
-            yield from sink.add(clip, scores, embeddings)
-        yield from skipped
+        for file in files:
+            yield from sink.add(file)
         yield from sink.close()
     finally:
-        prepared.close()  # stops the decode workers now, also when the run failed
+        files.close()  # stops the decode workers now, also when the run failed
         sink.discard()
 
 
-def not_computed(clip: Prepared) -> Outcome:
-    """The outcome of a clip that needs no YAMNet: cached, or failed."""
+def skipped_outcome(clip: Prepared) -> Outcome:
+    """The outcome of a clip that reached no encoder: cached, or failed."""
     return Outcome(str(clip.source.path), cached=clip.cached, failure=clip.failure)
 
 
 class ShardSink:
-    """Computed clips into shards, each published once it holds `shard_frames` frames.
+    """Files' frames into shards, each published once it holds `shard_frames` frames.
 
-    A clip's frames may come in pieces; a clip whose later pieces never come (its file
-    failed part way through) is dropped when the next clip begins, or at `close`. Several
-    sinks, in several processes, may write one cache: each publishes under a free name.
+    Several sinks, in several processes, may write one cache: each publishes under a free name.
     """
 
     def __init__(self, output: Output) -> None:
         self.output = output
-        self._writer: shards.ShardWriter | None = None
+        self._writer: ShardWriter | None = None
 
-    def add(self, clip: Prepared, scores: np.ndarray, embeddings: np.ndarray) -> list[Outcome]:
-        """Add a computed clip or piece; returns its outcome once the clip is complete,
-        followed by the shard's if that filled it."""
-        if clip.piece == 0:
-            if self._writer is None:
-                self._writer = self._new_writer()
-            self._writer.abort_clip()  # the open clip's later pieces never came: it failed
-            self._writer.begin_clip(_clip_meta(clip, self.output.extra_columns))
-        self._writer.add_frames(scores[: clip.frames], embeddings[: clip.frames])
-        if not clip.last:
-            return []
-        frames = self._writer.end_clip()
-        done = [Outcome(str(clip.source.path), clip.seconds, frames)]
+    def add(self, file: FileFrames) -> list[Outcome]:
+        """A file's outcome, followed by the shard's if the file filled it."""
+        clip, frames = file
+        if frames is None:
+            return [skipped_outcome(clip)]
+        if self._writer is None:
+            self._writer = self.output.spec.new_shard()
+        self._writer.add_clip(_clip_meta(clip, self.output.spec.extra_columns), *_stored(frames))
+        done = [Outcome(str(clip.source.path), clip.seconds, len(frames.embeddings))]
         if self._writer.frames >= self.output.shard_frames:
             done += self.close()
         return done
@@ -248,11 +210,10 @@ class ShardSink:
         writer, self._writer = self._writer, None
         if writer is None:
             return []
-        writer.abort_clip()
         if not writer.clips:
             writer.discard()
             return []
-        return [Outcome(str(writer.close().path), shard=True)]
+        return [Outcome(str(writer.close()), shard=True)]
 
     def discard(self) -> None:
         """Drop the shard in progress (after an error or an interruption)."""
@@ -260,87 +221,25 @@ class ShardSink:
             self._writer.discard()
             self._writer = None
 
-    def _new_writer(self) -> shards.ShardWriter:
-        output = self.output
-        while True:  # another sink may publish the next index meanwhile: then take the one after
-            try:
-                return shards.ShardWriter(output.out, shards.next_shard_index(output.out),
-                                          output.attrs, output.embedding_dtype,
-                                          output.extra_columns)  # fmt: skip
-            except shards.CacheError:
-                continue
+
+def _stored(frames: EncodedFrames) -> tuple:
+    """What a shard keeps of a file's frames (not the log-mel, which is for plots)."""
+    return frames.embeddings, frames.speech, frames.scores
 
 
-def _disk_error(out: Path, error: OSError) -> shards.CacheError:
+def _disk_error(out: Path, error: OSError) -> CacheError:
     """A failed write as one line: finished shards are intact, the shard in progress is not."""
     reason = error.strerror or str(error).splitlines()[0]
-    return shards.CacheError(
+    return CacheError(
         f"{out}: writing the cache failed ({reason}); finished shards are kept, the one in "
         "progress was dropped: free space and run again to continue"
     )
 
 
-def brogue_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("brogue")
-    except PackageNotFoundError:
-        return "unknown"
-
-
-def _clip_meta(clip: Prepared, extra_columns: Sequence[str]) -> shards.ClipMeta:
+def _clip_meta(clip: Prepared, extra_columns: Sequence[str]) -> ClipMeta:
     source = clip.source
-    return shards.ClipMeta(
+    return ClipMeta(
         source.key, source.label, source.speaker, clip.seconds, clip.content_hash,
         {name: source.extra.get(name, "") for name in extra_columns},
         clip.file_size, clip.file_mtime_ns,
     )
-
-
-def _check_writable(out: Path) -> None:
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".writable"
-        probe.touch()
-        probe.unlink()
-    except OSError as error:
-        raise shards.CacheError(f"{out}: output folder is not writable ({error.strerror})"
-                                ) from None
-
-
-def _check_same_yamnet(out: Path, engine: Engine) -> None:
-    if not (out / shards.MANIFEST).exists():
-        return
-    found = shards.read_manifest(out).get("yamnet", {})
-    if found.get("fingerprint") != engine.fingerprint:
-        raise shards.CacheError(
-            f"{out} holds embeddings of YAMNet weights {found.get('fingerprint')} "
-            f"({found.get('handle')}), not {engine.fingerprint} ({engine.handle}); "
-            "refusing to mix two models: choose another --out or delete it"
-        )
-    if found.get("precision", "fp32") != engine.precision:
-        raise shards.CacheError(
-            f"{out} holds {found.get('precision', 'fp32')} embeddings, not {engine.precision}; "
-            "refusing to mix two precisions: choose another --out or pass --precision "
-            f"{found.get('precision', 'fp32')}"
-        )
-
-
-def _write_manifest(out: Path, engine: Engine, embedding_dtype: str, parameters: dict | None,
-                    report: RunReport) -> None:
-    now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    previous = shards.read_manifest(out) if (out / shards.MANIFEST).exists() else {}
-    shards.write_manifest(out, {
-        **shards.summarise(out),
-        "failures": report.failures,
-        "yamnet": {"handle": engine.handle, "fingerprint": engine.fingerprint,
-                   "params": dataclasses.asdict(engine.params), "runtime": engine.runtime,
-                   "precision": engine.precision},
-        "engine": engine.name,
-        "embedding_dtype": embedding_dtype,
-        "brogue_version": brogue_version(),
-        "parameters": parameters or {},
-        "created": previous.get("created", now),
-        "updated": now,
-    })

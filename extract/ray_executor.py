@@ -3,11 +3,11 @@
 `pipeline.run` stays the driver: it holds the cache's writer lock, lists what is cached
 and turns outcomes into the report and the manifest. This executor hands it the clips
 whose file changed or is new (the same `unchanged` test as the local executor) as a Ray
-Dataset. Hashing and decoding (`decode.prepare`) run as Ray tasks; YAMNet runs in an actor
-pool, one engine per actor (`--num-gpus-per-actor` GPUs each). Each actor call turns its
-clips into whole shards (`pipeline.ShardSink`), publishes them atomically under free
-names, and returns what became of each clip; the driver rewrites the manifest as the
-shards arrive.
+Dataset. Hashing and decoding (`decode.prepare`) run as Ray tasks; YAMNet runs in an actor pool, one
+encoder per actor (`--num-gpus-per-actor` GPUs each). Each actor call takes its clips through the
+one path (`frames.encoded_files`) into whole shards (`pipeline.ShardSink`), publishes them
+atomically under free names, and returns what became of each clip; the driver rewrites the manifest
+as the shards arrive.
 
 Faults: Ray Data restarts a lost actor and retries its call, so a shard the lost call had
 not published is simply redone. A call can fill more than one shard, so before computing
@@ -21,25 +21,25 @@ run keeps.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import functools
 import logging
 import math
 from collections.abc import Generator, Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import h5py
 import numpy as np
 
+from brogue.cache import CacheError
+from brogue.cache.schema import complete_shards, read_columns
+from brogue.cache.writer import remove_orphans
 from brogue.errors import require
 from brogue.quiet import quiet_frameworks
 
-from . import decode, pipeline, shards
+from . import decode, pipeline
+from .engine import Encoder, EngineSpec, encoder_record
+from .frames import encoded_files
 from .pipeline import Job, Outcome, Output
-
-if TYPE_CHECKING:  # Keras is imported by the actors, not by the driver's module import
-    from .yamnet.engines import Engine
 
 # Clips per actor call: its shards are published when it returns, so this is the work a lost
 # actor redoes (~4 min of one CPU on OpenSLR 83 clips), and ~1 min of 16 kHz audio in its memory.
@@ -48,23 +48,6 @@ CLIPS_PER_CALL = 256
 # than an actor (1 CPU) also keeps Ray Data from fusing decoding into the YAMNet actors,
 # where it would wait for inference instead of running beside it.
 DECODE_CPUS = 0.5
-
-
-@dataclasses.dataclass(frozen=True)
-class EngineSpec:
-    """How each actor loads its engine: the arguments of `engines.load_engine`."""
-
-    name: str
-    handle: str
-    runtime: str = "auto"  # resolved where the engine loads: openvino on a CPU, keras on a GPU
-    precision: str = "fp32"
-    batch_size: int | None = None  # None: the engine's default
-
-    def load(self):
-        from .yamnet.engines import load_engine
-
-        batching = {"batch_size": self.batch_size} if self.batch_size else {}
-        return load_engine(self.name, self.handle, self.runtime, self.precision, **batching)
 
 
 @contextlib.contextmanager
@@ -104,7 +87,8 @@ def _outcomes(job: Job, engine: EngineSpec, actors: int | None, gpus: float,
         if decode.unchanged(source, known):
             yield Outcome(str(source.path), cached=True)
         else:
-            rows.append({"source": source, "cached_hash": known.content_hash if known else ""})
+            rows.append({"source": source, "grid": job.grid,
+                         "cached_hash": known.content_hash if known else ""})
     if not rows:
         return
     context = ray.data.DataContext.get_current()
@@ -112,7 +96,7 @@ def _outcomes(job: Job, engine: EngineSpec, actors: int | None, gpus: float,
     # Ray Data's start and progress lines; its full log stays in the Ray session's folder.
     logging.getLogger("ray.data").setLevel(logging.ERROR)
     context.enable_fallback_to_arrow_object_ext_type = True  # rows hold Python objects
-    before = frozenset(path.name for path in shards.complete_shards(job.output.out))
+    before = frozenset(path.name for path in complete_shards(job.output.out))
     actors_started = ray.remote(num_cpus=0)(_Registry).remote()
     # One block per call, so each decoding task feeds one actor call and results stream back.
     dataset = (
@@ -133,7 +117,7 @@ def _outcomes(job: Job, engine: EngineSpec, actors: int | None, gpus: float,
     finally:
         results.close()
         _stop(ray.get(actors_started.handles.remote()))
-        pipeline.remove_orphans(job.output.out)  # what lost or stopped actors had begun
+        remove_orphans(job.output.out)  # what lost or stopped actors had begun
 
 
 class _Registry:
@@ -172,11 +156,11 @@ def _default_actors(gpus: float) -> int:
 
 def _prepare(row: dict) -> dict:
     """A Ray task's work on one clip: hash and decode it (a long one is only planned)."""
-    return {"clip": decode.prepare(row["source"], row["cached_hash"])}
+    return {"clip": decode.prepare(row["source"], row["grid"], row["cached_hash"])}
 
 
 class _ShardActor:
-    """A Ray Data actor: one YAMNet engine, loaded once, behind `ShardMaker`."""
+    """A Ray Data actor: one encoder, loaded once, behind `ShardMaker`."""
 
     def __init__(self, engine: EngineSpec, output: Output, before: frozenset[str],
                  registry) -> None:  # fmt: skip
@@ -185,11 +169,10 @@ class _ShardActor:
         ray.get(registry.add.remote(ray.get_runtime_context().current_actor))
         quiet_frameworks()
         loaded = engine.load()
-        if loaded.fingerprint != output.attrs.yamnet_fingerprint:
-            raise shards.CacheError(
-                f"{engine.handle} gives YAMNet weights {loaded.fingerprint} on this node, "
-                f"the driver's are {output.attrs.yamnet_fingerprint}: give every node the same"
-            )
+        differences = output.spec.encoder.differences(encoder_record(loaded))
+        if differences:
+            raise CacheError(f"the encoder on this node has {', '.join(differences)} of the "
+                             "driver's: give every node the same weights")
         self.make = ShardMaker(loaded, output, before)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list]:
@@ -199,7 +182,7 @@ class _ShardActor:
 class ShardMaker:
     """Turns batches of prepared clips into whole shards, skipping clips this run stored."""
 
-    def __init__(self, engine: Engine, output: Output, before: frozenset[str]) -> None:
+    def __init__(self, engine: Encoder, output: Output, before: frozenset[str]) -> None:
         self.engine, self.output = engine, output
         self._read = set(before)  # shards whose clips are known to be stored
         self._stored: set[tuple[str, str]] = set()  # (path, content hash) added by this run
@@ -210,17 +193,15 @@ class ShardMaker:
         outcomes, to_compute = [], []
         for clip in clips:
             if clip.cached or clip.failure:
-                outcomes.append(pipeline.not_computed(clip))
+                outcomes.append(pipeline.skipped_outcome(clip))
             elif (clip.source.key, clip.content_hash) in self._stored:  # a retried call's
                 outcomes.append(Outcome(str(clip.source.path), cached=True))
             else:
                 to_compute.append(clip)
         sink = pipeline.ShardSink(self.output)
         try:
-            for clip, scores, embeddings in pipeline.computed(
-                self.engine, _waveforms(to_compute, outcomes)
-            ):
-                outcomes += sink.add(clip, scores, embeddings)
+            for file in encoded_files(self.engine, _waveforms(to_compute)):
+                outcomes += sink.add(file)
             outcomes += sink.close()
         finally:
             sink.discard()
@@ -228,7 +209,7 @@ class ShardMaker:
                 for name in Outcome._fields}  # fmt: skip
 
     def _read_new_shards(self) -> None:
-        for path in shards.complete_shards(self.output.out):
+        for path in complete_shards(self.output.out):
             if path.name not in self._read:
                 self._stored.update(_stored_clips(path))
                 self._read.add(path.name)
@@ -236,22 +217,19 @@ class ShardMaker:
 
 def _stored_clips(path: Path) -> Iterable[tuple[str, str]]:
     with h5py.File(path, "r") as file:
-        table = shards.read_columns(file["clips"], ("path", "content_hash"))
+        table = read_columns(file["clips"], ("path", "content_hash"))
     return zip(table["path"], table["content_hash"], strict=True)
 
 
-def _waveforms(clips: list[decode.Prepared], outcomes: list[Outcome]) -> Iterator[decode.Prepared]:
-    """The clips with their waveforms; a long clip as its pieces, read here one at a time.
-
-    A piece that fails ends its clip, and goes to `outcomes` as the clip's failure.
-    """
+def _waveforms(clips: list[decode.Prepared]) -> Iterator[decode.Prepared]:
+    """The clips with their waveforms; a long clip as its pieces, read here one at a time,
+    up to a failed one, which the one path reports as the clip's failure."""
     for clip in clips:
         if clip.pieces == 1:
             yield clip
             continue
         for number in range(clip.pieces):
             piece = decode.prepare_piece(clip, number)
-            if piece.failure:
-                outcomes.append(pipeline.not_computed(piece))
-                break
             yield piece
+            if piece.failure:
+                break

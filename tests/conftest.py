@@ -77,7 +77,7 @@ def synthetic_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     Numpy babble rather than espeak-ng, so that every pipeline test runs on any machine.
     """
-    from brogue.dev.synthetic_corpus import write_corpus
+    from dev.synthetic_corpus import write_corpus
 
     return write_corpus(tmp_path_factory.mktemp("synthetic"), 2, 3, voice="numpy")
 

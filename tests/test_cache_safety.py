@@ -18,9 +18,9 @@ import pytest
 import soundfile as sf
 
 from brogue import atomic
+from brogue.cache.shards import Cache, ClipMeta, ShardAttrs, ShardWriter
 from brogue.extract import decode, lock, pipeline, shards
 from brogue.extract.corpus import folder_clips
-from brogue.extract.shards import Cache, ClipMeta, ShardAttrs, ShardWriter
 from brogue.extract.yamnet.params import PARAMS
 from brogue.main import main
 
@@ -60,7 +60,7 @@ def test_write_text_replaces_atomically_and_an_error_keeps_the_old_file(tmp_path
 
 HOLD = """
 import sys, time
-from brogue.extract.lock import writer_lock
+from brogue.cache.lock import writer_lock
 with writer_lock(sys.argv[1]):
     print("holding", flush=True)
     time.sleep(60)

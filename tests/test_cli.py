@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-import brogue.train.cli
+import brogue.train.commands
 from brogue.command import Command
-from brogue.dev.synthetic_cache import SyntheticCorpus, write_synthetic_cache
 from brogue.errors import BrogueError, MissingExtraError, require
 from brogue.main import main
 from brogue.quiet import _stderr_to_file
+from dev.synthetic_cache import SyntheticCorpus, write_synthetic_cache
 
 REPO = Path(__file__).resolve().parents[1]
 BROGUE = Path(sys.executable).with_name("brogue")  # the console script of this environment
@@ -126,8 +126,8 @@ def test_a_bug_keeps_its_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
     def broken(args) -> int:
         return {}["a bug, not bad input"]
 
-    flags = brogue.train.cli.COMMANDS["evaluate"].add_arguments
-    monkeypatch.setitem(brogue.train.cli.COMMANDS, "evaluate", Command("broken", flags, broken))
+    flags = brogue.train.commands.COMMANDS["evaluate"].add_arguments
+    monkeypatch.setitem(brogue.train.commands.COMMANDS, "evaluate", Command("broken", flags, broken))
     with pytest.raises(KeyError):
         main(["evaluate", "somewhere"])
 

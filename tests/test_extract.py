@@ -13,11 +13,11 @@ import pytest
 import soundfile as sf
 
 from brogue import atomic
+from brogue.cache.shards import MANIFEST, Cache, CacheError, complete_shards
 from brogue.extract import decode, pipeline
 from brogue.extract.audio import load_audio
 from brogue.extract.corpus import ClipSource, folder_clips, manifest_clips, openslr83_clips
 from brogue.extract.decode import TASKS_PER_WORKER, prepared_in_order
-from brogue.extract.shards import MANIFEST, Cache, CacheError, complete_shards
 from brogue.extract.yamnet import engines
 from brogue.main import main
 

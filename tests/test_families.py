@@ -119,9 +119,9 @@ def test_every_family_fits_evaluates_predicts_and_exports(
 
 
 def test_a_clip_feed_pads_every_batch_to_the_sides_longest_clip(tmp_path: Path) -> None:
-    from brogue.dev.synthetic_cache import SyntheticCorpus, write_synthetic_cache
     from brogue.train.config import make_config
-    from brogue.train.corpus import load_corpus
+    from brogue.train.dataset import load_corpus
+    from dev.synthetic_cache import SyntheticCorpus, write_synthetic_cache
 
     corpus = load_corpus(write_synthetic_cache(tmp_path, SyntheticCorpus(), seed=0))
     chosen = corpus.speaker == corpus.speaker[0]

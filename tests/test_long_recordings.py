@@ -9,13 +9,12 @@ import pytest
 import soundfile as sf
 import soxr
 
-from brogue.dev.signals import speech_like
+from brogue.cache.shards import Cache
 from brogue.extract import decode, pipeline
 from brogue.extract.audio import AudioError, load_audio, load_block, probe, resampled_length
 from brogue.extract.corpus import folder_clips
-from brogue.extract.shards import Cache
-from brogue.extract.yamnet.features import num_patches
 from brogue.extract.yamnet.params import PARAMS
+from dev.signals import speech_like
 
 HOP = PARAMS.patch_hop_samples
 
@@ -27,16 +26,16 @@ def test_blocks_give_every_patch_once_on_the_patch_grid(blocks_of, monkeypatch):
     for samples in (PARAMS.min_samples + 7680 * k for k in (3, 5, 6, 7, 10, 15, 999, 5000)):
         for length in (samples - 1, samples, samples + 1, samples + 4321):
             plan = decode.blocks(length)
-            assert sum(block.frames for block in plan) == num_patches(length, PARAMS)
+            assert sum(block.frames for block in plan) == PARAMS.grid.frame_count(length)
             assert [block.start for block in plan] == [k * blocks_of * HOP
                                                        for k in range(len(plan))]  # fmt: skip
             for block in plan:
                 assert block.stop - block.start == PARAMS.min_samples + (block.frames - 1) * HOP
                 # The engine's own count for a block is exactly its share (the last may get
                 # one all-padding patch more, which the pipeline drops).
-                assert num_patches(block.stop - block.start, PARAMS) >= block.frames
+                assert PARAMS.grid.frame_count(block.stop - block.start) >= block.frames
             for block in plan[:-1]:
-                assert num_patches(block.stop - block.start, PARAMS) == block.frames
+                assert PARAMS.grid.frame_count(block.stop - block.start) == block.frames
 
 
 @pytest.mark.parametrize(("rate", "channels"), [(44100, 2), (48000, 1), (22050, 1), (16000, 1)])

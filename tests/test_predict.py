@@ -11,8 +11,8 @@ import pytest
 import soundfile as sf
 import soxr
 
-from brogue.extract.corpus import ACCENTS
-from brogue.extract.shards import Cache
+from brogue.cache.shards import Cache
+from brogue.openslr83 import ACCENTS
 from brogue.main import main
 from brogue.train.predict import FilePrediction, load_run, load_yamnet, predict_files
 

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 from brogue import atomic
+from brogue.cache.shards import MANIFEST, Cache, complete_shards
+from brogue.cache.verify import verify
 from brogue.extract import decode, pipeline
 from brogue.extract.corpus import openslr83_clips
-from brogue.extract.shards import MANIFEST, Cache, complete_shards
-from brogue.extract.verify import verify
 from brogue.main import main
 
 SHARD_FRAMES = 40  # several shards per actor call
@@ -147,8 +147,8 @@ def test_a_bad_file_is_a_failure_not_a_crash(ray_local, synthetic_corpus, yamnet
 
 def test_a_retried_actor_call_stores_no_clip_twice(synthetic_corpus, native_engine, tmp_path):
     """Ray retries the call of a lost actor; the shards it had published stay the only copy."""
+    from brogue.cache.shards import ShardAttrs
     from brogue.extract.ray_executor import ShardMaker
-    from brogue.extract.shards import ShardAttrs
 
     sources = openslr83_clips(synthetic_corpus)[:6]
     attrs = ShardAttrs(native_engine.handle, native_engine.fingerprint,

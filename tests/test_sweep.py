@@ -11,10 +11,10 @@ import optuna
 import pytest
 
 import brogue.train.sweep
-from brogue.dev.synthetic_cache import SyntheticCorpus, write_synthetic_cache
 from brogue.main import main
 from brogue.train.config import TrainConfig
 from brogue.train.sweep import SweepError, load_space, open_study, sweep, trial_config
+from dev.synthetic_cache import SyntheticCorpus, write_synthetic_cache
 
 # Small models, two epochs: each trial takes a few seconds.
 SPACE = {

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
-import brogue.dev.synthetic_corpus
-from brogue.dev.synthetic_corpus import write_corpus
+import dev.synthetic_corpus
 from brogue.extract.corpus import openslr83_clips
 from brogue.main import main
+from dev.synthetic_corpus import write_corpus
 
 
 def test_numpy_voice_writes_the_openslr83_layout(tmp_path: Path) -> None:
@@ -31,7 +31,7 @@ def test_numpy_voice_writes_the_openslr83_layout(tmp_path: Path) -> None:
 def test_without_espeak_the_error_says_how_to_install_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
-    monkeypatch.setattr(brogue.dev.synthetic_corpus.shutil, "which", lambda name: None)
+    monkeypatch.setattr(dev.synthetic_corpus.shutil, "which", lambda name: None)
     assert main(["synthetic", str(tmp_path), "--speakers", "1", "--clips", "1"]) == 1
     assert capsys.readouterr().err.strip() == (
         "error: espeak-ng not found; install it (Debian: apt-get install espeak-ng)"

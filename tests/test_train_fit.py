@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from brogue.dev.synthetic_cache import SyntheticCorpus, write_synthetic_cache
 from brogue.main import main
+from dev.synthetic_cache import SyntheticCorpus, write_synthetic_cache
 
 # Few epochs at a larger learning rate than the example's, so the test takes seconds.
 # SyntheticCorpus(): 3 + 4 + 8 + 4 speakers over 4 accents, 6 clips each.

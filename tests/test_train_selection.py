@@ -11,12 +11,12 @@ import h5py
 import numpy as np
 import pytest
 
-from brogue.dev.synthetic_cache import SyntheticCorpus, write_synthetic_cache
 from brogue.main import main
 from brogue.train.config import make_config
-from brogue.train.corpus import load_corpus
+from brogue.train.dataset import load_corpus
 from brogue.train.metrics import speaker_bootstrap
 from brogue.train.splits import SplitWarning, make_splits, speaker_folds, three_way
+from dev.synthetic_cache import SyntheticCorpus, write_synthetic_cache
 
 # OpenSLR 83's speakers per accent.
 OPENSLR83 = {"Southern": 57, "Northern": 19, "Welsh": 19, "Scottish": 17, "Midlands": 5,

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from brogue.dev.synthetic_cache import SyntheticCorpus, write_synthetic_cache
+from brogue.train.class_weights import class_weights, frame_counts
 from brogue.train.config import ConfigError, TrainConfig, load_config, make_config, parse_layers
-from brogue.train.corpus import load_corpus
+from brogue.train.dataset import load_corpus
 from brogue.train.metrics import d_prime, majority_baseline, pool
 from brogue.train.model import build_model
 from brogue.train.splits import (
@@ -22,7 +22,7 @@ from brogue.train.splits import (
     speaker_holdout,
 )
 from brogue.train.stream import FrameFeed, read_top_class
-from brogue.train.weights import class_weights, frame_counts
+from dev.synthetic_cache import SyntheticCorpus, write_synthetic_cache
 
 OPENSLR83_INDEX = Path(__file__).parents[2] / "shared" / "openslr83" / "line_index_all.csv"
 # The first rows of the example's shuffled table, as its notebook prints them.
@@ -103,7 +103,7 @@ def test_speaker_folds_validate_every_speaker_once() -> None:
 
 @pytest.mark.skipif(not OPENSLR83_INDEX.is_file(), reason="needs ../shared/openslr83")
 def test_random_split_is_the_examples_on_the_real_index() -> None:
-    from brogue.extract.corpus import parse_openslr83_index
+    from brogue.openslr83 import parse_openslr83_index
 
     rows = [row["file_id"] for row in parse_openslr83_index(OPENSLR83_INDEX)]
     valid = set(example_holdout(rows, 0.1, seed=1337))

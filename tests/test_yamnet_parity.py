@@ -16,9 +16,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from yamnet_reference import mel_matrix as reference_mel_matrix
-from yamnet_reference import num_patches, stft_magnitude, waveform_to_patches
+from yamnet_reference import stft_magnitude, waveform_to_patches
 
-from brogue.dev.signals import speech_like
 from brogue.extract.audio import YAMNET_SAMPLE_RATE
 from brogue.extract.yamnet.engines import Frames, HubEngine, NativeEngine
 from brogue.extract.yamnet.frontend import LogMelPatches, hann_window, lay_out, patch_count
@@ -31,6 +30,7 @@ from brogue.extract.yamnet.weights import (
     fold_batch_norm,
     named_variables,
 )
+from dev.signals import speech_like
 
 # Largest |native - hub| seen over CLIPS (float32), keras and openvino alike: embeddings 2.3e-5,
 # scores 9.3e-6, log-mel 3.1e-5 (a chirp's near-empty bands). With a float64 mel matrix they
@@ -141,7 +141,7 @@ def outputs(request, yamnet_handle: str, hub_outputs: list[Frames]
 @pytest.mark.parametrize("name", list(CLIPS))
 def test_native_matches_hub(outputs: dict[str, tuple[Frames, Frames]], name: str):
     hub, native = outputs[name]
-    expected_frames = num_patches(CLIPS[name][0], PARAMS)
+    expected_frames = PARAMS.grid.frame_count(CLIPS[name][0])
 
     assert len(hub.scores) == len(native.scores) == expected_frames
     assert native.embeddings.shape == hub.embeddings.shape == (expected_frames, 1024)
@@ -446,11 +446,11 @@ def test_native_engine_is_deterministic(random_engines, random_weights, batch_cl
 
 
 def test_keras_free_patch_count_is_the_front_ends():
-    """`features.num_patches` (for decode workers) and `frontend.patch_count` (in the graph)
+    """`Params.grid.frame_count` (for decode workers) and `frontend.patch_count` (in the graph)
     are one formula; at 15600 + 7680·k samples the Hub's float32 product gives k + 2 for
     some k, and both must follow it."""
     lengths = [1, FIRST - 1, FIRST, FIRST + 1] + [FIRST + k * HOP + d for k in range(1, 40)
                                                   for d in (-1, 0, 1)]
     graph = keras.ops.convert_to_numpy(patch_count(np.array(lengths, np.int32), PARAMS))
-    assert [num_patches(n, PARAMS) for n in lengths] == graph.tolist()
-    assert num_patches(FIRST + 3 * HOP, PARAMS) == 5  # the Hub's extra frame
+    assert [PARAMS.grid.frame_count(n) for n in lengths] == graph.tolist()
+    assert PARAMS.grid.frame_count(FIRST + 3 * HOP) == 5  # the Hub's extra frame

@@ -15,15 +15,15 @@ import pytest
 from test_yamnet_parity import BATCH_CLIPS, make_clip, write_random_weights
 
 from brogue import atomic
-from brogue.dev.signals import speech_like
+from brogue.cache.shards import CacheError, ShardAttrs, cached_clips
 from brogue.extract import pipeline
 from brogue.extract.corpus import openslr83_clips
-from brogue.extract.shards import CacheError, ShardAttrs, cached_clips
 from brogue.extract.yamnet import runtime
 from brogue.extract.yamnet.engines import NativeEngine, PatchBatcher, front_end_groups
 from brogue.extract.yamnet.params import PARAMS
 from brogue.extract.yamnet.weights import ImportedWeights
 from brogue.train.predict import TrainedRun, load_run, predict_files
+from dev.signals import speech_like
 
 needs_bf16 = pytest.mark.skipif(
     not runtime.cpu_has_bf16(), reason="this CPU has neither AMX nor AVX512-BF16"

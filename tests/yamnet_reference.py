@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from brogue.extract.yamnet.features import num_patches
 from brogue.extract.yamnet.params import Params
 
 
 def pad_waveform(waveform: np.ndarray, params: Params) -> np.ndarray:
     """Zero-pad at the end so the waveform fills a whole number of patches."""
-    padded_length = params.min_samples + (num_patches(len(waveform), params) - 1) * (
+    padded_length = params.min_samples + (params.grid.frame_count(len(waveform)) - 1) * (
         params.patch_hop_samples
     )
     return np.pad(waveform, (0, padded_length - len(waveform)))

@@ -14,5 +14,5 @@ layers in `pooling`, Keras training in `keras_training`), `fit`, `metrics`, `eva
 then `sweep` (an Optuna study of `fit` trials over `sweep_space.json`, with `sweep_worker`),
 `predict` and `prediction_plot` (new recordings through the run's YAMNet and serving head),
 `export` (waveform-to-accent SavedModel).
-`brogue.dev.synthetic_cache` writes small learnable caches for the tests and the benchmarks.
+`dev.synthetic_cache` writes small learnable caches for the tests and the benchmarks.
 """

@@ -14,17 +14,16 @@ from typing import Any
 import keras
 import numpy as np
 
+from brogue.train.class_weights import class_weights
 from brogue.train.config import TrainConfig
-from brogue.train.corpus import Corpus
+from brogue.train.dataset import Corpus
 from brogue.train.keras_training import EpochHook, compile_model, train_keras
-from brogue.train.model import EMBEDDING_WIDTH
 from brogue.train.pooling import AttentionWeights, PoolWeights, StatsPooling
 from brogue.train.splits import Split
-from brogue.train.weights import class_weights
 
 
-def build_model(config: TrainConfig, accents: int) -> keras.Model:
-    frames = keras.Input((None, EMBEDDING_WIDTH), name="frames")
+def build_model(config: TrainConfig, accents: int, width: int) -> keras.Model:
+    frames = keras.Input((None, width), name="frames")
     speech = keras.Input((None,), name="speech")
     present = keras.Input((None,), name="present")
     allowed = PoolWeights(name="pool_weights")(speech, present)
@@ -51,7 +50,7 @@ def train(
                                   class_weight=weights)  # fmt: skip
     valid_feed = corpus.clip_feed(split.valid, config, valid_budget, shuffle=False)
     keras.utils.set_random_seed(config.seed)
-    model = build_model(config, len(corpus.accents))
+    model = build_model(config, len(corpus.accents), corpus.embedding_size)
     facts = train_keras(model, train_feed, valid_feed, config, run, verbose, on_epoch)
     return model, {
         "class_counts": dict(zip(corpus.accents, counts.tolist(), strict=True)),

@@ -16,20 +16,19 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
+from brogue.train.class_weights import class_weights
 from brogue.train.config import TrainConfig
-from brogue.train.corpus import Corpus
+from brogue.train.dataset import Corpus
 from brogue.train.keras_training import EpochHook
-from brogue.train.model import EMBEDDING_WIDTH
 from brogue.train.pooling import PoolWeights, StatsPooling
 from brogue.train.splits import Split
-from brogue.train.weights import class_weights
 
 # lbfgs iterations: the default 100 stops short of convergence on 2048 standardised features.
 MAX_ITER = 2000
 
 
-def _clip_inputs() -> list[keras.KerasTensor]:
-    return [keras.Input((None, EMBEDDING_WIDTH), name="frames"),
+def _clip_inputs(width: int) -> list[keras.KerasTensor]:
+    return [keras.Input((None, width), name="frames"),
             keras.Input((None,), name="speech"), keras.Input((None,), name="present")]  # fmt: skip
 
 
@@ -50,7 +49,7 @@ def carried_model(scaler: StandardScaler, regression: LogisticRegression, accent
     bias = np.full(accents, -1e9)  # an accent absent from training is never the answer
     kernel[:, regression.classes_] = (coef / scaler.scale_).T
     bias[regression.classes_] = intercept - coef @ (scaler.mean_ / scaler.scale_)
-    inputs = _clip_inputs()
+    inputs = _clip_inputs(coef.shape[1] // 2)  # the mean and the deviation of each dimension
     dense = keras.layers.Dense(accents, activation="softmax", name="accent")
     model = keras.Model(inputs, dense(_statistics(inputs)), name="clip_linear")
     dense.set_weights([kernel.astype(np.float32), bias.astype(np.float32)])
@@ -65,7 +64,7 @@ def train(
     accents = len(corpus.accents)
     counts = np.bincount(corpus.label[split.train], minlength=accents)
     weights = class_weights(counts, config.class_weight)
-    inputs = _clip_inputs()
+    inputs = _clip_inputs(corpus.embedding_size)
     statistics = keras.Model(inputs, _statistics(inputs))
     feed = corpus.clip_feed(split.train, config, config.ram_budget_bytes, shuffle=False)
     features = statistics.predict(feed, verbose=0)

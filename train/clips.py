@@ -14,8 +14,6 @@ import math
 import keras
 import numpy as np
 
-from brogue.extract.yamnet.params import SPEECH_CLASS
-from brogue.train.model import EMBEDDING_WIDTH
 from brogue.train.stream import FrameReader
 
 
@@ -50,7 +48,8 @@ class ClipFeed(keras.utils.PyDataset):
         self.shuffle = shuffle
         self.seed = seed
         self.longest = int(num_frames[clips].max())
-        self.resident = int(num_frames[clips].sum()) * (EMBEDDING_WIDTH * 4 + 1) <= budget_bytes
+        self.width = reader.embedding_size
+        self.resident = int(num_frames[clips].sum()) * (self.width * 4 + 1) <= budget_bytes
         self._kept: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self.epoch = 0
         self._orders: dict[int, np.ndarray] = {}
@@ -76,15 +75,15 @@ class ClipFeed(keras.utils.PyDataset):
         start = int(self.frame_start[clip])
         stop = start + int(self.num_frames[clip])
         frames = self.reader.read_frames(int(self.shard[clip]), start, stop,
-                                         ("embeddings", "top_class"))  # fmt: skip
-        read = (frames["embeddings"], frames["top_class"] == SPEECH_CLASS)
+                                         ("embeddings", "speech"))  # fmt: skip
+        read = (frames["embeddings"], frames["speech"])
         if self.resident:
             self._kept[clip] = read
         return read
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, ...]:
         batch = self._order(self.epoch)[index * self.batch_size : (index + 1) * self.batch_size]
-        frames = np.zeros((len(batch), self.longest, EMBEDDING_WIDTH), np.float32)
+        frames = np.zeros((len(batch), self.longest, self.width), np.float32)
         speech = np.zeros((len(batch), self.longest), np.float32)
         present = np.zeros((len(batch), self.longest), np.float32)
         for row, clip in enumerate(batch):

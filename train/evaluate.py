@@ -25,7 +25,7 @@ from sklearn.metrics import balanced_accuracy_score
 from brogue import atomic
 from brogue.errors import BrogueError
 from brogue.train.config import TrainConfig, load_config
-from brogue.train.corpus import Corpus, load_corpus
+from brogue.train.dataset import Corpus, load_corpus
 from brogue.train.families import FAMILIES, Family
 from brogue.train.metrics import clip_and_speaker_metrics, majority_baseline, speaker_bootstrap
 from brogue.train.plots import plot_confusion, plot_history
@@ -103,9 +103,11 @@ def evaluate_run(
     if facts["classes"] != corpus.classes:
         raise EvaluateError(f"{run} was trained on classes {facts['classes']}, the cache has "
                             f"{corpus.classes}")  # fmt: skip
-    if facts["cache"]["fingerprint"] != corpus.cache.fingerprint:
-        raise EvaluateError(f"{run} was trained on embeddings from another YAMNet than the "
-                            f"cache's ({corpus.cache.fingerprint})")  # fmt: skip
+    trained_on = facts["cache"].get("encoder", {}).get("fingerprint",
+                                                       facts["cache"].get("fingerprint"))
+    if trained_on != corpus.encoder.fingerprint:
+        raise EvaluateError(f"{run} was trained on embeddings of other weights than the "
+                            f"cache's ({corpus.encoder.describe()})")  # fmt: skip
     config = load_config(run / "config.json", {})
     family = FAMILIES[config.model]
     split = split_from_json(corpus, json.loads((run / "split.json").read_text()))

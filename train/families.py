@@ -17,7 +17,7 @@ import numpy as np
 
 from brogue.train import clip_attention, clip_linear, frame_dense
 from brogue.train.config import TrainConfig
-from brogue.train.corpus import Corpus
+from brogue.train.dataset import Corpus
 from brogue.train.keras_training import EpochHook
 from brogue.train.pooling import ClipHead, FrameHead
 from brogue.train.splits import Split
@@ -52,6 +52,6 @@ FAMILIES = {
 
 
 def serving_head(model: keras.Model, family: str, num_classes: int) -> keras.layers.Layer:
-    """(embeddings [B, T, 1024], speech [B, T], present [B, T]) -> (probabilities [B, C],
+    """(embeddings [B, T, D], speech [B, T], present [B, T]) -> (probabilities [B, C],
     frame probabilities [B, T, C]) for a run's model of any family."""
     return FAMILIES[family].head(model, num_classes)

@@ -9,6 +9,7 @@ history.csv and logs/ (TensorBoard).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import time
@@ -21,7 +22,7 @@ import keras
 from brogue import atomic
 from brogue.errors import BrogueError
 from brogue.train.config import TrainConfig, save_config
-from brogue.train.corpus import Corpus, load_corpus
+from brogue.train.dataset import Corpus, load_corpus
 from brogue.train.evaluate import evaluate_run, fold_summary, fold_table, side_metrics
 from brogue.train.families import FAMILIES
 from brogue.train.splits import Split, make_splits
@@ -55,9 +56,7 @@ def fit_split(
         "classes": corpus.classes,
         "cache": {
             "directory": str(corpus.cache.directory.absolute()),
-            "handle": corpus.cache.handle,
-            "fingerprint": corpus.cache.fingerprint,
-            "precision": corpus.cache.precision,
+            "encoder": dataclasses.asdict(corpus.encoder),
         },
         **trained,
         "train_seconds": round(time.perf_counter() - started, 3),

@@ -16,8 +16,6 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from brogue.train.model import EMBEDDING_WIDTH
-
 # Inside the square root of the pooled variance: a clip of one frame has variance 0, and the
 # gradient of sqrt is infinite there.
 VARIANCE_FLOOR = 1e-6
@@ -96,7 +94,7 @@ class _Head(keras.layers.Layer):
     def frame_view(self, embeddings, probabilities_of):
         """`probabilities_of` applied to every frame alone, back in [B, T, C]."""
         shape = ops.shape(embeddings)
-        flat = ops.reshape(embeddings, (-1, EMBEDDING_WIDTH))
+        flat = ops.reshape(embeddings, (-1, embeddings.shape[-1]))
         probabilities = probabilities_of(flat)
         return ops.reshape(probabilities, (shape[0], shape[1], self.num_classes))
 

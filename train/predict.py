@@ -1,15 +1,12 @@
-"""`predict`: the accent of new recordings, by the YAMNet and the head a run was trained with.
+"""`predict`: the accent of new recordings, by the encoder and the head a run was trained with.
 
 A file's answer is the clip rule that `evaluate` scores, through the run's serving head
-(`train.families`), whatever its family: the model pools the file's speech frames (YAMNet's top
-class is Speech), or all its frames when it has none, and the accent is the most probable accent
-("Not a speech" never is the answer). Files are decoded by the extractor's worker, their patches
-go through YAMNet's engine as a stream (batched across files as it likes), and the head runs once
-per group of files, padded to the longest. YAMNet runs at the precision of the cache the run was
-trained on (fp32 for runs that do not say).
-A long recording comes in pieces, as in extraction: its embeddings are joined (4 KB per 0.48 s
-frame, about 90 MB for 3 hours) so that a clip-level head sees the whole file, while its audio
-never is held whole; its log-mel, for the plot, is joined the same way.
+(`train.families`), whatever its family: the head pools the file's speech frames (the encoder's
+speech mask), or all its frames when it has none, and the accent is the most probable accent
+("Not a speech" never is the answer). Files reach their frames through extraction's one path
+(`brogue.extract.frames`: decoded by its worker, a long one in blocks, batched across files by
+the encoder, pieces joined), and the head runs once per group of files, padded to the longest.
+The encoder runs at the precision of the cache the run was trained on.
 """
 
 from __future__ import annotations
@@ -19,18 +16,16 @@ import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import keras
 import numpy as np
 
+from brogue.cache import EncoderRecord
 from brogue.errors import BrogueError
-from brogue.extract.corpus import ClipSource
-from brogue.extract.decode import DEFAULT_WORKERS, Prepared, prepared_in_order
-from brogue.extract.yamnet.engines import Engine, Frames, NativeEngine
-from brogue.extract.yamnet.params import SPEECH_CLASS, Params
+from brogue.extract.engine import Encoder, EngineSpec
+from brogue.extract.frames import FileFrames, numbered_sources, whole_files
 from brogue.train.families import serving_head
-from brogue.train.model import EMBEDDING_WIDTH
 
 # Files whose frames go through the head together: one call for many short files, while the
 # probabilities held stay small.
@@ -44,16 +39,15 @@ class PredictError(BrogueError):
 
 @dataclass(frozen=True)
 class TrainedRun:
-    """What inference needs from a run folder: the head, its classes and its YAMNet."""
+    """What inference needs from a run folder: the head, its classes and its encoder."""
 
     folder: Path
     classes: list[str]  # the accents, then "Not a speech"
-    # (embeddings [B, T, 1024], speech [B, T], present [B, T]) -> (probabilities [B, C],
+    # (embeddings [B, T, D], speech [B, T], present [B, T]) -> (probabilities [B, C],
     # frame probabilities [B, T, C]), for every family: `train.families.serving_head`.
     head: keras.layers.Layer
-    handle: str
-    fingerprint: str
-    precision: str  # of the cache's embeddings: YAMNet must run at it again
+    encoder: EncoderRecord  # the producer of the cache the run was trained on
+    facts: dict[str, Any]  # run.json
 
     @property
     def accents(self) -> list[str]:
@@ -61,42 +55,39 @@ class TrainedRun:
 
 
 def load_run(folder: Path) -> TrainedRun:
-    """The run in `folder`, with the YAMNet handle and fingerprint it was trained on."""
+    """The run in `folder`, with the encoder its cache was made by."""
     facts_path, model_path = folder / "run.json", folder / "model.keras"
     if not facts_path.is_file() or not model_path.is_file():
         raise PredictError(f"{folder} is not a finished run folder (no run.json or model.keras)")
     facts = json.loads(facts_path.read_text())
     cache = facts.get("cache", {})
-    if "handle" not in cache or "fingerprint" not in cache:
-        raise PredictError(f"{facts_path} does not say which YAMNet made its cache; fit it again")
+    if "encoder" in cache:
+        encoder = EncoderRecord.from_mapping(cache["encoder"])
+    elif "handle" in cache and "fingerprint" in cache:  # runs fitted on schema 2 caches
+        encoder = EncoderRecord("yamnet", cache["handle"], cache["fingerprint"], {}, "unknown",
+                                cache.get("precision", "fp32"), 0.96, 0.48, 1024)  # fmt: skip
+    else:
+        raise PredictError(f"{facts_path} does not say which encoder made its cache; fit again")
     # Runs from before the model families were all the example's frame-dense head.
     family = facts.get("model", "frame-dense")
     head = serving_head(keras.models.load_model(model_path), family, len(facts["classes"]))
-    return TrainedRun(folder, facts["classes"], head, cache["handle"], cache["fingerprint"],
-                      cache.get("precision", "fp32"))
+    return TrainedRun(folder, facts["classes"], head, encoder, facts)
 
 
-def load_yamnet(run: TrainedRun, runtime: str = "auto") -> Engine:
-    """The run's YAMNet at the run's precision, refused unless its weights are the ones the
+def load_encoder(run: TrainedRun, runtime: str = "auto") -> Encoder:
+    """The run's encoder at the run's precision, refused unless its weights are the ones the
     run was trained on."""
+    record = run.encoder
     try:
-        engine = NativeEngine(run.handle, runtime, run.precision)
+        encoder = EngineSpec(record.name, record.handle, runtime, record.precision).load()
     except BrogueError as error:  # weights that cannot load, a precision this CPU lacks
         raise PredictError(f"{run.folder}: {error}") from None
-    if engine.fingerprint != run.fingerprint:
+    if encoder.fingerprint != record.fingerprint:
         raise PredictError(
-            f"{run.folder} was trained on embeddings of YAMNet weights {run.fingerprint}, "
-            f"but {run.handle} now holds weights {engine.fingerprint}"
+            f"{run.folder} was trained on embeddings of {record.name} weights "
+            f"{record.fingerprint}, but {record.handle} now holds weights {encoder.fingerprint}"
         )
-    return engine
-
-
-class WholeFile(NamedTuple):
-    """A file's frames once its pieces are joined."""
-
-    speech: np.ndarray  # [N] bool: YAMNet's top class is Speech
-    embeddings: np.ndarray  # [N, 1024]
-    log_mel: np.ndarray  # [M, 64]: the front end's output that YAMNet classified
+    return encoder
 
 
 @dataclass(frozen=True)
@@ -107,9 +98,11 @@ class FilePrediction:
     classes: list[str]
     probabilities: np.ndarray  # [C]: the frame probabilities pooled over the speech frames
     frame_probabilities: np.ndarray  # [N, C]
-    speech: np.ndarray  # [N] bool: YAMNet's top class is Speech
-    frame_hop_seconds: float  # frame k covers k·hop .. k·hop + the patch window
-    log_mel: np.ndarray  # [M, 64]: the front end's output that YAMNet classified
+    speech: np.ndarray  # [N] bool: the encoder's speech mask
+    frame_hop_seconds: float  # frame k covers k·hop .. k·hop + window
+    frame_window_seconds: float
+    envelope: np.ndarray  # [R, 2]: the waveform's least and greatest sample every 10 ms
+    log_mel: np.ndarray | None  # [M, 64]: the log-mel the encoder saw, where it has one
 
     @property
     def accent(self) -> str:
@@ -148,49 +141,24 @@ class FilePrediction:
         )
 
 
-def _readable(prepared: Iterator[Prepared], failures: list[str]) -> Iterator[Prepared]:
-    """The decoded files; each one that failed is reported on stderr at once and noted."""
-    for clip in prepared:
-        if clip.waveform is None:
-            print(f"error: {clip.failure}", file=sys.stderr)
-            failures.append(clip.failure)
+def _readable(files: Iterator[FileFrames], failures: list[str]) -> Iterator[FileFrames]:
+    """The files that reached their frames; each one that failed is reported on stderr at once
+    and noted."""
+    for file in files:
+        if file.frames is None:
+            print(f"error: {file.clip.failure}", file=sys.stderr)
+            failures.append(file.clip.failure)
             continue
-        yield clip
+        yield file
 
 
-def _whole_files(
-    computed: Iterator[tuple[Prepared, Frames]], params: Params
-) -> Iterator[tuple[Prepared, WholeFile]]:
-    """(last piece, the whole file) per file, its pieces' frames and log-mel joined.
-
-    A piece's patches start on the patch hop, so its log-mel repeats the last
-    `patch_frames - patch_hop_frames` rows of the piece before: those are dropped.
-    """
-    overlap = params.patch_frames - params.patch_hop_frames
-    pieces: list[WholeFile] = []  # the pieces of the file in progress
-    for clip, frames in computed:
-        if clip.piece == 0:  # a file whose later pieces never came failed: drop its start
-            pieces = []
-        count = len(frames.scores) if clip.frames is None else clip.frames
-        rows = params.patch_frames + (count - 1) * params.patch_hop_frames
-        pieces.append(WholeFile(
-            frames.scores[:count].argmax(axis=1) == SPEECH_CLASS,
-            frames.embeddings[:count],
-            frames.log_mel[overlap if clip.piece else 0 : rows],
-        ))  # fmt: skip
-        if clip.last:
-            yield clip, WholeFile(*(np.concatenate(parts) for parts in zip(*pieces, strict=True)))
-
-
-def _head_groups(
-    files: Iterator[tuple[Prepared, WholeFile]],
-) -> Iterator[list[tuple[Prepared, WholeFile]]]:
+def _head_groups(files: Iterator[FileFrames]) -> Iterator[list[FileFrames]]:
     """Whole files in groups for the head, each group's padded frames within the budget: one
     long recording must not pad 63 short files to its length."""
-    group: list[tuple[Prepared, WholeFile]] = []
+    group: list[FileFrames] = []
     longest = 0
     for file in files:
-        frames = len(file[1].speech)
+        frames = len(file.frames.speech)
         padded = (len(group) + 1) * max(longest, frames)
         if group and (len(group) == FILES_PER_HEAD_CALL or padded > PADDED_FRAMES_PER_HEAD_CALL):
             yield group
@@ -201,36 +169,45 @@ def _head_groups(
         yield group
 
 
-def predict_files(
-    run: TrainedRun, engine: Engine, paths: Sequence[str | Path], failures: list[str]
-) -> Iterator[FilePrediction]:
-    """A prediction for every readable file, in the order given; unreadable files are reported
-    on stderr as they are met and their messages appended to `failures`."""
-    # Each file's position rides along in `extra`, which survives the trip through a worker.
-    sources = [ClipSource(Path(path), "", "", {"number": str(n)}, str(path))
-               for n, path in enumerate(paths)]  # fmt: skip
-    prepared = prepared_in_order(sources, DEFAULT_WORKERS, {})
-    clips = ((clip, clip.waveform) for clip in _readable(prepared, failures))
-    for group in _head_groups(_whole_files(engine.stream(clips), engine.params)):
-        counts = [len(whole.speech) for _, whole in group]
-        embeddings = np.zeros((len(group), max(counts), EMBEDDING_WIDTH), np.float32)
+def predictions(run: TrainedRun, encoder: Encoder, files: Iterator[FileFrames],
+                failures: list[str]) -> Iterator[FilePrediction]:  # fmt: skip
+    """A prediction for each file the one path brings, in order; failed files are reported on
+    stderr and their messages appended to `failures`. Each file's position among those asked
+    for rides in its source's `extra["number"]`."""
+    for group in _head_groups(_readable(files, failures)):
+        counts = [len(file.frames.speech) for file in group]
+        embeddings = np.zeros((len(group), max(counts), encoder.embedding_size), np.float32)
         speech = np.zeros(embeddings.shape[:2], np.float32)
         present = np.zeros(embeddings.shape[:2], np.float32)
-        for row, (_, whole) in enumerate(group):
-            embeddings[row, : len(whole.speech)] = whole.embeddings
-            speech[row, : len(whole.speech)] = whole.speech
-            present[row, : len(whole.speech)] = 1.0
+        for row, file in enumerate(group):
+            embeddings[row, : counts[row]] = file.frames.embeddings
+            speech[row, : counts[row]] = file.frames.speech
+            present[row, : counts[row]] = 1.0
         pooled, per_frame = (np.asarray(x) for x in run.head(embeddings, speech, present))
         rows = zip(group, counts, pooled, per_frame, strict=True)
-        for (clip, whole), count, file_probs, frame_probs in rows:
+        for file, count, file_probs, frame_probs in rows:
             yield FilePrediction(
-                number=int(clip.source.extra["number"]),
-                path=str(clip.source.path),
-                seconds=clip.seconds,
+                number=int(file.clip.source.extra["number"]),
+                path=str(file.clip.source.path),
+                seconds=file.clip.seconds,
                 classes=run.classes,
                 probabilities=file_probs,
                 frame_probabilities=frame_probs[:count],
-                speech=whole.speech,
-                frame_hop_seconds=engine.params.patch_hop_seconds,
-                log_mel=whole.log_mel,
+                speech=file.frames.speech.astype(bool),
+                frame_hop_seconds=encoder.grid.hop_s,
+                frame_window_seconds=encoder.grid.window_s,
+                envelope=file.envelope,
+                log_mel=file.frames.log_mel,
             )
+
+
+def predict_files(
+    run: TrainedRun, encoder: Encoder, paths: Sequence[str | Path], failures: list[str]
+) -> Iterator[FilePrediction]:
+    """A prediction for every readable file, in the order given; unreadable files are reported
+    on stderr as they are met and their messages appended to `failures`."""
+    files = whole_files(encoder, numbered_sources(paths))
+    try:
+        yield from predictions(run, encoder, files, failures)
+    finally:
+        files.close()

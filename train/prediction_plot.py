@@ -1,9 +1,9 @@
 """The Keras example's inference figure, with its three time axes aligned in seconds.
 
-Top to bottom: the waveform, the log-mel spectrogram YAMNet classified (the front end's own
-output, carried by the prediction), and the head's per-frame
-probabilities of every class, the file's most probable class on top. Each spectrogram column and
-each probability cell is drawn centred on the middle of the window it was computed from.
+Top to bottom: the waveform (its envelope, carried by the prediction, so the file is not decoded
+again), the log-mel spectrogram the encoder classified (where it has one), and the head's
+per-frame probabilities of every class, the file's most probable class on top. Each spectrogram
+column and each probability cell is drawn centred on the middle of the window it came from.
 """
 
 from __future__ import annotations
@@ -18,8 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from brogue import atomic  # noqa: E402
-from brogue.extract.audio import load_audio  # noqa: E402
-from brogue.extract.yamnet.params import Params  # noqa: E402
+from brogue.extract.frames import LOG_MEL_HOP_S, LOG_MEL_WINDOW_S  # noqa: E402
 from brogue.train.predict import FilePrediction  # noqa: E402
 
 
@@ -29,26 +28,25 @@ def _extent(count: int, hop: float, window: float) -> tuple[float, float]:
     return left, left + count * hop
 
 
-def plot_prediction(prediction: FilePrediction, params: Params, path: Path) -> None:
-    """Draw the figure of `prediction` into the PNG `path`, decoding its file once more."""
-    waveform = load_audio(prediction.path)
-    log_mel = prediction.log_mel
+def plot_prediction(prediction: FilePrediction, path: Path) -> None:
+    """Draw the figure of `prediction` into the PNG `path`."""
+    envelope, log_mel = prediction.envelope, prediction.log_mel
     order = np.argsort(prediction.probabilities)[::-1]
-    fig, (wave, mel, probs) = plt.subplots(3, 1, figsize=(10, 7), sharex=True)
-    wave.plot(np.arange(len(waveform)) / params.sample_rate, waveform, linewidth=0.5)
+    panels = 3 if log_mel is not None else 2
+    fig, axes = plt.subplots(panels, 1, figsize=(10, 7), sharex=True)
+    wave, probs = axes[0], axes[-1]
+    times = np.arange(len(envelope)) * LOG_MEL_HOP_S
+    wave.fill_between(times, envelope[:, 0], envelope[:, 1], step="post", linewidth=0.5)
     wave.set_ylabel("waveform")
-    left, right = _extent(len(log_mel), params.stft_hop_seconds, params.stft_window_seconds)
-    mel.imshow(
-        log_mel.T,
-        aspect="auto",
-        interpolation="nearest",
-        origin="lower",
-        extent=(left, right, -0.5, params.mel_bands - 0.5),
-    )
-    mel.set_ylabel("log-mel band")
-    left, right = _extent(
-        len(prediction.speech), params.patch_hop_seconds, params.patch_window_seconds
-    )
+    right = 0.0
+    if log_mel is not None:
+        mel = axes[1]
+        left, right = _extent(len(log_mel), LOG_MEL_HOP_S, LOG_MEL_WINDOW_S)
+        mel.imshow(log_mel.T, aspect="auto", interpolation="nearest", origin="lower",
+                   extent=(left, right, -0.5, log_mel.shape[1] - 0.5))  # fmt: skip
+        mel.set_ylabel("log-mel band")
+    left, right_frames = _extent(len(prediction.speech), prediction.frame_hop_seconds,
+                                 prediction.frame_window_seconds)  # fmt: skip
     probs.imshow(
         prediction.frame_probabilities[:, order].T,
         aspect="auto",
@@ -56,12 +54,12 @@ def plot_prediction(prediction: FilePrediction, params: Params, path: Path) -> N
         cmap="gray_r",
         vmin=0.0,
         vmax=1.0,
-        extent=(left, right, len(order) - 0.5, -0.5),
+        extent=(left, right_frames, len(order) - 0.5, -0.5),
     )
     probs.set_yticks(range(len(order)), [prediction.classes[i] for i in order])
     probs.set_xlabel("seconds")
-    # The log-mel spectrogram covers the zero padding YAMNet adds up to its last frame.
-    wave.set_xlim(0.0, max(len(waveform) / params.sample_rate, right))
+    # The spectrogram and the frames cover the zero padding up to the encoder's last frame.
+    wave.set_xlim(0.0, max(prediction.seconds, right, right_frames))
     fig.suptitle(
         f"{Path(prediction.path).name}: {prediction.accent} "
         f"({prediction.probabilities[order[0]]:.2f})"

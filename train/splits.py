@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 
 from brogue.errors import BrogueError
-from brogue.extract.corpus import parse_openslr83_index
+from brogue.openslr83 import parse_openslr83_index
 from brogue.train.config import TrainConfig
-from brogue.train.corpus import Corpus
+from brogue.train.dataset import Corpus
 
 
 class SplitWarning(UserWarning):

@@ -20,7 +20,6 @@ from typing import Protocol
 import keras
 import numpy as np
 
-from brogue.extract.yamnet.params import SPEECH_CLASS
 from brogue.train.config import ConfigError
 
 _LABEL_DTYPE = np.int16
@@ -28,6 +27,10 @@ _ORDER_DTYPE = np.int32
 
 
 class FrameReader(Protocol):
+    """What the feeds read frames through: `brogue.cache.Cache`."""
+
+    embedding_size: int
+
     def read_frames(
         self, shard: int, start: int, stop: int, columns: Sequence[str]
     ) -> dict[str, np.ndarray]: ...
@@ -71,9 +74,9 @@ def make_blocks(
     return blocks
 
 
-def frame_labels(top_class: np.ndarray, clip_labels: np.ndarray, not_speech: int) -> np.ndarray:
-    """The example's rule: a Speech frame gets its clip's accent, any other "Not a speech"."""
-    return np.where(top_class == SPEECH_CLASS, clip_labels, not_speech).astype(_LABEL_DTYPE)
+def frame_labels(speech: np.ndarray, clip_labels: np.ndarray, not_speech: int) -> np.ndarray:
+    """The example's rule: a speech frame gets its clip's accent, any other "Not a speech"."""
+    return np.where(speech, clip_labels, not_speech).astype(_LABEL_DTYPE)
 
 
 def read_span(
@@ -84,12 +87,12 @@ def read_span(
     return reader.read_frames(block.shard, start, stop, columns=columns), block.rows - start
 
 
-def read_top_class(reader: FrameReader, blocks: Sequence[Block]) -> np.ndarray:
-    """Every frame's top YAMNet class in block order, without touching the embeddings."""
+def read_speech(reader: FrameReader, blocks: Sequence[Block]) -> np.ndarray:
+    """Every frame's speech mask in block order, without touching the embeddings."""
     parts = []
     for block in blocks:
-        span, local = read_span(reader, block, ("top_class",))
-        parts.append(span["top_class"][local])
+        span, local = read_span(reader, block, ("speech",))
+        parts.append(span["speech"][local])
     return np.concatenate(parts)
 
 
@@ -109,8 +112,8 @@ class FrameFeed(keras.utils.PyDataset):
 
     With `shuffle=False` frames come in block order, which is what evaluation pools by clip.
     With `class_weight` (one weight per class) each batch carries its frames' weights.
-    `peak_bytes` records the most window and block memory held at once. `embedding` is one
-    frame's embedding as a sub-array dtype, e.g. np.dtype((np.float16, (1024,))).
+    `peak_bytes` records the most window and block memory held at once. Embeddings are held
+    as float32, as `reader` returns them.
     """
 
     def __init__(
@@ -121,7 +124,6 @@ class FrameFeed(keras.utils.PyDataset):
         num_classes: int,
         batch_size: int,
         budget_bytes: int,
-        embedding: np.dtype,
         shuffle: bool,
         seed: int,
         class_weight: np.ndarray | None = None,
@@ -138,7 +140,7 @@ class FrameFeed(keras.utils.PyDataset):
         self.seed = seed
         self.frames = sum(len(block.rows) for block in self.blocks)
         self._sizes = np.array([len(block.rows) for block in self.blocks])
-        self.embedding = embedding
+        self.embedding = embedding = np.dtype((np.float32, (reader.embedding_size,)))
         row_bytes = embedding.itemsize + np.dtype(_LABEL_DTYPE).itemsize
         row_bytes += np.dtype(_ORDER_DTYPE).itemsize if shuffle else 0
         budget_rows = budget_bytes // row_bytes
@@ -193,12 +195,12 @@ class FrameFeed(keras.utils.PyDataset):
             position = 0
             for index in blocks:
                 block = self.blocks[index]
-                span, local = read_span(self.reader, block, ("embeddings", "top_class"))
+                span, local = read_span(self.reader, block, ("embeddings", "speech"))
                 stop = position + len(local)
                 # take(out=...) copies the chosen rows without a temporary.
                 np.take(span["embeddings"], local, axis=0, out=embeddings[position:stop])
                 labels[position:stop] = frame_labels(
-                    span["top_class"][local], self.clip_labels[block.clips], self.num_classes - 1
+                    span["speech"][local], self.clip_labels[block.clips], self.num_classes - 1
                 )
                 self._note_bytes(span["embeddings"].nbytes + embeddings.nbytes)
                 position = stop

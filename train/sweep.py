@@ -56,7 +56,7 @@ from brogue.train.config import (  # noqa: E402
     OBJECTIVES,
     TrainConfig,
 )
-from brogue.train.corpus import load_corpus  # noqa: E402
+from brogue.train.dataset import load_corpus  # noqa: E402
 from brogue.train.evaluate import evaluate_run  # noqa: E402
 from brogue.train.fit import fit  # noqa: E402
 from brogue.train.splits import SplitWarning, make_splits  # noqa: E402
@@ -338,11 +338,15 @@ def write_plots(out: Path, study: optuna.Study) -> None:
 
 
 def _copy_best(out: Path, folder: Path) -> None:
-    staging = out / "best.tmp"
-    shutil.rmtree(staging, ignore_errors=True)
+    """Copy the best trial's run to `out/best`, replacing an earlier sweep's best once the copy
+    is complete and synced."""
+    staging = atomic.temporary_path(out / "best")
     shutil.copytree(folder, staging)
-    shutil.rmtree(out / "best", ignore_errors=True)
-    staging.replace(out / "best")
+    try:
+        shutil.rmtree(out / "best", ignore_errors=True)
+        atomic.publish_folder(staging, out / "best")
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def sweep(
@@ -371,7 +375,7 @@ def sweep(
     corpus = load_corpus(cache)
     make_splits(corpus, base, index)
     url = storage or _default_url(out)
-    identity = _identity(cache, corpus.cache.fingerprint, base, space, objective, index)
+    identity = _identity(cache, corpus.encoder.fingerprint, base, space, objective, index)
     study = _start_or_resume(out, url, identity, base.seed)
     for failed in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
         # An interrupted trial is never resumed: what it left would only mislead.

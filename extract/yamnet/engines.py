@@ -1,4 +1,4 @@
-"""Two YAMNet engines behind one interface: clips in, each clip's frames out, in order.
+"""YAMNet as an encoder (`extract/engine.py`), by two engines: clips in, frames out, in order.
 
 - `hub`: the reference. TF Hub's SavedModel, loaded once and called once per clip,
   as the Keras example does.
@@ -7,8 +7,8 @@
   the precision asked for (`runtime.py`).
 
 Callers hand over clips and get clips back (`stream`, `frames`); how an engine batches is
-its own business. Both record the handle, weights fingerprint, runtime and precision that
-produced their output.
+its own business. A frame is speech when its top AudioSet class is Speech
+(`brogue.cache.speech.top_class_is_speech`).
 """
 
 from __future__ import annotations
@@ -18,14 +18,18 @@ import concurrent.futures
 import csv
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Generic, NamedTuple, Protocol, TypeVar
+from typing import Generic, TypeVar
 
 import keras
 import numpy as np
+from keras import ops
+
+from brogue.cache.speech import YAMNET_SPEECH_CLASS, top_class_is_speech
+from brogue.extract.engine import EncodedFrames, frames_of
 
 from . import runtime as runtimes
-from .features import CLIPS_PER_FRONT_END_CALL, SAMPLES_PER_FRONT_END_CALL, patch_counts
-from .frontend import build_front_end, lay_out, log_mel_rows
+from .features import CLIPS_PER_FRONT_END_CALL, SAMPLES_PER_FRONT_END_CALL
+from .frontend import LogMelPatches, build_front_end, lay_out, log_mel_rows
 from .params import PARAMS, Params
 from .weights import (
     ImportedWeights,
@@ -50,28 +54,31 @@ BATCHES_PER_NETWORK_CALL = 4
 Key = TypeVar("Key")
 
 
-class Frames(NamedTuple):
-    scores: np.ndarray  # [N, 521] per 0.96 s patch
-    embeddings: np.ndarray  # [N, 1024]
-    log_mel: np.ndarray  # [M, 64] of the padded waveform
+class _YamnetEncoder:
+    """What both engines share as encoders of the cache."""
 
-
-class Engine(Protocol):
-    name: str  # "hub" or "native"
-    runtime: str  # where the network runs: "hub", "keras" or "openvino"
-    precision: str  # "fp32" or "bf16"
-    handle: str
-    fingerprint: str
+    name = "yamnet"
     params: Params
     class_names: list[str]
 
-    def stream(self, clips: Iterable[tuple[Key, np.ndarray]]) -> Iterator[tuple[Key, Frames]]:
-        """(key, frames) for each (key, 16 kHz waveform), in order, batched as the engine likes."""
-        ...
+    @property
+    def grid(self):
+        return self.params.grid
 
-    def frames(self, waveforms: Sequence[np.ndarray]) -> list[Frames]:
-        """The frames of each waveform: `stream` on a list."""
-        ...
+    @property
+    def embedding_size(self) -> int:
+        return self.params.embedding_size
+
+    @property
+    def score_names(self) -> list[str]:
+        return self.class_names
+
+    def frames(self, waveforms: Sequence[np.ndarray]) -> list[EncodedFrames]:
+        return frames_of(self, waveforms)
+
+
+def _encoded(scores: np.ndarray, embeddings: np.ndarray, log_mel: np.ndarray) -> EncodedFrames:
+    return EncodedFrames(embeddings, top_class_is_speech(scores.argmax(axis=1)), scores, log_mel)
 
 
 def read_class_names(class_map_csv: str | Path) -> list[str]:
@@ -79,12 +86,8 @@ def read_class_names(class_map_csv: str | Path) -> list[str]:
         return [row["display_name"] for row in csv.DictReader(handle)]
 
 
-def frames_of(engine: Engine, waveforms: Sequence[np.ndarray]) -> list[Frames]:
-    return [frames for _, frames in engine.stream(enumerate(waveforms))]
-
-
-class HubEngine:
-    name = runtime = "hub"
+class HubEngine(_YamnetEncoder):
+    runtime = "hub"
     precision = "fp32"
 
     def __init__(self, handle: str, params: Params = PARAMS):
@@ -94,17 +97,14 @@ class HubEngine:
         self.fingerprint = fingerprint(named_variables(self._model))
         self.class_names = read_class_names(self._model.class_map_path().numpy().decode())
 
-    def stream(self, clips: Iterable[tuple[Key, np.ndarray]]) -> Iterator[tuple[Key, Frames]]:
+    def stream(self, clips: Iterable[tuple[Key, np.ndarray]]
+               ) -> Iterator[tuple[Key, EncodedFrames]]:  # fmt: skip
         for key, waveform in clips:
             scores, embeddings, log_mel = self._model(np.asarray(waveform, np.float32))
-            yield key, Frames(scores.numpy(), embeddings.numpy(), log_mel.numpy())
-
-    def frames(self, waveforms: Sequence[np.ndarray]) -> list[Frames]:
-        return frames_of(self, waveforms)
+            yield key, _encoded(scores.numpy(), embeddings.numpy(), log_mel.numpy())
 
 
-class NativeEngine:
-    name = "native"
+class NativeEngine(_YamnetEncoder):
 
     def __init__(
         self,
@@ -149,7 +149,8 @@ class NativeEngine:
         # not jit the ragged framing at all); on TensorFlow this is still a compiled graph.
         self.front_end.compile(jit_compile=False)
 
-    def stream(self, clips: Iterable[tuple[Key, np.ndarray]]) -> Iterator[tuple[Key, Frames]]:
+    def stream(self, clips: Iterable[tuple[Key, np.ndarray]]
+               ) -> Iterator[tuple[Key, EncodedFrames]]:  # fmt: skip
         """The front end here, the network on a thread of its own, so that they overlap with
         each other and with the caller's work between clips (waiting for decoded audio,
         writing shards); one group of clips waits for the network at most."""
@@ -157,11 +158,11 @@ class NativeEngine:
             self.infer, self.batch_size * BATCHES_PER_NETWORK_CALL)
 
         def through_network(group: list[tuple[Key, np.ndarray, np.ndarray]], last: bool
-                            ) -> list[tuple[Key, Frames]]:
+                            ) -> list[tuple[Key, EncodedFrames]]:
             done = [finished for key, log_mel, patches in group
                     for finished in batcher.add((key, log_mel), patches)]
             done += batcher.flush() if last else []
-            return [(key, Frames(scores, embeddings, log_mel))
+            return [(key, _encoded(scores, embeddings, log_mel))
                     for (key, log_mel), scores, embeddings in done]
 
         clips = iter(clips)
@@ -183,16 +184,13 @@ class NativeEngine:
                 for future in waiting:
                     future.cancel()
 
-    def frames(self, waveforms: Sequence[np.ndarray]) -> list[Frames]:
-        return frames_of(self, waveforms)
-
     def log_mel_patches(self, waveforms: Sequence[np.ndarray]
                         ) -> list[tuple[np.ndarray, np.ndarray]]:
         """(log_mel [M, 64], patches [N, 96, 64]) of each waveform, by the one front end in
         one call."""
         samples, lengths = lay_out(waveforms, self.params)
         log_mel, patches = self.front_end.predict_on_batch([samples, lengths])
-        counts = patch_counts(lengths, self.params)
+        counts = self.params.grid.frame_counts(lengths)
         patch_bounds = np.cumsum(counts)[:-1]
         row_bounds = np.cumsum(log_mel_rows(counts, self.params))[:-1]
         return list(zip(np.split(np.asarray(log_mel), row_bounds),
@@ -203,9 +201,27 @@ class NativeEngine:
         return self.network(patches)
 
     def keras_model(self) -> keras.Model:
-        """The network on this engine's weights as a Keras model (fp32), to build into a
-        graph of one's own, as `export` does."""
+        """The network on this engine's weights as a Keras model (fp32)."""
         return runtimes.keras_model(self._imported, self.params)
+
+    def waveform_model(self) -> keras.Model:
+        """Waveform [S] -> (embeddings [N, 1024], speech [N] as 1.0/0.0), in fp32: the front
+        end, the network and the speech rule in one graph, for `export`."""
+        waveform = keras.Input(batch_shape=(None,), name="waveform")
+        _, patches = LogMelPatches(self.params, name="log_mel")(waveform)
+        scores, embeddings = self.keras_model()(patches)
+        return keras.Model(waveform, [embeddings, SpeechMask(name="speech")(scores)],
+                           name="yamnet_waveform")
+
+
+class SpeechMask(keras.layers.Layer):
+    """YAMNet scores [N, 521] -> [N] floats: `top_class_is_speech` inside a graph."""
+
+    def call(self, scores):
+        return ops.cast(ops.equal(ops.argmax(scores, axis=-1), YAMNET_SPEECH_CLASS), "float32")
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[:1]
 
 
 def front_end_groups(clips: Iterable[tuple[Key, np.ndarray]]
@@ -276,7 +292,7 @@ ENGINES = ("native", "hub")
 
 
 def load_engine(name: str, handle: str, runtime: str = "auto", precision: str = "fp32",
-                batch_size: int = DEFAULT_BATCH_PATCHES) -> Engine:
+                batch_size: int = DEFAULT_BATCH_PATCHES) -> HubEngine | NativeEngine:
     """The engine `name` on `handle`; the hub engine is TF Hub's own graph, fp32 only."""
     if name == "hub":
         if (runtime, precision) not in (("auto", "fp32"), ("hub", "fp32")):

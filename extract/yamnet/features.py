@@ -1,16 +1,7 @@
-"""The keras-free facts of YAMNet's front end: its frame count, padded length and call sizes.
-
-`num_patches` is `frontend.patch_count` for plain ints and arrays, for code that must not import
-Keras or wait for it (decode workers planning a long recording's blocks, the engine laying clips
-out on the host); the tests hold the two to each other. `padded_samples` is the length a clip is
-padded to, used on both sides.
-"""
+"""The keras-free sizes of YAMNet's front-end calls. Its frame count and padded length are its
+grid's (`Params.grid`, `extract/grid.py`), which the tests hold to `frontend.patch_count`."""
 
 from __future__ import annotations
-
-import numpy as np
-
-from .params import Params
 
 # Clips per call of the native engine's front end: 16 clips of ~6 s ran it 2.4x faster than one
 # call per clip: a call costs ~1.2 ms by itself, and bigger ones keep both cores busier. Here,
@@ -22,22 +13,3 @@ CLIPS_PER_FRONT_END_CALL = 16
 # of it. Smaller calls cost speed: the front end ran at 3,400-4,200 audio-s/s in 96 s calls
 # against 2,700-3,100 in 48 s ones.
 SAMPLES_PER_FRONT_END_CALL = 96 * 16000
-
-
-def num_patches(num_samples: int, params: Params) -> int:
-    """Frames YAMNet returns for a waveform of `num_samples` (at least one), as
-    `frontend.patch_count` computes them: float32, as the Hub graph does."""
-    return int(patch_counts(np.array([num_samples]), params)[0])
-
-
-def patch_counts(lengths: np.ndarray, params: Params) -> np.ndarray:
-    """`num_patches` of each length in `lengths`, at once."""
-    after_first = np.maximum(lengths.astype(np.int64) - params.min_samples, 0).astype(np.float32)
-    reciprocal = np.float32(1) / np.float32(params.patch_hop_samples)
-    return 1 + np.ceil(after_first * reciprocal).astype(np.int64)
-
-
-def padded_samples(patches, params: Params):
-    """Samples of a waveform zero-padded to hold `patches` whole patches: plain arithmetic, for
-    ints, arrays and tensors alike."""
-    return params.min_samples + (patches - 1) * params.patch_hop_samples

@@ -22,7 +22,6 @@ import keras
 import numpy as np
 from keras import ops
 
-from .features import padded_samples, patch_counts
 from .params import PARAMS, Params
 
 
@@ -76,7 +75,7 @@ def lay_out(waveforms: Sequence[np.ndarray], params: Params = PARAMS
     sample needs its own index (the whole front end went from 1,800 to 3,300-4,700 audio-s/s).
     """
     lengths = np.array([len(waveform) for waveform in waveforms], np.int32)
-    padded = padded_samples(patch_counts(lengths, params), params)
+    padded = params.grid.padded_samples(params.grid.frame_counts(lengths))
     starts = np.cumsum(padded) - padded
     samples = np.zeros(padded.sum(), np.float32)
     for waveform, start in zip(waveforms, starts, strict=True):
@@ -134,12 +133,12 @@ class LogMelPatches(keras.layers.Layer):
             lengths = ops.cast(lengths, "int32")
         else:
             lengths = ops.expand_dims(ops.shape(clips)[0], 0)
-            padded = ops.pad(clips, [[0, padded_samples(patch_count(lengths[0], params), params)
+            padded = ops.pad(clips, [[0, params.grid.padded_samples(patch_count(lengths[0], params))
                                       - lengths[0]]])
         patches = patch_count(lengths, params)
         # A padded clip is whole units of gcd(window, hop) samples, and its log-mel whole
         # units of gcd(patch, patch hop) rows, so no frame straddles two clips.
-        padded_lengths = padded_samples(patches, params)
+        padded_lengths = params.grid.padded_samples(patches)
         unit = math.gcd(params.stft_window_samples, params.stft_hop_samples)
         clip_frames = log_mel_rows(patches, params)
         starts = _ragged_range(clip_frames, (ops.cumsum(padded_lengths) - padded_lengths) // unit,

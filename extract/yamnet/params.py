@@ -10,10 +10,12 @@ import dataclasses
 import json
 import math
 
+from brogue.extract.grid import SAMPLE_RATE, FrameGrid
+
 
 @dataclasses.dataclass(frozen=True)
 class Params:
-    sample_rate: float = 16000.0
+    sample_rate: float = float(SAMPLE_RATE)
     stft_window_seconds: float = 0.025
     stft_hop_seconds: float = 0.010
     mel_bands: int = 64
@@ -62,6 +64,12 @@ class Params:
         return int(round(seconds * self.sample_rate))
 
     @property
+    def grid(self) -> FrameGrid:
+        """YAMNet's frames are its patches; each depends on `min_samples` of audio."""
+        return FrameGrid(self.min_samples, self.patch_hop_samples, self.patch_window_seconds,
+                         self.patch_hop_seconds)
+
+    @property
     def patch_shape(self) -> tuple[int, int]:
         return (self.patch_frames, self.mel_bands)
 
@@ -70,5 +78,3 @@ class Params:
 
 
 PARAMS = Params()
-# "Speech" opens YAMNet's AudioSet class map; a frame whose top class is another is not speech.
-SPEECH_CLASS = 0

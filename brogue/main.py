@@ -1,12 +1,12 @@
 """The `brogue` command: one verb per job, from audio to accents.
 
-    brogue extract   run YAMNet once over a corpus into the shard cache
+    brogue extract   run an encoder once over a corpus into the shard cache; brogue verify
     brogue fit       train a model on the cache; brogue evaluate, sweep, predict, export
     brogue yamnet    what YAMNet hears in audio files
-    brogue synthetic, brogue bench NAME   development: a small corpus, the benchmarks
 
-Errors a person can fix print as one line (exit 1, or the code the verb documents);
-`--verbose` shows tracebacks and the frameworks' start-up logs.
+Exit codes, the same for every verb: 0 done; 3 done, but some inputs failed (each listed);
+1 an error a person can fix, printed as one line (`--verbose` shows the traceback and the
+frameworks' start-up logs); 2 usage; 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -19,13 +19,13 @@ from collections.abc import Sequence
 
 from brogue import __version__
 from brogue.command import Command
-from brogue.errors import BrogueError
+from brogue.errors import INTERRUPTED, BrogueError
 from brogue.quiet import quiet_frameworks
 
 # Modules whose COMMANDS tables make up the verbs, in the order `brogue --help` lists them.
 # They import no framework at import time, so `--help` and decode workers start at once.
-COMMAND_MODULES = ("brogue.extract.cli", "brogue.train.cli", "brogue.extract.yamnet.cli",
-                   "brogue.dev.cli")  # fmt: skip
+COMMAND_MODULES = ("brogue.extract.commands", "brogue.train.commands",
+                   "brogue.extract.yamnet.commands")  # fmt: skip
 
 
 def commands() -> dict[str, Command]:
@@ -61,8 +61,8 @@ def build_parser(table: dict[str, Command]) -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    table = commands()
+def main(argv: Sequence[str] | None = None, table: dict[str, Command] | None = None) -> int:
+    table = table or commands()
     args = build_parser(table).parse_args(argv)
     if not args.verbose:
         quiet_frameworks()
@@ -74,3 +74,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code
+    except KeyboardInterrupt:
+        if args.verbose:
+            raise
+        print("interrupted", file=sys.stderr)
+        return INTERRUPTED

@@ -13,6 +13,7 @@ import importlib
 from types import ModuleType
 
 SOME_FAILED = 3  # the exit code of a verb that finished but could not use some of its inputs
+INTERRUPTED = 130  # Ctrl-C, for every verb (`brogue.main`)
 
 
 class BrogueError(Exception):

@@ -5,7 +5,10 @@ A file is written under a unique temporary name beside its final name, flushed t
 so the new name survives a power cut. Readers therefore see either no file or a complete
 one, and two writers never write into the same temporary file.
 
-Two ways to publish:
+A folder (an export, a sweep's best run) is published the same way by `publish_folder`:
+written under a temporary name, every file and folder in it synced, then renamed.
+
+Two ways to publish a file:
 - `overwrite=True` (the default) replaces what is there (`os.replace`): a manifest, a
   run folder's `metrics.json`, a plot.
 - `overwrite=False` publishes only if the final name is free (`os.link`, which fails on an
@@ -23,6 +26,7 @@ import contextlib
 import os
 import re
 import secrets
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -66,6 +70,32 @@ def publish(temporary: Path, final: Path, *, overwrite: bool = True) -> None:
         os.link(temporary, final)  # FileExistsError if the name is taken: nothing is replaced
         os.unlink(temporary)
     sync_folder(final.parent)
+
+
+@contextlib.contextmanager
+def atomic_folder(final: Path) -> Iterator[Path]:
+    """A new temporary folder to fill with `final`'s content; published by `publish_folder`
+    when the block ends normally, removed on an exception."""
+    final = Path(final)
+    temporary = temporary_path(final)
+    temporary.mkdir()
+    try:
+        yield temporary
+        publish_folder(temporary, final)
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
+
+
+def publish_folder(temporary: Path, final: Path) -> None:
+    """Sync every file and folder under `temporary`, then rename it to `final`, which must not
+    exist or be an empty folder (`OSError` otherwise: a finished folder is never replaced)."""
+    for folder, _, files in os.walk(temporary, topdown=False):
+        for name in files:
+            with open(Path(folder) / name, "rb") as file:
+                os.fsync(file.fileno())
+        sync_folder(Path(folder))
+    os.rename(temporary, final)
+    sync_folder(Path(final).parent)
 
 
 def sync_folder(folder: Path) -> None:

@@ -1,4 +1,6 @@
-"""The development verbs of `brogue`: `synthetic` (a demo corpus), `bench NAME` and `stress`."""
+"""Development verbs, from a clone only (`python -m dev VERB`, or `make synthetic`, `make bench-*`,
+`make stress`): `synthetic` (a demo corpus), `bench NAME` and `stress`. They are not in the wheel,
+so users' `brogue --help` lists users' verbs."""
 
 from __future__ import annotations
 
@@ -7,17 +9,17 @@ import importlib
 from pathlib import Path
 
 from brogue.command import Command, positive_int
-from brogue.dev.synthetic_corpus import SPEAKING_VOICES, write_corpus
+from dev.synthetic_corpus import SPEAKING_VOICES, write_corpus
 
 # name → (module with main(argv), what it measures)
 BENCHMARKS = {
-    "yamnet": ("brogue.dev.bench_yamnet", "hub vs native YAMNet in every runtime x precision"),
-    "extract": ("brogue.dev.bench_extract", "extraction stage, hub vs every runtime x precision"),
-    "train": ("brogue.dev.bench_train", "an epoch streamed from shards vs from memory"),
-    "sweep": ("brogue.dev.bench_sweep", "a sweep trial on the cache vs recomputing YAMNet"),
-    "shards": ("brogue.dev.bench_shards", "HDF5 layouts: read speed for training"),
-    "families": ("brogue.dev.bench_families", "the model families by nested CV, and a sweep"),
-    "ray": ("brogue.dev.bench_ray", "extraction on Ray Data in local mode vs the local executor"),
+    "yamnet": ("dev.bench_yamnet", "hub vs native YAMNet in every runtime x precision"),
+    "extract": ("dev.bench_extract", "extraction stage, hub vs every runtime x precision"),
+    "train": ("dev.bench_train", "an epoch streamed from shards vs from memory"),
+    "sweep": ("dev.bench_sweep", "a sweep trial on the cache vs recomputing YAMNet"),
+    "shards": ("dev.bench_shards", "HDF5 layouts: read speed for training"),
+    "families": ("dev.bench_families", "the model families by nested CV, and a sweep"),
+    "ray": ("dev.bench_ray", "extraction on Ray Data in local mode vs the local executor"),
 }
 
 
@@ -45,8 +47,8 @@ def _stress_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _stress(args: argparse.Namespace) -> int:
-    from brogue.dev.stress import drill
     from brogue.extract.yamnet.weights import resolve_handle
+    from dev.stress import drill
 
     return drill(resolve_handle(args.yamnet), args.trials, args.seed)
 
@@ -70,3 +72,11 @@ COMMANDS = {
     "stress": Command("the cache's fault drill: SIGKILLs, two writers, a full disk, a cut "
                       "download", _stress_arguments, _stress),
 }
+
+
+if __name__ == "__main__":
+    import sys
+
+    from brogue.main import main
+
+    sys.exit(main(table=COMMANDS))

@@ -1,4 +1,4 @@
-"""The trainer's view of a shard cache: its classes and one row of arrays per clip.
+"""The trainer's view of a cache: its classes, its encoder, and one row of arrays per clip.
 
 Everything here comes from the clip tables and the manifest, so building it reads no
 embeddings; the frames themselves are read later, block by block by `train.stream` for
@@ -12,16 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
+from brogue.cache import Cache, EncoderRecord, model_classes
 from brogue.errors import BrogueError
-from brogue.extract.shards import Cache
 from brogue.train.clips import ClipFeed
 from brogue.train.config import TrainConfig
-from brogue.train.model import EMBEDDING_WIDTH
 from brogue.train.stream import FrameFeed, make_blocks
-
-NOT_SPEECH = "Not a speech"
-# One frame's embedding as Cache.read_frames returns it, whatever the shards store.
-EMBEDDING = np.dtype((np.float32, (EMBEDDING_WIDTH,)))
 
 
 class CorpusError(BrogueError):
@@ -31,7 +26,7 @@ class CorpusError(BrogueError):
 @dataclass(frozen=True)
 class Corpus:
     cache: Cache
-    classes: list[str]  # the accents, sorted, then NOT_SPEECH
+    classes: list[str]  # the accents, sorted, then "Not a speech" (`brogue.cache.speech`)
     label: np.ndarray  # accent index per clip
     speaker: np.ndarray  # str per clip
     key: np.ndarray  # str per clip: its content hash, how a saved split names it
@@ -44,6 +39,14 @@ class Corpus:
     @property
     def accents(self) -> list[str]:
         return self.classes[:-1]
+
+    @property
+    def encoder(self) -> EncoderRecord:
+        return self.cache.encoder
+
+    @property
+    def embedding_size(self) -> int:
+        return self.cache.embedding_size
 
     def budgets(self, train: np.ndarray, valid: np.ndarray, budget_bytes: int) -> tuple[int, int]:
         """The RAM budget split between the train and valid feeds, which live through the whole
@@ -68,7 +71,7 @@ class Corpus:
         # serves one thread.
         return FrameFeed(
             Cache(self.cache.directory), blocks, self.label, len(self.classes),
-            config.batch_size, budget_bytes, EMBEDDING, shuffle, config.seed, class_weight,
+            config.batch_size, budget_bytes, shuffle, config.seed, class_weight,
         )  # fmt: skip
 
     def clip_feed(
@@ -106,7 +109,7 @@ def load_corpus(directory: Path) -> Corpus:
     index = {name: i for i, name in enumerate(accents)}
     return Corpus(
         cache=cache,
-        classes=[*accents, NOT_SPEECH],
+        classes=model_classes(accents),
         label=np.array([index[name] for name in clips["label"]], dtype=np.int64),
         speaker=np.asarray(clips["speaker"], dtype=str),
         key=np.asarray(clips["content_hash"], dtype=str),

@@ -1,4 +1,4 @@
-"""`brogue extract`: run YAMNet once over a corpus into the HDF5 shard cache;
+"""`brogue extract`: run an encoder once over a corpus into the HDF5 shard cache;
 `brogue verify`: check a cache, and repair what is safe to repair.
 
 SRC is `openslr83` (downloaded on first use), a folder in the OpenSLR 83 layout,
@@ -13,29 +13,25 @@ import argparse
 import contextlib
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from brogue.cache.lock import refuse_if_busy
+from brogue.cache.schema import EMBEDDING_DTYPES
 from brogue.command import Command, non_negative_float, non_negative_int, positive_int
 from brogue.errors import SOME_FAILED
 
 from . import pipeline
 from .corpus import resolve_corpus
 from .decode import DEFAULT_WORKERS
-from .lock import refuse_if_busy
-from .shards import EMBEDDING_DTYPES
+from .engine import Encoder, EngineSpec
 from .yamnet.runtime import PRECISIONS, RUNTIMES
-
-if TYPE_CHECKING:
-    from .ray_executor import EngineSpec
 
 # Decode workers are spawned, and spawning re-imports this module in each of them:
 # Keras and TensorFlow are imported inside run() so that workers start in a blink.
-ENGINE_NAMES = ("hub", "native")
 
 
 def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     """--engine, --runtime, --precision and --batch-size, for every verb that runs YAMNet."""
-    parser.add_argument("--engine", choices=ENGINE_NAMES, default="native",
+    parser.add_argument("--engine", choices=("native", "hub"), default="native",
                         help="YAMNet engine: native (batched) or hub (the reference)")
     parser.add_argument("--runtime", choices=RUNTIMES, default="auto",
                         help="where the native engine runs the network; auto: openvino on a "
@@ -47,22 +43,19 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
                         help="patches per native YAMNet batch (default: the engine's)")
 
 
-def engine_spec(args: argparse.Namespace):
+def engine_spec(args: argparse.Namespace) -> EngineSpec:
     """What the flags of `add_engine_arguments` (and --yamnet) ask for, for any process."""
-    from .ray_executor import EngineSpec  # imports no Ray
-    from .yamnet.weights import resolve_handle
-
-    return EngineSpec(args.engine, resolve_handle(args.yamnet), args.runtime, args.precision,
-                      args.batch_size)
+    return EngineSpec("yamnet", args.yamnet, args.runtime, args.precision, args.batch_size,
+                      reference=args.engine == "hub")
 
 
-def load_engine(args: argparse.Namespace):
+def load_engine(args: argparse.Namespace) -> Encoder:
     """The engine the flags of `add_engine_arguments` (and --yamnet) ask for."""
     return engine_spec(args).load()
 
 
-def describe_engine(engine) -> str:
-    return (f"YAMNet {engine.handle} (weights {engine.fingerprint}, {engine.name} engine, "
+def describe_engine(engine: Encoder) -> str:
+    return (f"{engine.name} {engine.handle} (weights {engine.fingerprint}, "
             f"{engine.runtime} {engine.precision})")
 
 
@@ -148,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print(f"interrupted: finished shards are kept in {args.out}; run again to continue",
               file=sys.stderr)
-        return 130
+        raise
     print(summary(report))
     return SOME_FAILED if report.failures else 0
 
@@ -161,7 +154,7 @@ def add_verify_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    from .verify import verify
+    from brogue.cache.verify import verify
 
     verdict = verify(args.cache, repair=args.repair)
     for problem in verdict.problems:
@@ -171,7 +164,7 @@ def run_verify(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {
-    "extract": Command("run YAMNet once over a corpus into the HDF5 shard cache",
+    "extract": Command("run an encoder once over a corpus into the HDF5 shard cache",
                        add_arguments, run),
     "verify": Command("check a shard cache: shards, frame ranges, duplicates, manifest",
                       add_verify_arguments, run_verify),

@@ -1,6 +1,6 @@
 """`brogue verify`: check a shard cache against its documented format, and repair what is safe.
 
-Every finished shard must open with the datasets and shapes `shards.py` documents, and its
+Every finished shard must open with the datasets and shapes `schema.py` documents, and its
 frame ranges must tile its frames (`frame_start`, `num_frames`, `clip_index` agree). No clip
 (path and content hash) may be stored twice, no temporary file may be left by a dead writer,
 and the manifest's counts must be what the shards hold. `repair` rebuilds the manifest from
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import json
 from pathlib import Path
 
 import h5py
@@ -19,12 +18,17 @@ import numpy as np
 
 from brogue import atomic
 
-from . import shards
 from .lock import is_locked, writer_lock
-from .yamnet.params import PARAMS
-
-_FRAME_WIDTHS = {"embeddings": PARAMS.embedding_size, "scores": PARAMS.num_classes,
-                 "top_class": None, "clip_index": None}  # fmt: skip
+from .manifest import read_manifest, summarise, write_manifest
+from .reader import shard_producer
+from .schema import (
+    CLIP_COLUMNS,
+    MANIFEST,
+    SCHEMA_VERSION,
+    CacheError,
+    complete_shards,
+    read_columns,
+)
 
 
 @dataclasses.dataclass
@@ -50,7 +54,7 @@ def verify(directory: Path, repair: bool = False) -> Verdict:
     """Check the cache in `directory`; with `repair`, fix the manifest and orphans first."""
     directory = Path(directory)
     if not directory.is_dir():
-        raise shards.CacheError(f"{directory}: no such cache folder")
+        raise CacheError(f"{directory}: no such cache folder")
     verdict = Verdict(directory)
     if repair:
         with writer_lock(directory):
@@ -61,21 +65,21 @@ def verify(directory: Path, repair: bool = False) -> Verdict:
 
 def _check(directory: Path, verdict: Verdict) -> None:
     readable, seen = [], collections.Counter()
-    for path in shards.complete_shards(directory):
+    for path in complete_shards(directory):
         problems = _check_shard(path)
         verdict.problems += problems
         if problems:
             continue
         readable.append(path)
         with h5py.File(path, "r") as file:
-            table = shards.read_columns(file["clips"], ("path", "content_hash"))
+            table = read_columns(file["clips"], ("path", "content_hash"))
         seen.update(zip(table["path"], table["content_hash"], strict=True))
     verdict.problems += [f"{path} (content {digest[:12]}) is stored {count} times"
                          for (path, digest), count in seen.items() if count > 1]  # fmt: skip
     if not is_locked(directory):  # a running writer's temporaries are its work in progress
         verdict.problems += [f"{path.name}: orphan temporary file (brogue verify --repair "
                              "removes it)" for path in _orphans(directory)]  # fmt: skip
-    summary = shards.summarise(directory, readable)
+    summary = summarise(directory, readable)
     verdict.shards = len(summary["shards"])
     verdict.clips, verdict.frames = summary["totals"]["clips"], summary["totals"]["frames"]
     verdict.stale = sum(shard["clips"] for shard in summary["shards"]) - verdict.clips
@@ -92,21 +96,24 @@ def _check_shard(path: Path) -> list[str]:
 
 def _shard_problems(path: Path, file: h5py.File) -> list[str]:
     name = path.name
-    missing = [column for column in (*shards.FRAME_COLUMNS, "clips") if column not in file]
-    missing += [f"clips/{column}" for column in shards.CLIP_COLUMNS
+    try:
+        producer = shard_producer(path, file)
+    except (CacheError, KeyError, ValueError, TypeError) as error:
+        return [f"{name}: no readable producer record ({str(error).splitlines()[0]})"]
+    # Schema 2 kept each frame's YAMNet top class where schema 3 keeps the speech mask.
+    speech = "speech" if "encoder" in file.attrs else "top_class"
+    missing = [column for column in ("embeddings", speech, "clip_index", "clips")
+               if column not in file]  # fmt: skip
+    missing += [f"clips/{column}" for column in CLIP_COLUMNS
                 if "clips" in file and column not in file["clips"]]  # fmt: skip
     if missing:
         return [f"{name} lacks {', '.join(missing)}"]
-    if file.attrs.get("schema_version") != shards.SCHEMA_VERSION:
-        return [f"{name} has schema version {file.attrs.get('schema_version')}, not "
-                f"{shards.SCHEMA_VERSION}"]  # fmt: skip
-    frames = len(file["top_class"])
-    problems = [
-        f"{name}: {column} has shape {file[column].shape}, expected "
-        f"{(frames,) if width is None else (frames, width)}"
-        for column, width in _FRAME_WIDTHS.items()
-        if file[column].shape != ((frames,) if width is None else (frames, width))
-    ]
+    frames = len(file["clip_index"])
+    expected = {"embeddings": (frames, producer.embedding_size), speech: (frames,)}
+    if "scores" in file:
+        expected["scores"] = (frames, file["scores"].shape[1] if file["scores"].ndim == 2 else 0)
+    problems = [f"{name}: {column} has shape {file[column].shape}, expected {shape}"
+                for column, shape in expected.items() if file[column].shape != shape]  # fmt: skip
     clips = file["clips"]
     lengths = {column: clips[column].shape for column in clips}
     if len(set(lengths.values())) != 1 or len(next(iter(lengths.values()))) != 1:
@@ -125,11 +132,11 @@ def _shard_problems(path: Path, file: h5py.File) -> list[str]:
 
 def _check_manifest(directory: Path, summary: dict) -> list[str]:
     try:
-        manifest = shards.read_manifest(directory)
-    except (shards.CacheError, ValueError) as error:
-        return [f"{shards.MANIFEST}: {str(error).splitlines()[0]} (--repair rebuilds it)"]
+        manifest = read_manifest(directory)
+    except (CacheError, ValueError) as error:
+        return [f"{MANIFEST}: {str(error).splitlines()[0]} (--repair rebuilds it)"]
     problems = [
-        f"{shards.MANIFEST}: {section} differ from the shards (--repair rebuilds it)"
+        f"{MANIFEST}: {section} differ from the shards (--repair rebuilds it)"
         for section in ("shards", "labels", "speakers")
         if manifest.get(section) != summary[section]
     ]
@@ -137,7 +144,7 @@ def _check_manifest(directory: Path, summary: dict) -> list[str]:
     if {key: totals.get(key) for key in ("clips", "frames", "speech_frames")} != {
         key: summary["totals"][key] for key in ("clips", "frames", "speech_frames")
     } or not np.isclose(totals.get("seconds", -1.0), summary["totals"]["seconds"]):
-        problems.append(f"{shards.MANIFEST}: totals differ from the shards (--repair rebuilds it)")
+        problems.append(f"{MANIFEST}: totals differ from the shards (--repair rebuilds it)")
     return problems
 
 
@@ -151,22 +158,26 @@ def _repair(directory: Path, verdict: Verdict) -> None:
         path.unlink()
     if orphans:
         verdict.repaired.append(f"removed {len(orphans)} orphan temporaries")
-    readable = [path for path in shards.complete_shards(directory) if not _check_shard(path)]
-    summary = shards.summarise(directory, readable)
-    try:
-        manifest = shards.read_manifest(directory)
-    except (shards.CacheError, ValueError):
-        manifest = {"failures": [], "yamnet": _producer(readable)}
-    if any(manifest.get(key) != value for key, value in summary.items()):
-        shards.write_manifest(directory, {**manifest, **summary})
-        verdict.repaired.append(f"rebuilt {shards.MANIFEST}")
-
-
-def _producer(readable: list[Path]) -> dict:
-    """The manifest's yamnet section, from the first shard's attributes."""
+    readable = [path for path in complete_shards(directory) if not _check_shard(path)]
     if not readable:
-        return {}
-    with h5py.File(readable[0], "r") as file:
-        attrs = dict(file.attrs)
-    return {"handle": attrs["yamnet_handle"], "fingerprint": attrs["yamnet_fingerprint"],
-            "params": json.loads(attrs["yamnet_params"])}
+        return
+    summary = summarise(directory, readable)
+    try:
+        manifest = read_manifest(directory)
+    except CacheError:
+        manifest = _from_shard(readable[-1])
+    with h5py.File(readable[-1], "r") as file:
+        producer = shard_producer(readable[-1], file)
+    if any(manifest.get(key) != value for key, value in summary.items()) or (
+            manifest.get("schema_version") != SCHEMA_VERSION):
+        write_manifest(directory, {**manifest, **summary}, producer)
+        verdict.repaired.append(f"rebuilt {MANIFEST}")
+
+
+def _from_shard(path: Path) -> dict:
+    """What a lost manifest said beyond the counts and the producer, as far as a shard says it:
+    the run's failures and parameters are gone with it."""
+    with h5py.File(path, "r") as file:
+        attrs = file.attrs
+        return {"failures": [], "embedding_dtype": str(attrs["embedding_dtype"]),
+                "brogue_version": str(attrs["brogue_version"]), "parameters": {}}

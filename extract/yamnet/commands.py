@@ -14,27 +14,29 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from brogue.command import Command
+from brogue.errors import SOME_FAILED
 
 from ..audio import YAMNET_SAMPLE_RATE, AudioError, load_audio
-from ..cli import add_engine_arguments, describe_engine, load_engine
-from .params import SPEECH_CLASS
+from ..commands import add_engine_arguments, describe_engine, load_engine
 
 if TYPE_CHECKING:  # the engines import Keras, which `brogue --help` must not wait for
-    from .engines import Engine, Frames
+    from ..engine import EncodedFrames
+    from .engines import HubEngine, NativeEngine
 
 FILES_PER_CALL = 64  # files decoded and sent to the engine together
 
 
-def describe(name: str, seconds: float, frames: Frames, class_names: Sequence[str]) -> str:
+def describe(name: str, seconds: float, frames: EncodedFrames, class_names: Sequence[str]
+             ) -> str:  # fmt: skip
     mean_scores = frames.scores.mean(axis=0)
     top = np.argsort(mean_scores)[::-1][:3]
     classes = ", ".join(f"{class_names[i]} {mean_scores[i]:.2f}" for i in top)
-    speech = int((frames.scores.argmax(axis=1) == SPEECH_CLASS).sum())
+    speech = int(frames.speech.sum())
     count = len(frames.scores)
     return f"{name}: {seconds:.2f} s, {count} frames, top: {classes}; Speech in {speech}/{count}"
 
 
-def report(engine: Engine, paths: Sequence[str]) -> int:
+def report(engine: HubEngine | NativeEngine, paths: Sequence[str]) -> int:
     """Print one line per file; return how many files could not be read."""
     failures = 0
     for start in range(0, len(paths), FILES_PER_CALL):
@@ -64,7 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     engine = load_engine(args)
     print(describe_engine(engine))
-    return 1 if report(engine, args.files) else 0
+    return SOME_FAILED if report(engine, args.files) else 0
 
 
 COMMANDS = {"yamnet": Command("what YAMNet hears in audio files: top classes, Speech frames",

@@ -144,19 +144,19 @@ def _predict_flags(parser: argparse.ArgumentParser) -> None:
 def _predict(args: argparse.Namespace) -> int:
     import json
 
-    from brogue.train.predict import load_run, load_yamnet, predict_files
+    from brogue.train.predict import load_encoder, load_run, predict_files
     from brogue.train.prediction_plot import plot_prediction
 
     run = load_run(args.run)
-    engine = load_yamnet(run)  # at the precision of the cache the run was trained on
+    encoder = load_encoder(run)  # at the precision of the cache the run was trained on
     failures: list[str] = []
-    for prediction in predict_files(run, engine, args.files, failures):
+    for prediction in predict_files(run, encoder, args.files, failures):
         print(json.dumps(prediction.to_json()) if args.json else prediction.describe())
         if args.plot:
             plot = args.plot
             if len(args.files) > 1:
                 plot = plot.with_name(f"{plot.stem}-{prediction.number + 1}{plot.suffix}")
-            plot_prediction(prediction, engine.params, plot)
+            plot_prediction(prediction, plot)
     if failures:
         print(f"error: {len(failures)} of {len(args.files)} files could not be read",
               file=sys.stderr)
@@ -183,7 +183,7 @@ COMMANDS = {
                         _evaluate_flags, _evaluate),
     "sweep": Command("search the model families and their settings with Optuna, each trial a "
                      "fit", _sweep_flags, _sweep),
-    "predict": Command("the accent of audio files, by a run's YAMNet and head",
+    "predict": Command("the accent of audio files, by a run's encoder and head",
                        _predict_flags, _predict),
     "export": Command("one SavedModel from a 16 kHz waveform to accents", _export_flags, _export),
 }
