@@ -9,9 +9,11 @@ SWEEP ?= data/sweep
 # The newest run folder; after a sweep, RUN=data/sweep/best.
 RUN ?= $(lastword $(sort $(wildcard data/runs/*/)))
 EXPORT ?= data/export
-# The offline YAMNet stand-in when it sits beside the checkout; else TF Hub's google/yamnet/1.
-BROGUE_YAMNET ?= $(if $(wildcard ../shared/yamnet/saved_model.pb),../shared/yamnet,https://tfhub.dev/google/yamnet/1)
+# The offline YAMNet stand-in when it sits beside the checkout; else brogue's default, TF Hub's.
+ifneq ($(wildcard ../shared/yamnet/saved_model.pb),)
+BROGUE_YAMNET ?= ../shared/yamnet
 export BROGUE_YAMNET
+endif
 
 .PHONY: setup test lint extract synthetic train sweep predict export demo stress \
 	bench bench-yamnet bench-extract bench-train bench-sweep bench-shards bench-families bench-ray

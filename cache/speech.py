@@ -1,10 +1,11 @@
-"""Speech, as the cache and the trainer understand it: one home for three rules.
+"""Speech, as the cache and the trainer understand it: one home for two rules.
 
 - Each frame carries a speech mask, decided once at extraction by the encoder's own rule
   (YAMNet's is `top_class_is_speech`); readers never decide it again.
 - The classes a model learns are the accents, sorted, then "Not a speech", always last: a
   frame-level model labels a non-speech frame with it, and no clip's answer is ever it.
-- A clip is pooled over its speech frames, or over all its frames when it has none.
+A clip is pooled over its speech frames, or over all its frames when it has none: the trainer
+does it (`train.pooling.pool_weights` in the served graph, `train.metrics.pool` when scoring).
 """
 
 from __future__ import annotations
@@ -27,9 +28,3 @@ def top_class_is_speech(top_class: np.ndarray) -> np.ndarray:
 def model_classes(accents: Iterable[str]) -> list[str]:
     """The classes of a model trained on these accents: sorted, then "Not a speech"."""
     return [*sorted(accents), NOT_SPEECH]
-
-
-def pooled_frames(speech: np.ndarray) -> np.ndarray:
-    """The frames a clip is pooled over: its speech frames, or all of them when it has none."""
-    speech = np.asarray(speech, bool)
-    return speech if speech.any() else np.ones_like(speech)

@@ -22,7 +22,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from brogue.cache.shards import TRAINING_COLUMNS
+from brogue.cache.schema import TRAINING_COLUMNS
 from brogue.extract.yamnet.params import PARAMS
 
 BLOCK_ROWS = 256
@@ -46,7 +46,7 @@ def synthetic_shard(frames: int, seed: int) -> dict[str, np.ndarray]:
     return {
         "embeddings": embeddings.astype(np.float32),
         "scores": scores.astype(np.float32),
-        "top_class": scores.argmax(axis=1).astype(np.int16),
+        "speech": scores.argmax(axis=1) == 0,
         "clip_index": (np.arange(frames) // FRAMES_PER_CLIP).astype(np.int32),
     }
 
@@ -89,7 +89,7 @@ def read_blocks(path: Path, starts: np.ndarray) -> float:
 def measure(folder: Path, arrays: dict[str, np.ndarray], layout: tuple, seed: int) -> list:
     """[layout, MB, write s, whole cold, whole warm, blocks cold, blocks warm] (kframes/s)."""
     path = folder / "shard.h5"
-    frames = len(arrays["top_class"])
+    frames = len(arrays["clip_index"])
     start = time.perf_counter()
     write(path, arrays, *layout)
     written = time.perf_counter() - start

@@ -21,8 +21,8 @@ import numpy as np
 from brogue.train.class_weights import class_weights, frame_counts
 from brogue.train.config import TrainConfig
 from brogue.train.dataset import load_corpus
+from brogue.train.frame_dense import build_model
 from brogue.train.keras_training import EpochTimer
-from brogue.train.model import build_model
 from dev.synthetic_cache import SyntheticCorpus, write_synthetic_cache
 
 BENCH_CORPUS = SyntheticCorpus(speakers=(10, 10, 20, 10), clips_per_speaker=100,
@@ -35,6 +35,7 @@ def alternate_epochs(
     rounds: int,
     weights: np.ndarray,
     num_classes: int,
+    width: int,
 ) -> dict[str, list[float]]:
     """Seconds per epoch of one seeded example model, fed one epoch from each source in turn.
 
@@ -42,7 +43,7 @@ def alternate_epochs(
     the machine, and the first round (graph tracing) is dropped.
     """
     keras.utils.set_random_seed(config.seed)
-    model = build_model(config, num_classes)
+    model = build_model(config, num_classes, width)
     seconds: dict[str, list[float]] = {name: [] for name in sources}
     for _ in range(rounds + 1):
         for name, data in sources.items():
@@ -92,7 +93,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The feed loaded once separates what streaming costs from what a PyDataset costs.
         sources = {"in-memory arrays": arrays, "feed, loaded once": loaded,
                    "streamed from shards": streamed}  # fmt: skip
-        seconds = alternate_epochs(sources, config, args.rounds, weights, len(corpus.classes))
+        seconds = alternate_epochs(sources, config, args.rounds, weights, len(corpus.classes),
+                                   corpus.embedding_size)
         times = {name: float(np.median(values)) for name, values in seconds.items()}
         for name, values in seconds.items():
             print(f"{name:22} {times[name]:6.2f} s/epoch median "

@@ -24,17 +24,17 @@ import keras
 import numpy as np
 
 from brogue.errors import BrogueError
-from brogue.extract.audio import YAMNET_SAMPLE_RATE
+from brogue.extract.audio import SAMPLE_RATE
+from brogue.extract.engine import EncodedFrames, Encoder
 from brogue.extract.yamnet import runtime
 from brogue.extract.yamnet.engines import (
     BATCHES_PER_NETWORK_CALL,
     DEFAULT_BATCH_PATCHES,
-    Engine,
-    Frames,
     HubEngine,
     NativeEngine,
     front_end_groups,
 )
+from brogue.extract.yamnet.params import DEFAULT_HANDLE
 from brogue.extract.yamnet.weights import resolve_handle
 from dev.signals import speech_like
 
@@ -85,7 +85,7 @@ def median_ratios(rates: dict[str, list[float]], reference: str) -> dict[str, fl
     }
 
 
-def distance(reference: list[Frames], other: list[Frames]) -> str:
+def distance(reference: list[EncodedFrames], other: list[EncodedFrames]) -> str:
     if [len(f.scores) for f in reference] != [len(f.scores) for f in other]:
         return "FRAME COUNTS DIFFER"
     a = np.concatenate([f.embeddings for f in reference])
@@ -102,7 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="brogue bench yamnet", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--yamnet", help="TF Hub handle or SavedModel folder "
-                        "(default: $BROGUE_YAMNET, else https://tfhub.dev/google/yamnet/1)")
+                        f"(default: $BROGUE_YAMNET, else {DEFAULT_HANDLE})")
     parser.add_argument("--clips", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=6.3, help="mean clip length")
     parser.add_argument("--rounds", type=int, default=7)
@@ -112,13 +112,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         handle = resolve_handle(args.yamnet)
-        engines: dict[str, Engine] = {"hub": HubEngine(handle),
+        engines: dict[str, Encoder] = {"hub": HubEngine(handle),
                                       **native_engines(handle, args.batch_size)}
     except (BrogueError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     clips = speech_clips(args.clips, args.seconds, args.seed)
-    seconds = sum(len(clip) for clip in clips) / YAMNET_SAMPLE_RATE
+    seconds = sum(len(clip) for clip in clips) / SAMPLE_RATE
     print(f"YAMNet {handle} (weights {engines['hub'].fingerprint}); {len(clips)} speech-like "
           f"clips, {seconds:.0f} s of audio; native batch {args.batch_size} patches; Keras "
           f"backend {keras.backend.backend()}; {os.cpu_count()} CPUs; {args.rounds} rounds")
@@ -150,7 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def split_costs(engines: dict[str, Engine], clips: list[np.ndarray], seconds: float,
+def split_costs(engines: dict[str, Encoder], clips: list[np.ndarray], seconds: float,
                 rounds: int) -> dict[str, float]:
     """The one front end alone against each network alone, interleaved; prints both."""
     natives = {name: engine for name, engine in engines.items() if name != "hub"}

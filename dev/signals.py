@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from brogue.extract.audio import YAMNET_SAMPLE_RATE
+from brogue.extract.audio import SAMPLE_RATE
 
 # First three formants (Hz) of five English vowels (Peterson & Barney's men's means), and
 # bandwidths that widen with the formant as in natural speech.
@@ -28,17 +28,17 @@ def speech_like(
     such 6 s clips and in 83% of their frames; without the intonation, in 46 clips and 52%.
     `pitch_hz`, a speaker's mean pitch, is drawn from 90-220 Hz when not given.
     """
-    count = round(seconds * YAMNET_SAMPLE_RATE)
-    time_s = np.arange(count) / YAMNET_SAMPLE_RATE
+    count = round(seconds * SAMPLE_RATE)
+    time_s = np.arange(count) / SAMPLE_RATE
     knots = np.arange(0.0, seconds + INTONATION_STEP_S, INTONATION_STEP_S)
     intonation = np.exp(rng.normal(0.0, 0.3, len(knots)))
     f0 = (pitch_hz or rng.uniform(90, 220)) * np.interp(time_s, knots, intonation)
     # One impulse at the start of every glottal cycle.
-    pulses = np.diff(np.floor(np.cumsum(f0) / YAMNET_SAMPLE_RATE), prepend=0.0)
+    pulses = np.diff(np.floor(np.cumsum(f0) / SAMPLE_RATE), prepend=0.0)
     waveform = np.zeros(count)
     start = 0
     while start < count:
-        end = min(count, start + int(rng.uniform(0.08, 0.22) * YAMNET_SAMPLE_RATE))
+        end = min(count, start + int(rng.uniform(0.08, 0.22) * SAMPLE_RATE))
         waveform[start:end] = _segment(pulses[start:end], rng)
         start = end
     waveform += rng.normal(0, 1e-3, count)  # a quiet room, so pauses are not digital silence
@@ -53,7 +53,7 @@ def _segment(pulses: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         source, formants = pulses, VOWEL_FORMANTS[rng.integers(len(VOWEL_FORMANTS))]
     else:
         source, formants = rng.normal(0, 0.3, len(pulses)), FRICATIVE_FORMANTS
-    hertz = np.fft.rfftfreq(len(source), 1 / YAMNET_SAMPLE_RATE)
+    hertz = np.fft.rfftfreq(len(source), 1 / SAMPLE_RATE)
     gain = sum(
         np.exp(-0.5 * ((hertz - centre) / width) ** 2) / (rank + 1)
         for rank, (centre, width) in enumerate(zip(formants, FORMANT_BANDWIDTHS, strict=True))

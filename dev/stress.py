@@ -33,9 +33,10 @@ import h5py
 import numpy as np
 import soundfile as sf
 
+from brogue.cache import Cache
 from brogue.cache.lock import HOLDER
+from brogue.cache.schema import complete_shards, read_columns
 from brogue.cache.verify import verify
-from brogue.extract import shards
 from brogue.extract.download import DownloadError, download
 from dev.http_server import serve
 from dev.signals import speech_like
@@ -65,7 +66,7 @@ def run_extract(command: Sequence[str], **options) -> subprocess.CompletedProces
 
 def frames_by_clip(directory: Path) -> dict[str, np.ndarray]:
     """Each clip's embeddings, by path, as a reader sees them."""
-    with shards.Cache(directory) as cache:
+    with Cache(directory) as cache:
         clips = cache.clips()
         return {path: cache.clip_frames(int(shard), int(row))["embeddings"]
                 for path, shard, row in zip(clips["path"], clips["shard"], clips["row"],
@@ -75,16 +76,16 @@ def frames_by_clip(directory: Path) -> dict[str, np.ndarray]:
 def stored_rows(directory: Path) -> list[tuple[str, str]]:
     """Every (path, content hash) row of every finished shard, stale ones included."""
     rows = []
-    for path in shards.complete_shards(directory):
+    for path in complete_shards(directory):
         with h5py.File(path, "r") as file:
-            table = shards.read_columns(file["clips"], ("path", "content_hash"))
+            table = read_columns(file["clips"], ("path", "content_hash"))
         rows += list(zip(table["path"], table["content_hash"], strict=True))
     return rows
 
 
 def digests(directory: Path) -> dict[str, str]:
     return {path.name: hashlib.sha256(path.read_bytes()).hexdigest()
-            for path in shards.complete_shards(directory)}  # fmt: skip
+            for path in complete_shards(directory)}  # fmt: skip
 
 
 def compare(directory: Path, reference: dict[str, np.ndarray]) -> dict[str, int]:

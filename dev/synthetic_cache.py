@@ -2,8 +2,9 @@
 
 Each accent has its own mean embedding, each speaker a smaller offset of their own, and each
 frame noise on top, so an accent can be told from held-out speakers but not perfectly. A share
-of each clip's frames is non-speech (top class "Silence") and drawn around a separate mean.
-It is written with the extractor's ShardWriter, so it is a cache like any other.
+of each clip's frames is non-speech (the mask says so) and drawn around a separate mean. It is
+written with the cache's own ShardWriter and manifest, so it is a cache like any other, made
+by a synthetic encoder of YAMNet's width and grid that has no scores.
 
 `WEAK_CUE` is the corpus that compares the model families (`brogue bench families`): six
 accents, 66 speakers, and an accent cue weak against each speaker's own offset, so that
@@ -12,17 +13,18 @@ held-out speakers are hard and a model that learns the training speakers is puni
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from brogue.cache.shards import ShardAttrs, ShardWriter, summarise, write_manifest
-from brogue.extract.yamnet.params import PARAMS
+from brogue.cache import EncoderRecord
+from brogue.cache.manifest import summarise, write_manifest
+from brogue.cache.shard_writer import ShardWriter
 
-SILENCE = 494  # A YAMNet class that is not Speech (class 0).
 FINGERPRINT = "synthetic"
+ENCODER = EncoderRecord("synthetic", FINGERPRINT, FINGERPRINT, {}, "numpy", "fp32", 0.96, 0.48,
+                        1024)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,7 @@ class SyntheticCorpus:
 def write_synthetic_cache(directory: Path, corpus: SyntheticCorpus, seed: int) -> Path:
     """Write `corpus` as a cache in `directory` (created) and return the directory."""
     rng = np.random.default_rng(seed)
-    size = PARAMS.embedding_size
+    size = ENCODER.embedding_size
     means = rng.normal(0.0, corpus.accent_scale, (len(corpus.accents) + 1, size))
     clips = []
     for accent, (label, speakers) in enumerate(zip(corpus.accents, corpus.speakers, strict=True)):
@@ -54,16 +56,14 @@ def write_synthetic_cache(directory: Path, corpus: SyntheticCorpus, seed: int) -
             speaker = f"{label[:2].lower()}{gender}_{number:05d}"
             offset = rng.normal(0.0, corpus.speaker_scale, size)
             clips += [(label, speaker, accent, offset, n) for n in range(corpus.clips_per_speaker)]
-    attrs = ShardAttrs(FINGERPRINT, FINGERPRINT, PARAMS.to_json(), "synthetic")
     for shard, first in enumerate(range(0, len(clips), corpus.clips_per_shard)):
-        with ShardWriter(directory, shard, attrs, extra_columns=("gender",)) as writer:
+        with ShardWriter(directory, shard, ENCODER, "synthetic",
+                         extra_columns=("gender",)) as writer:  # fmt: skip
             for label, speaker, accent, offset, n in clips[first : first + corpus.clips_per_shard]:
                 frames = int(rng.integers(corpus.frames_per_clip[0], corpus.frames_per_clip[1] + 1))
                 speech = rng.random(frames) < corpus.speech_share
                 centre = np.where(speech[:, None], means[accent] + offset, means[-1])
                 embeddings = centre + rng.normal(0.0, corpus.noise_scale, (frames, size))
-                scores = np.full((frames, PARAMS.num_classes), 0.01, np.float32)
-                scores[np.arange(frames), np.where(speech, 0, SILENCE)] = 0.9
                 meta = {
                     "path": f"{speaker}/{speaker}_{n:011d}.wav",
                     "label": label,
@@ -72,13 +72,8 @@ def write_synthetic_cache(directory: Path, corpus: SyntheticCorpus, seed: int) -
                     "content_hash": f"{speaker}-{n:011d}",
                     "extra": {"gender": {"f": "female", "m": "male"}[speaker[2]]},
                 }
-                writer.add_clip(meta, scores, embeddings)
-    yamnet = {
-        "handle": FINGERPRINT,
-        "fingerprint": FINGERPRINT,
-        "params": json.loads(PARAMS.to_json()),
-    }
-    write_manifest(directory, {**summarise(directory), "failures": [], "yamnet": yamnet})
+                writer.add_clip(meta, embeddings, speech)
+    write_manifest(directory, {**summarise(directory), "failures": []}, ENCODER)
     return directory
 
 

@@ -29,7 +29,7 @@ import soundfile
 import soxr
 
 from brogue.errors import BrogueError
-from brogue.extract.audio import YAMNET_SAMPLE_RATE
+from brogue.extract.audio import SAMPLE_RATE
 from brogue.extract.download import OPENSLR83_INDEX
 from dev.signals import speech_like
 
@@ -88,7 +88,7 @@ def shape_spectrum(audio: np.ndarray, centre_hz: float, gain_db: float) -> np.nd
 def babble(seconds: float, pitch_hz: float, rng: np.random.Generator) -> np.ndarray:
     """Speech-like numpy babble at OpenSLR 83's 48 kHz, float32 mono."""
     waveform = speech_like(seconds, rng, pitch_hz)
-    return soxr.resample(waveform, YAMNET_SAMPLE_RATE, CORPUS_SAMPLE_RATE).astype(np.float32)
+    return soxr.resample(waveform, SAMPLE_RATE, CORPUS_SAMPLE_RATE).astype(np.float32)
 
 
 def write_corpus(root: Path, speakers_per_accent: int = 3, clips_per_speaker: int = 4,

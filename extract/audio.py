@@ -26,7 +26,8 @@ import soxr
 
 from brogue.errors import BrogueError
 
-YAMNET_SAMPLE_RATE = 16000
+from .grid import SAMPLE_RATE  # what every encoder takes; re-exported for decoding's callers
+
 # Input read on each side of a block: soxr's filters reach far less than this.
 _RESAMPLE_MARGIN_SECONDS = 0.25
 _RESAMPLE_QUALITY = "VHQ"
@@ -89,7 +90,7 @@ def _truncated(path: str | Path) -> AudioError:
 
 def resampled_length(frames: int, sample_rate: int) -> int:
     """Samples of `to_yamnet_input` for `frames` input frames: soxr rounds to the nearest."""
-    return (2 * frames * YAMNET_SAMPLE_RATE + sample_rate) // (2 * sample_rate)
+    return (2 * frames * SAMPLE_RATE + sample_rate) // (2 * sample_rate)
 
 
 def load_block(path: str | Path, start: int, stop: int, frames: int, sample_rate: int
@@ -98,8 +99,8 @@ def load_block(path: str | Path, start: int, stop: int, frames: int, sample_rate
 
     `frames` and `sample_rate` are what `probe` says of the file.
     """
-    divisor = math.gcd(sample_rate, YAMNET_SAMPLE_RATE)
-    step_in, step_out = sample_rate // divisor, YAMNET_SAMPLE_RATE // divisor
+    divisor = math.gcd(sample_rate, SAMPLE_RATE)
+    step_in, step_out = sample_rate // divisor, SAMPLE_RATE // divisor
     margin = int(_RESAMPLE_MARGIN_SECONDS * sample_rate)
     # First input frame on both rates' grids, a margin before the block's first sample.
     first = max(0, (start * step_in // step_out - margin) // step_in * step_in)
@@ -138,8 +139,8 @@ def to_yamnet_input(samples: np.ndarray, sample_rate: int) -> np.ndarray:
         mono = samples[:, 0]
     else:
         mono = samples.mean(axis=1, dtype=np.float32)
-    if sample_rate != YAMNET_SAMPLE_RATE:
-        mono = soxr.resample(mono, sample_rate, YAMNET_SAMPLE_RATE, _RESAMPLE_QUALITY)
+    if sample_rate != SAMPLE_RATE:
+        mono = soxr.resample(mono, sample_rate, SAMPLE_RATE, _RESAMPLE_QUALITY)
     else:
         mono = mono.copy()  # the clip below writes in place; the caller keeps its samples
     # Resampling can ring a hair past full scale; YAMNet was trained on [-1, 1].

@@ -23,6 +23,7 @@ from . import pipeline
 from .corpus import resolve_corpus
 from .decode import DEFAULT_WORKERS
 from .engine import Encoder, EngineSpec
+from .yamnet.params import DEFAULT_HANDLE
 from .yamnet.runtime import PRECISIONS, RUNTIMES
 
 # Decode workers are spawned, and spawning re-imports this module in each of them:
@@ -41,6 +42,11 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
                         "holds one precision (default: fp32)")
     parser.add_argument("--batch-size", type=positive_int,
                         help="patches per native YAMNet batch (default: the engine's)")
+
+
+def add_yamnet_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--yamnet", help="TF Hub handle or SavedModel folder "
+                        f"(default: $BROGUE_YAMNET, else {DEFAULT_HANDLE})")
 
 
 def engine_spec(args: argparse.Namespace) -> EngineSpec:
@@ -69,8 +75,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--subsets", type=lambda text: text.split(","),
                         help="OpenSLR 83 subsets, comma-separated (default: all)")
     add_engine_arguments(parser)
-    parser.add_argument("--yamnet", help="TF Hub handle or SavedModel folder "
-                        "(default: $BROGUE_YAMNET, else https://tfhub.dev/google/yamnet/1)")
+    add_yamnet_argument(parser)
     parser.add_argument("--shard-frames", type=positive_int,
                         default=pipeline.DEFAULT_SHARD_FRAMES,
                         help="a shard is published once it holds this many frames "
@@ -160,7 +165,7 @@ def run_verify(args: argparse.Namespace) -> int:
     for problem in verdict.problems:
         print(f"  {problem}", file=sys.stderr)
     print(verdict.line())
-    return 1 if verdict.problems else 0
+    return SOME_FAILED if verdict.problems else 0
 
 
 COMMANDS = {

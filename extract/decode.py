@@ -29,7 +29,7 @@ from brogue.cache.integrity import hash_file
 from brogue.cache.reader import CachedFile
 
 from . import worker
-from .audio import YAMNET_SAMPLE_RATE, AudioError, load_block, probe, resampled_length
+from .audio import SAMPLE_RATE, AudioError, load_block, probe, resampled_length
 from .corpus import ClipSource
 from .grid import FrameGrid
 from .yamnet import features
@@ -121,13 +121,13 @@ def prepare(source: ClipSource, grid: FrameGrid, cached_hash: str = "") -> Prepa
         samples = resampled_length(frames, sample_rate)
         pieces = len(blocks(samples, grid))
         if pieces > 1:
-            return dataclasses.replace(hashed, seconds=samples / YAMNET_SAMPLE_RATE,
+            return dataclasses.replace(hashed, seconds=samples / SAMPLE_RATE,
                                        pieces=pieces, audio=(frames, sample_rate),
                                        grid=grid)  # fmt: skip
         waveform = load_block(source.path, 0, samples, frames, sample_rate)  # probed once
     except AudioError as error:
         return dataclasses.replace(hashed, failure=str(error))
-    return dataclasses.replace(hashed, seconds=len(waveform) / YAMNET_SAMPLE_RATE,
+    return dataclasses.replace(hashed, seconds=len(waveform) / SAMPLE_RATE,
                                waveform=waveform)  # fmt: skip
 
 

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from tqdm import tqdm
 
 from brogue.cache import CachedFile, CacheError, CacheWriter, ClipMeta, ShardSpec
+from brogue.cache.lock import refuse_if_busy
 from brogue.cache.shard_writer import ShardWriter
 
 from .corpus import ClipSource
@@ -112,6 +113,7 @@ def run(
     (`CacheBusyError`) while another process writes `out`.
     """
     out = Path(out)
+    refuse_if_busy(out)
     extra_columns = tuple(sorted({name for source in sources for name in source.extra}))
     score_names = None if encoder.score_names is None else tuple(encoder.score_names)
     spec = ShardSpec(out, encoder_record(encoder), score_names, embedding_dtype, extra_columns)
@@ -194,7 +196,7 @@ class ShardSink:
 
     def add(self, file: FileFrames) -> list[Outcome]:
         """A file's outcome, followed by the shard's if the file filled it."""
-        clip, frames = file
+        clip, frames = file.clip, file.frames
         if frames is None:
             return [skipped_outcome(clip)]
         if self._writer is None:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from brogue.extract.audio import YAMNET_SAMPLE_RATE, AudioError, load_audio
+from brogue.extract.audio import SAMPLE_RATE, AudioError, load_audio
 
 TONE_HZ = 1000.0
 
@@ -18,7 +18,7 @@ def tone(seconds: float, sample_rate: int, hertz: float = TONE_HZ) -> np.ndarray
     return (0.5 * np.sin(2 * np.pi * hertz * t)).astype(np.float32)
 
 
-def dominant_hertz(waveform: np.ndarray, sample_rate: int = YAMNET_SAMPLE_RATE) -> float:
+def dominant_hertz(waveform: np.ndarray, sample_rate: int = SAMPLE_RATE) -> float:
     spectrum = np.abs(np.fft.rfft(waveform * np.hanning(len(waveform))))
     return float(np.argmax(spectrum) * sample_rate / len(waveform))
 
@@ -39,9 +39,9 @@ def relative_error(waveform: np.ndarray, reference: np.ndarray) -> float:
     ],
 )
 def test_decodes_each_format(tmp_path: Path, suffix: str, subtype: str, tolerance: float):
-    original = tone(1.0, YAMNET_SAMPLE_RATE)
+    original = tone(1.0, SAMPLE_RATE)
     path = tmp_path / f"tone.{suffix}"
-    soundfile.write(path, original, YAMNET_SAMPLE_RATE, subtype=subtype)
+    soundfile.write(path, original, SAMPLE_RATE, subtype=subtype)
 
     waveform = load_audio(path)
 
@@ -58,7 +58,7 @@ def test_16_bit_pcm_reads_as_libsndfiles_own_float_samples(tmp_path: Path, chann
     samples = rng.integers(-32768, 32768, (16000, channels), dtype=np.int16)
     samples[:2] = [[-32768], [32767]]  # both ends of the scale
     path = tmp_path / "pcm16.wav"
-    soundfile.write(path, samples, YAMNET_SAMPLE_RATE, subtype="PCM_16")
+    soundfile.write(path, samples, SAMPLE_RATE, subtype="PCM_16")
     expected = soundfile.read(path, dtype="float32", always_2d=True)[0]
 
     waveform = load_audio(path)
@@ -68,17 +68,17 @@ def test_16_bit_pcm_reads_as_libsndfiles_own_float_samples(tmp_path: Path, chann
 
 
 def test_stereo_is_mixed_down_to_the_channel_mean(tmp_path: Path):
-    left, right = tone(0.5, YAMNET_SAMPLE_RATE, 440.0), tone(0.5, YAMNET_SAMPLE_RATE, 1000.0)
+    left, right = tone(0.5, SAMPLE_RATE, 440.0), tone(0.5, SAMPLE_RATE, 1000.0)
     path = tmp_path / "stereo.wav"
-    soundfile.write(path, np.stack([left, right], axis=1), YAMNET_SAMPLE_RATE, subtype="FLOAT")
+    soundfile.write(path, np.stack([left, right], axis=1), SAMPLE_RATE, subtype="FLOAT")
 
     np.testing.assert_allclose(load_audio(path), (left + right) / 2, atol=1e-7)
 
 
 def test_opposite_channels_cancel(tmp_path: Path):
-    left = tone(0.5, YAMNET_SAMPLE_RATE)
+    left = tone(0.5, SAMPLE_RATE)
     path = tmp_path / "antiphase.wav"
-    soundfile.write(path, np.stack([left, -left], axis=1), YAMNET_SAMPLE_RATE, subtype="FLOAT")
+    soundfile.write(path, np.stack([left, -left], axis=1), SAMPLE_RATE, subtype="FLOAT")
 
     assert np.abs(load_audio(path)).max() == 0.0
 
@@ -91,7 +91,7 @@ def test_resamples_to_16k_keeping_length_and_pitch(tmp_path: Path, sample_rate: 
 
     waveform = load_audio(path)
 
-    assert len(waveform) == round(seconds * YAMNET_SAMPLE_RATE)
+    assert len(waveform) == round(seconds * SAMPLE_RATE)
     assert dominant_hertz(waveform) == pytest.approx(TONE_HZ, abs=1.0)
     # The level survives too: a filter in the wrong place would change the tone's RMS.
     assert np.sqrt(np.mean(waveform[1000:-1000] ** 2)) == pytest.approx(0.5 / np.sqrt(2), rel=0.01)
@@ -111,21 +111,21 @@ def test_output_stays_within_full_scale(tmp_path: Path):
 
 def test_a_tenth_of_a_second_is_a_valid_clip(tmp_path: Path):
     path = tmp_path / "short.wav"
-    soundfile.write(path, tone(0.1, YAMNET_SAMPLE_RATE), YAMNET_SAMPLE_RATE)
+    soundfile.write(path, tone(0.1, SAMPLE_RATE), SAMPLE_RATE)
 
     assert len(load_audio(path)) == 1600
 
 
 def _valid_wav(path: Path) -> bytes:
-    soundfile.write(path, tone(1.0, YAMNET_SAMPLE_RATE), YAMNET_SAMPLE_RATE, subtype="PCM_16")
+    soundfile.write(path, tone(1.0, SAMPLE_RATE), SAMPLE_RATE, subtype="PCM_16")
     return path.read_bytes()
 
 
 def _non_finite(value: float):
     def write(path: Path) -> None:
-        samples = tone(0.5, YAMNET_SAMPLE_RATE)
+        samples = tone(0.5, SAMPLE_RATE)
         samples[100] = value
-        soundfile.write(path, samples, YAMNET_SAMPLE_RATE, subtype="FLOAT")
+        soundfile.write(path, samples, SAMPLE_RATE, subtype="FLOAT")
 
     return write
 
@@ -138,7 +138,7 @@ DAMAGED = {
     "nan": (_non_finite(np.nan), "NaN"),
     "inf": (_non_finite(np.inf), "Inf"),
     "no_samples": (
-        lambda path: soundfile.write(path, np.zeros(0, np.float32), YAMNET_SAMPLE_RATE),
+        lambda path: soundfile.write(path, np.zeros(0, np.float32), SAMPLE_RATE),
         "no samples",
     ),
 }

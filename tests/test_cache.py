@@ -126,8 +126,8 @@ def test_frames_read_back_as_written(cache: Cache, written):
         assert frames["embeddings"].dtype == np.float32 and frames["speech"].dtype == bool
         np.testing.assert_array_equal(
             frames["embeddings"], np.concatenate([stored_embeddings(c, shard) for c in clips]))
-        np.testing.assert_array_equal(frames["speech"], np.concatenate([c["speech"] for c in clips]))
-        np.testing.assert_array_equal(frames["scores"], np.concatenate([c["scores"] for c in clips]))
+        for name in ("speech", "scores"):
+            np.testing.assert_array_equal(frames[name], np.concatenate([c[name] for c in clips]))
         np.testing.assert_array_equal(frames["clip_index"], np.repeat(
             np.arange(len(clips)), [len(c["speech"]) for c in clips]))
         for row, clip in enumerate(clips):

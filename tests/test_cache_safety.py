@@ -18,10 +18,13 @@ import pytest
 import soundfile as sf
 
 from brogue import atomic
-from brogue.cache.shards import Cache, ClipMeta, ShardAttrs, ShardWriter
-from brogue.extract import decode, lock, pipeline, shards
+from brogue.cache import Cache, ClipMeta, EncoderRecord, lock
+from brogue.cache.integrity import hash_file
+from brogue.cache.manifest import summarise, write_manifest
+from brogue.cache.schema import complete_shards
+from brogue.cache.shard_writer import ShardWriter
+from brogue.extract import decode, pipeline
 from brogue.extract.corpus import folder_clips
-from brogue.extract.yamnet.params import PARAMS
 from brogue.main import main
 
 # --- atomic publishing ---
@@ -155,7 +158,7 @@ def test_an_edited_file_replaces_its_old_row(synthetic_corpus, native_engine, tm
     clips = cache.clips()
     assert sorted(clips["path"]) == [first.name, second.name]
     edited = clips.select(clips["path"] == first.name)
-    assert edited["content_hash"][0] == shards.hash_file(first) != old[first.name]
+    assert edited["content_hash"][0] == hash_file(first) != old[first.name]
     assert edited["shard"][0] == 1
     assert cache.manifest["totals"]["clips"] == 2
     assert cache.manifest["totals"]["frames"] == int(clips["num_frames"].sum())
@@ -185,22 +188,20 @@ def test_extract_exit_codes(synthetic_corpus, yamnet_handle, brogue_cache, tmp_p
 
 # --- brogue verify ---
 
-ATTRS = ShardAttrs("test://yamnet", "fingerprint-a", PARAMS.to_json(), "0.1.0")
+ENCODER = EncoderRecord("test-encoder", "test://weights", "fingerprint-a", {}, "keras", "fp32",
+                        0.96, 0.48, 16)  # fmt: skip
 
 
 def write_cache(directory: Path, shard_paths: list[list[str]]) -> Path:
     rng = np.random.default_rng(0)
     for index, paths in enumerate(shard_paths):
-        with ShardWriter(directory, index, ATTRS) as writer:
+        with ShardWriter(directory, index, ENCODER, "0.1.0") as writer:
             for path in paths:
                 frames = int(rng.integers(1, 6))
                 meta = ClipMeta(path, "irish", "s1", 0.48 * frames, f"hash of {path}")
-                writer.add_clip(meta, rng.random((frames, PARAMS.num_classes), np.float32),
-                                rng.random((frames, PARAMS.embedding_size), np.float32))
-    yamnet = {"handle": ATTRS.yamnet_handle, "fingerprint": ATTRS.yamnet_fingerprint,
-              "params": json.loads(PARAMS.to_json())}  # fmt: skip
-    shards.write_manifest(directory, shards.summarise(directory) | {"yamnet": yamnet,
-                                                                    "failures": []})
+                writer.add_clip(meta, rng.random((frames, 16), np.float32),
+                                rng.random(frames) < 0.5)  # fmt: skip
+    write_manifest(directory, summarise(directory) | {"failures": []}, ENCODER)
     return directory
 
 
@@ -224,10 +225,10 @@ def test_verify_finds_and_repairs_orphans_and_a_wrong_manifest(tmp_path: Path, c
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     manifest["totals"]["clips"] = 280
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))
-    shards_before = {path: path.read_bytes() for path in shards.complete_shards(tmp_path)}
+    shards_before = {path: path.read_bytes() for path in complete_shards(tmp_path)}
 
     code, problems, verdict = verify(tmp_path, capsys)
-    assert code == 1 and verdict.startswith(f"2 problem(s) in {tmp_path}")
+    assert code == 3 and verdict.startswith(f"2 problem(s) in {tmp_path}")
     assert any(orphan.name in line and "orphan" in line for line in problems)
     assert any("totals differ from the shards" in line for line in problems)
 
@@ -236,7 +237,7 @@ def test_verify_finds_and_repairs_orphans_and_a_wrong_manifest(tmp_path: Path, c
     assert "removed 1 orphan temporaries" in verdict and "rebuilt manifest.json" in verdict
     assert not orphan.exists()
     assert json.loads((tmp_path / "manifest.json").read_text())["totals"]["clips"] == 3
-    assert {path: path.read_bytes() for path in shards.complete_shards(tmp_path)} == shards_before
+    assert {path: path.read_bytes() for path in complete_shards(tmp_path)} == shards_before
 
 
 def test_verify_reports_duplicates_and_broken_shards_and_repair_keeps_them(tmp_path, capsys):
@@ -248,12 +249,12 @@ def test_verify_reports_duplicates_and_broken_shards_and_repair_keeps_them(tmp_p
 
     code, problems, _ = verify(tmp_path, capsys, "--repair")
 
-    assert code == 1
+    assert code == 3
     assert "a.wav (content hash of a.wa) is stored 2 times" in problems
     assert "shard-00002.h5: frame_start does not follow num_frames" in problems
     assert any(line.startswith("shard-00003.h5 does not open") for line in problems)
     assert len(problems) == 3  # the rebuilt manifest lists the shards that open
-    assert len(shards.complete_shards(tmp_path)) == 4  # finished shards are never deleted
+    assert len(complete_shards(tmp_path)) == 4  # finished shards are never deleted
 
 
 def test_verify_repair_waits_for_no_writer(tmp_path: Path, capsys):

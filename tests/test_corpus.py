@@ -8,16 +8,15 @@ import pytest
 from corpus_fixture import MIRROR_INDEX, MIRROR_ZIPS, write_wav
 
 from brogue.extract.corpus import (
-    ACCENTS,
     ClipSource,
     CorpusError,
     folder_clips,
     manifest_clips,
     openslr83_clips,
-    parse_openslr83_index,
     resolve_corpus,
 )
 from brogue.extract.download import DownloadError, fetch_openslr83
+from brogue.openslr83 import ACCENTS, OpenSLR83IndexError, parse_openslr83_index
 
 REAL_INDEX = Path(__file__).resolve().parents[2] / "shared" / "openslr83" / "line_index_all.csv"
 
@@ -54,7 +53,7 @@ def test_real_index_has_17877_rows_120_speakers_and_6_accents():
 def test_bad_index_line_names_the_file_and_line(tmp_path, line, problem):
     index = tmp_path / "line_index_all.csv"
     index.write_text("EN0001, irm_00001_00000001, Fine\n\n" + line, encoding="utf-8")
-    with pytest.raises(CorpusError, match=problem) as caught:
+    with pytest.raises(OpenSLR83IndexError, match=problem) as caught:
         parse_openslr83_index(index)
     assert str(caught.value).startswith(f"{index}:3:")
 

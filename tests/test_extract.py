@@ -13,12 +13,14 @@ import pytest
 import soundfile as sf
 
 from brogue import atomic
-from brogue.cache.shards import MANIFEST, Cache, CacheError, complete_shards
+from brogue.cache import Cache, CacheError
+from brogue.cache.schema import MANIFEST, complete_shards
 from brogue.extract import decode, pipeline
 from brogue.extract.audio import load_audio
 from brogue.extract.corpus import ClipSource, folder_clips, manifest_clips, openslr83_clips
 from brogue.extract.decode import TASKS_PER_WORKER, prepared_in_order
 from brogue.extract.yamnet import engines
+from brogue.extract.yamnet.params import PARAMS
 from brogue.main import main
 
 
@@ -66,7 +68,7 @@ def test_openslr83_layout_to_shards(synthetic_corpus, native_engine, tmp_path):
     assert len(set(clips["speaker"])) == 8
     assert set(clips["gender"]) == {"female", "male"}
     assert all(transcript for transcript in clips["transcript"])
-    assert cache.fingerprint == native_engine.fingerprint
+    assert cache.encoder.fingerprint == native_engine.fingerprint
 
     for row in range(len(clips)):
         path = synthetic_corpus / clips["path"][row]
@@ -76,7 +78,7 @@ def test_openslr83_layout_to_shards(synthetic_corpus, native_engine, tmp_path):
 
     # A clip's stored frames are what the engine gives for that file alone.
     shard, row = int(clips["shard"][5]), int(clips["row"][5])
-    stored = cache.clip_frames(shard, row)
+    stored = cache.clip_frames(shard, row, ("embeddings", "speech", "scores"))
     alone = native_engine.frames([load_audio(synthetic_corpus / clips["path"][5])])[0]
     np.testing.assert_allclose(stored["embeddings"], alone.embeddings, atol=1e-5)
     np.testing.assert_allclose(stored["scores"], alone.scores, atol=1e-5)
@@ -91,7 +93,8 @@ def test_openslr83_layout_to_shards(synthetic_corpus, native_engine, tmp_path):
     assert all(counts["clips"] == 3 for counts in manifest["speakers"].values())
     assert {label: counts["clips"] for label, counts in manifest["labels"].items()} == {
         "Midlands": 6, "Northern": 6, "Scottish": 6, "Southern": 6}
-    assert manifest["yamnet"]["fingerprint"] == native_engine.fingerprint
+    assert manifest["encoder"]["fingerprint"] == native_engine.fingerprint
+    assert manifest["encoder"]["name"] == "yamnet" and manifest["schema_version"] == 3
     assert manifest["failures"] == []
 
 
@@ -176,7 +179,7 @@ def test_refuses_embeddings_of_another_yamnet(synthetic_corpus, native_engine, t
     sources = openslr83_clips(synthetic_corpus)[:2]
     run(sources, native_engine, tmp_path)
     monkeypatch.setattr(native_engine, "fingerprint", "0123456789abcdef")
-    with pytest.raises(CacheError, match="refusing to mix two models"):
+    with pytest.raises(CacheError, match=r"0123456789ab, fp32\); refusing to mix two producers"):
         run(sources, native_engine, tmp_path)
 
 
@@ -216,12 +219,12 @@ def test_native_cache_matches_the_hub_even_on_pure_tones(synthetic_corpus, nativ
     run(sources, native_engine, tmp_path / "native")
 
     hub, native = Cache(tmp_path / "hub"), Cache(tmp_path / "native")
-    assert hub.fingerprint == native.fingerprint
+    assert hub.encoder.fingerprint == native.encoder.fingerprint
     np.testing.assert_array_equal(hub.clips()["num_frames"], native.clips()["num_frames"])
     for row in range(len(sources)):
         for name in ("embeddings", "scores"):
-            np.testing.assert_allclose(hub.clip_frames(0, row)[name],
-                                       native.clip_frames(0, row)[name], atol=1e-4)
+            np.testing.assert_allclose(hub.clip_frames(0, row, (name,))[name],
+                                       native.clip_frames(0, row, (name,))[name], atol=1e-4)
 
 
 def test_cli_downloads_resumes_and_extracts(synthetic_corpus, file_server, brogue_cache,
@@ -265,7 +268,7 @@ def test_decoding_keeps_a_bounded_number_of_clips_in_flight(synthetic_corpus):
 
     sources = CountingList(openslr83_clips(synthetic_corpus))
     lead = []
-    for done, _ in enumerate(prepared_in_order(sources, 1, {}), start=1):
+    for done, _ in enumerate(prepared_in_order(sources, PARAMS.grid, 1, {}), start=1):
         lead.append(CountingList.taken - done)
     assert max(lead) <= TASKS_PER_WORKER
     assert len(lead) == len(sources)
@@ -315,7 +318,7 @@ def test_a_decode_worker_runs_numpy_with_one_blas_thread():
 
     pool = decode._start_pool(1)
     try:
-        pool.submit(decode.blocks, 16000).result()  # the worker now holds decode and numpy
+        pool.submit(decode.blocks, 16000, PARAMS.grid).result()  # it now holds decode, numpy
         libraries = pool.submit(threadpoolctl.threadpool_info).result()
     finally:
         pool.shutdown()
@@ -340,7 +343,7 @@ def test_a_worker_crash_fails_one_clip_and_the_run_goes_on(synthetic_corpus):
     crasher = ClipSource(KillsItsWorker(), "", "", {}, "crash.wav")
     sources = [*good[:2], crasher, *good[2:]]
 
-    prepared = list(prepared_in_order(sources, 1, {}))
+    prepared = list(prepared_in_order(sources, PARAMS.grid, 1, {}))
 
     assert [clip.source for clip in prepared] == sources
     assert prepared[2].failure == "crash.wav: the decoder crashed reading it"

@@ -83,8 +83,8 @@ def test_every_family_fits_evaluates_predicts_and_exports(
     import tensorflow as tf
 
     from brogue.extract.audio import load_audio
-    from brogue.extract.corpus import ACCENTS
-    from brogue.train.predict import load_run, load_yamnet, predict_files
+    from brogue.openslr83 import ACCENTS
+    from brogue.train.predict import load_encoder, load_run, predict_files
 
     facts = json.loads((family_run / "run.json").read_text())
     metrics = json.loads((family_run / "metrics.json").read_text())
@@ -99,7 +99,7 @@ def test_every_family_fits_evaluates_predicts_and_exports(
     sf.write(silence, np.zeros(40000, np.float32), 16000)
     files = [*sorted(synthetic_corpus.glob("*/*.wav"))[::3], silence]
     run = load_run(family_run)
-    predictions = list(predict_files(run, load_yamnet(run), files, []))
+    predictions = list(predict_files(run, load_encoder(run), files, []))
     right = [p.accent == ACCENTS[Path(p.path).name[:2]] for p in predictions[:-1]]
     assert sum(right) >= 0.75 * len(right)  # the random split trains on these speakers
     for p in predictions:

@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 import soxr
 
-from brogue.cache.shards import Cache
+from brogue.cache import Cache
 from brogue.extract import decode, pipeline
 from brogue.extract.audio import AudioError, load_audio, load_block, probe, resampled_length
 from brogue.extract.corpus import folder_clips
@@ -19,13 +19,13 @@ from dev.signals import speech_like
 HOP = PARAMS.patch_hop_samples
 
 
-@pytest.mark.parametrize("blocks_of", [decode.PATCHES_PER_BLOCK, 17])
+@pytest.mark.parametrize("blocks_of", [decode.FRAMES_PER_BLOCK, 17])
 def test_blocks_give_every_patch_once_on_the_patch_grid(blocks_of, monkeypatch):
-    monkeypatch.setattr(decode, "PATCHES_PER_BLOCK", blocks_of)
+    monkeypatch.setattr(decode, "FRAMES_PER_BLOCK", blocks_of)
     # Lengths at which the Hub's float32 patch count rounds up, and ordinary ones.
     for samples in (PARAMS.min_samples + 7680 * k for k in (3, 5, 6, 7, 10, 15, 999, 5000)):
         for length in (samples - 1, samples, samples + 1, samples + 4321):
-            plan = decode.blocks(length)
+            plan = decode.blocks(length, PARAMS.grid)
             assert sum(block.frames for block in plan) == PARAMS.grid.frame_count(length)
             assert [block.start for block in plan] == [k * blocks_of * HOP
                                                        for k in range(len(plan))]  # fmt: skip
@@ -64,16 +64,16 @@ def long_recording(folder: Path, seconds: float) -> Path:
 def test_a_long_recording_is_cached_as_the_whole_file_would_be(native_engine, tmp_path,
                                                                 monkeypatch):
     # Blocks of 17 patches make 20 s of audio a long recording of three pieces.
-    monkeypatch.setattr(decode, "PATCHES_PER_BLOCK", 17)
+    monkeypatch.setattr(decode, "FRAMES_PER_BLOCK", 17)
     path = long_recording(tmp_path / "audio", 20.0)
-    assert len(decode.blocks(len(load_audio(path)))) == 3
+    assert len(decode.blocks(len(load_audio(path)), PARAMS.grid)) == 3
 
     report = pipeline.run(folder_clips(tmp_path / "audio"), native_engine, tmp_path / "cache",
                           shard_frames=8, workers=0, progress=False)  # fmt: skip
 
     assert (report.clips, report.failures) == (1, [])
     cache = Cache(tmp_path / "cache")
-    stored = cache.clip_frames(0, 0)
+    stored = cache.clip_frames(0, 0, ("embeddings", "speech", "scores"))
     whole = native_engine.frames([load_audio(path)])[0]
     assert len(stored["embeddings"]) == len(whole.embeddings) == 41
     np.testing.assert_allclose(stored["embeddings"], whole.embeddings, atol=1e-5)
@@ -83,7 +83,7 @@ def test_a_long_recording_is_cached_as_the_whole_file_would_be(native_engine, tm
 
 def test_a_piece_that_fails_drops_its_clip_and_the_run_goes_on(synthetic_corpus, native_engine,
                                                                tmp_path, monkeypatch):
-    monkeypatch.setattr(decode, "PATCHES_PER_BLOCK", 17)
+    monkeypatch.setattr(decode, "FRAMES_PER_BLOCK", 17)
     folder = tmp_path / "audio"
     long_recording(folder, 20.0)
     short = sorted(synthetic_corpus.rglob("*.wav"))[0]
@@ -109,16 +109,22 @@ def test_a_piece_that_fails_drops_its_clip_and_the_run_goes_on(synthetic_corpus,
 
 
 def test_predict_streams_a_long_file_with_per_frame_times(speech_run, tmp_path, monkeypatch):
-    from brogue.train.predict import load_run, load_yamnet, predict_files
+    from brogue.train.predict import load_encoder, load_run, predict_files
 
     run = load_run(speech_run)
-    engine = load_yamnet(run)
+    engine = load_encoder(run)
     path = long_recording(tmp_path, 20.0)
     (whole,) = predict_files(run, engine, [path], [])
-    monkeypatch.setattr(decode, "PATCHES_PER_BLOCK", 17)
+    monkeypatch.setattr(decode, "FRAMES_PER_BLOCK", 17)
     (streamed,) = predict_files(run, engine, [path], [])
 
     assert streamed.to_json()["frame_times"] == pytest.approx(np.arange(41) * 0.48)
     np.testing.assert_array_equal(streamed.speech, whole.speech)
     np.testing.assert_allclose(streamed.frame_probabilities, whole.frame_probabilities, atol=1e-5)
     np.testing.assert_allclose(streamed.probabilities, whole.probabilities, atol=1e-5)
+    # The plot's waveform envelope, gathered piece by piece, is the whole file's.
+    np.testing.assert_array_equal(streamed.envelope, whole.envelope)
+    waveform = load_audio(path)
+    assert len(whole.envelope) == -(-len(waveform) // 160)
+    assert whole.envelope[:, 0].min() == waveform.min() and whole.envelope[:, 1].max() == (
+        waveform.max())

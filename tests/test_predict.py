@@ -11,10 +11,10 @@ import pytest
 import soundfile as sf
 import soxr
 
-from brogue.cache.shards import Cache
-from brogue.openslr83 import ACCENTS
+from brogue.cache import Cache
 from brogue.main import main
-from brogue.train.predict import FilePrediction, load_run, load_yamnet, predict_files
+from brogue.openslr83 import ACCENTS
+from brogue.train.predict import FilePrediction, load_encoder, load_run, predict_files
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +37,7 @@ def predictions(speech_run: Path, synthetic_corpus: Path) -> list[FilePrediction
     run = load_run(speech_run)
     files = sorted(synthetic_corpus.glob("*/*.wav"))
     failures: list[str] = []
-    found = list(predict_files(run, load_yamnet(run), files, failures))
+    found = list(predict_files(run, load_encoder(run), files, failures))
     assert failures == [] and [p.path for p in found] == [str(f) for f in files]
     return found
 
@@ -61,7 +61,7 @@ def test_predict_pools_the_cached_frames_as_evaluate_does(
     for row in range(len(clips)):
         stored = cache.clip_frames(int(clips["shard"][row]), int(clips["row"][row]))
         probs = np.asarray(run.head.model.predict_on_batch(stored["embeddings"]))
-        speech = stored["top_class"] == 0
+        speech = stored["speech"]
         # The example's clip decision: the mean over speech frames, or all frames if none.
         expected = probs[speech].mean(axis=0) if speech.any() else probs.mean(axis=0)
         prediction = by_path[str(synthetic_corpus / clips["path"][row])]
@@ -117,11 +117,11 @@ def test_a_run_of_other_yamnet_weights_is_refused(
 ) -> None:
     other = shutil.copytree(speech_run, tmp_path / "run")
     facts = json.loads((other / "run.json").read_text())
-    facts["cache"]["fingerprint"] = "0123456789abcdef"
+    facts["cache"]["encoder"]["fingerprint"] = "0123456789abcdef"
     (other / "run.json").write_text(json.dumps(facts))
     assert main(["predict", str(other), str(odd_files["silence"])]) == 1
     assert main(["predict", str(tmp_path), str(odd_files["silence"])]) == 1
     errors = capsys.readouterr().err.strip().splitlines()
     assert len(errors) == 2
-    assert "trained on embeddings of YAMNet weights 0123456789abcdef" in errors[0]
+    assert "trained on embeddings of yamnet weights 0123456789abcdef" in errors[0]
     assert "is not a finished run folder" in errors[1]

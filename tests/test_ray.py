@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from brogue import atomic
-from brogue.cache.shards import MANIFEST, Cache, complete_shards
+from brogue.cache import Cache
+from brogue.cache.schema import MANIFEST, complete_shards
 from brogue.cache.verify import verify
 from brogue.extract import decode, pipeline
 from brogue.extract.corpus import openslr83_clips
@@ -43,9 +44,10 @@ def local_cache(synthetic_corpus, native_engine, tmp_path_factory) -> Path:
 
 
 def ray_executor(yamnet_handle: str, clips_per_call: int = CLIPS_PER_CALL) -> pipeline.Executor:
-    from brogue.extract.ray_executor import EngineSpec, executor
+    from brogue.extract.engine import EngineSpec
+    from brogue.extract.ray_executor import executor
 
-    return executor(EngineSpec("native", yamnet_handle, batch_size=64), actors=1,
+    return executor(EngineSpec("yamnet", yamnet_handle, batch_size=64), actors=1,
                     clips_per_call=clips_per_call)  # fmt: skip
 
 
@@ -64,12 +66,15 @@ def assert_same_cache(found: Path, expected: Path) -> None:
             np.testing.assert_array_equal(mine[column][order_mine],
                                           reference[column][order_reference], err_msg=column)
         for row_mine, row_reference in zip(order_mine, order_reference, strict=True):
-            a = ours.clip_frames(int(mine["shard"][row_mine]), int(mine["row"][row_mine]))
+            columns = ("embeddings", "speech", "scores")
+            a = ours.clip_frames(int(mine["shard"][row_mine]), int(mine["row"][row_mine]),
+                                 columns)  # fmt: skip
             b = theirs.clip_frames(int(reference["shard"][row_reference]),
-                                   int(reference["row"][row_reference]))  # fmt: skip
+                                   int(reference["row"][row_reference]), columns)  # fmt: skip
             np.testing.assert_allclose(a["embeddings"], b["embeddings"], atol=1e-5)
             np.testing.assert_allclose(a["scores"], b["scores"], atol=1e-5)
-        assert ours.fingerprint == theirs.fingerprint
+            np.testing.assert_array_equal(a["speech"], b["speech"])
+        assert ours.encoder.fingerprint == theirs.encoder.fingerprint
     verdict = verify(found)
     assert verdict.problems == [], verdict.problems
 
@@ -147,16 +152,15 @@ def test_a_bad_file_is_a_failure_not_a_crash(ray_local, synthetic_corpus, yamnet
 
 def test_a_retried_actor_call_stores_no_clip_twice(synthetic_corpus, native_engine, tmp_path):
     """Ray retries the call of a lost actor; the shards it had published stay the only copy."""
-    from brogue.cache.shards import ShardAttrs
+    from brogue.cache import ShardSpec
+    from brogue.extract.engine import encoder_record
     from brogue.extract.ray_executor import ShardMaker
 
     sources = openslr83_clips(synthetic_corpus)[:6]
-    attrs = ShardAttrs(native_engine.handle, native_engine.fingerprint,
-                       native_engine.params.to_json(), pipeline.brogue_version())
-    output = pipeline.Output(tmp_path, attrs, 20, "float32", ("gender", "prompt_id",
-                                                              "transcript"))  # fmt: skip
-    make = ShardMaker(native_engine, output, frozenset())  # what each actor runs
-    clips = [decode.prepare(source) for source in sources]
+    spec = ShardSpec(tmp_path, encoder_record(native_engine), tuple(native_engine.score_names),
+                     "float32", ("gender", "prompt_id", "transcript"))  # fmt: skip
+    make = ShardMaker(native_engine, pipeline.Output(spec, 20), frozenset())  # each actor's
+    clips = [decode.prepare(source, native_engine.grid) for source in sources]
 
     first = make(clips)
     shards = complete_shards(tmp_path)

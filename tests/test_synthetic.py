@@ -11,6 +11,7 @@ import soundfile as sf
 import dev.synthetic_corpus
 from brogue.extract.corpus import openslr83_clips
 from brogue.main import main
+from dev.__main__ import COMMANDS as DEV_COMMANDS
 from dev.synthetic_corpus import write_corpus
 
 
@@ -32,7 +33,8 @@ def test_without_espeak_the_error_says_how_to_install_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
     monkeypatch.setattr(dev.synthetic_corpus.shutil, "which", lambda name: None)
-    assert main(["synthetic", str(tmp_path), "--speakers", "1", "--clips", "1"]) == 1
+    assert main(["synthetic", str(tmp_path), "--speakers", "1", "--clips", "1"],
+                DEV_COMMANDS) == 1  # fmt: skip
     assert capsys.readouterr().err.strip() == (
         "error: espeak-ng not found; install it (Debian: apt-get install espeak-ng)"
     )

@@ -11,8 +11,8 @@ import pytest
 from brogue.train.class_weights import class_weights, frame_counts
 from brogue.train.config import ConfigError, TrainConfig, load_config, make_config, parse_layers
 from brogue.train.dataset import load_corpus
+from brogue.train.frame_dense import build_model
 from brogue.train.metrics import d_prime, majority_baseline, pool
-from brogue.train.model import build_model
 from brogue.train.splits import (
     SplitError,
     SplitWarning,
@@ -21,7 +21,7 @@ from brogue.train.splits import (
     speaker_folds,
     speaker_holdout,
 )
-from brogue.train.stream import FrameFeed, read_top_class
+from brogue.train.stream import FrameFeed, read_speech
 from dev.synthetic_cache import SyntheticCorpus, write_synthetic_cache
 
 OPENSLR83_INDEX = Path(__file__).parents[2] / "shared" / "openslr83" / "line_index_all.csv"
@@ -72,7 +72,7 @@ def test_bad_config_is_one_line(values: dict, message: str) -> None:
 
 
 def test_default_model_matches_the_examples_summary() -> None:
-    model = build_model(TrainConfig(), num_classes=7)
+    model = build_model(TrainConfig(), num_classes=7, width=1024)
     assert model.count_params() == 511_815
     names = [layer.name for layer in model.layers]
     assert names[1:3] == ["dense_1", "dropout_1"] and names[-1] == "ouput"
@@ -152,10 +152,10 @@ def test_class_weights_match_a_count_by_hand(corpus) -> None:
     for clip in np.flatnonzero(split.train):
         start = corpus.frame_start[clip]
         frames = corpus.cache.read_frames(
-            corpus.shard[clip], start, start + corpus.num_frames[clip], ("top_class",)
+            corpus.shard[clip], start, start + corpus.num_frames[clip], ("speech",)
         )
-        for top in frames["top_class"]:
-            by_hand[corpus.label[clip] if top == 0 else len(corpus.classes) - 1] += 1
+        for speech in frames["speech"]:
+            by_hand[corpus.label[clip] if speech else len(corpus.classes) - 1] += 1
     np.testing.assert_array_equal(counts, by_hand)
     # The same numbers as the manifest's per-speaker counts over the training speakers.
     speakers = corpus.cache.manifest["speakers"]
@@ -184,8 +184,8 @@ def _expected_frames(corpus, chosen: np.ndarray) -> tuple[np.ndarray, np.ndarray
             corpus.shard[clip], start, start + corpus.num_frames[clip]
         )
         embeddings.append(frames["embeddings"])
-        # The example's rule: a frame whose top class is not Speech (0) is "Not a speech".
-        labels.append(np.where(frames["top_class"] == 0, corpus.label[clip], len(corpus.accents)))
+        # The example's rule: a frame that is not speech is "Not a speech".
+        labels.append(np.where(frames["speech"], corpus.label[clip], len(corpus.accents)))
     return np.concatenate(embeddings), np.concatenate(labels)
 
 
@@ -229,8 +229,8 @@ def test_unshuffled_feed_is_in_block_order(corpus) -> None:
     expected_embeddings, expected_labels = _expected_frames(corpus, chosen)
     np.testing.assert_array_equal(embeddings, expected_embeddings)
     np.testing.assert_array_equal(onehot.argmax(axis=1), expected_labels)
-    top = read_top_class(feed.reader, feed.blocks)
-    np.testing.assert_array_equal(top == 0, expected_labels < len(corpus.accents))
+    speech = read_speech(feed.reader, feed.blocks)
+    np.testing.assert_array_equal(speech, expected_labels < len(corpus.accents))
 
 
 def test_d_prime_reproduces_the_examples_numbers() -> None:

@@ -18,8 +18,9 @@ import tensorflow as tf
 from yamnet_reference import mel_matrix as reference_mel_matrix
 from yamnet_reference import stft_magnitude, waveform_to_patches
 
-from brogue.extract.audio import YAMNET_SAMPLE_RATE
-from brogue.extract.yamnet.engines import Frames, HubEngine, NativeEngine
+from brogue.extract.audio import SAMPLE_RATE
+from brogue.extract.engine import EncodedFrames as Frames
+from brogue.extract.yamnet.engines import HubEngine, NativeEngine
 from brogue.extract.yamnet.frontend import LogMelPatches, hann_window, lay_out, patch_count
 from brogue.extract.yamnet.frontend import mel_matrix as frontend_mel_matrix
 from brogue.extract.yamnet.network import build_yamnet, layer_weights
@@ -47,7 +48,7 @@ def _rng(name: str) -> np.random.Generator:
 
 
 def _speech(count: int, rng: np.random.Generator) -> np.ndarray:
-    return speech_like(count / YAMNET_SAMPLE_RATE, rng)
+    return speech_like(count / SAMPLE_RATE, rng)
 
 
 def _white(count: int, rng: np.random.Generator) -> np.ndarray:
@@ -66,14 +67,14 @@ def _silence(count: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def _tone(count: int, rng: np.random.Generator) -> np.ndarray:
-    return (0.5 * np.sin(2 * np.pi * 440.0 * np.arange(count) / YAMNET_SAMPLE_RATE)).astype(
+    return (0.5 * np.sin(2 * np.pi * 440.0 * np.arange(count) / SAMPLE_RATE)).astype(
         np.float32
     )
 
 
 def _chirp(count: int, rng: np.random.Generator) -> np.ndarray:
-    seconds = count / YAMNET_SAMPLE_RATE
-    time_s = np.arange(count) / YAMNET_SAMPLE_RATE
+    seconds = count / SAMPLE_RATE
+    time_s = np.arange(count) / SAMPLE_RATE
     phase = 2 * np.pi * (100.0 * time_s + (7000.0 - 100.0) * time_s**2 / (2 * seconds))
     return (0.5 * np.sin(phase)).astype(np.float32)
 

@@ -7,6 +7,7 @@ where the CPU computes in bf16 (AMX or AVX512-BF16) and are skipped with a reaso
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import keras
@@ -15,14 +16,16 @@ import pytest
 from test_yamnet_parity import BATCH_CLIPS, make_clip, write_random_weights
 
 from brogue import atomic
-from brogue.cache.shards import CacheError, ShardAttrs, cached_clips
+from brogue.cache import CacheError
+from brogue.cache.reader import cached_files
 from brogue.extract import pipeline
 from brogue.extract.corpus import openslr83_clips
+from brogue.extract.engine import encoder_record
 from brogue.extract.yamnet import runtime
 from brogue.extract.yamnet.engines import NativeEngine, PatchBatcher, front_end_groups
 from brogue.extract.yamnet.params import PARAMS
 from brogue.extract.yamnet.weights import ImportedWeights
-from brogue.train.predict import TrainedRun, load_run, predict_files
+from brogue.train.predict import load_run, predict_files
 from dev.signals import speech_like
 
 needs_bf16 = pytest.mark.skipif(
@@ -162,13 +165,11 @@ def test_extract_refuses_to_mix_precisions(synthetic_corpus, native_engine, tmp_
         pipeline.run(sources, native_engine, tmp_path, workers=0, progress=False)
 
     # The shards themselves say so too, for a manifest that lost its precision.
-    attrs = ShardAttrs(native_engine.handle, native_engine.fingerprint, PARAMS.to_json(), "x",
-                       "openvino", "bf16")
-    with pytest.raises(CacheError, match="YAMNet precision fp32 instead of bf16"):
-        cached_clips(tmp_path, attrs)
-    attrs = ShardAttrs(native_engine.handle, native_engine.fingerprint, PARAMS.to_json(), "x",
-                       "keras", "fp32")
-    assert len(cached_clips(tmp_path, attrs)) == 2  # another fp32 runtime may resume it
+    record = encoder_record(native_engine)
+    with pytest.raises(CacheError, match="precision 'fp32' instead of 'bf16'"):
+        cached_files(tmp_path, dataclasses.replace(record, runtime="openvino", precision="bf16"))
+    fp32_keras = dataclasses.replace(record, runtime="keras", precision="fp32")
+    assert len(cached_files(tmp_path, fp32_keras)) == 2  # another fp32 runtime may resume it
 
 
 # --- bf16 against fp32, where the CPU has it ---
@@ -205,10 +206,10 @@ def test_a_head_trained_on_fp32_gives_the_same_accents_from_bf16(
     speech_run: Path, synthetic_corpus: Path, native_engine, bf16_engine
 ):
     run = load_run(speech_run)
-    assert run.precision == "fp32"
+    assert run.encoder.precision == "fp32"
     files = sorted(synthetic_corpus.glob("*/*.wav"))
     fp32 = [p.accent for p in predict_files(run, native_engine, files, [])]
-    as_bf16 = TrainedRun(run.folder, run.classes, run.head, run.handle, run.fingerprint, "bf16")
+    as_bf16 = dataclasses.replace(run, encoder=dataclasses.replace(run.encoder, precision="bf16"))
     bf16 = [p.accent for p in predict_files(as_bf16, bf16_engine, files, [])]
 
     assert len(fp32) == len(bf16) == len(files)

@@ -16,8 +16,8 @@ import numpy as np
 from brogue.command import Command
 from brogue.errors import SOME_FAILED
 
-from ..audio import YAMNET_SAMPLE_RATE, AudioError, load_audio
-from ..commands import add_engine_arguments, describe_engine, load_engine
+from ..audio import SAMPLE_RATE, AudioError, load_audio
+from ..commands import add_engine_arguments, add_yamnet_argument, describe_engine, load_engine
 
 if TYPE_CHECKING:  # the engines import Keras, which `brogue --help` must not wait for
     from ..engine import EncodedFrames
@@ -51,15 +51,14 @@ def report(engine: HubEngine | NativeEngine, paths: Sequence[str]) -> int:
             continue
         results = engine.frames([waveform for _, waveform in readable])
         for (path, waveform), frames in zip(readable, results, strict=True):
-            seconds = len(waveform) / YAMNET_SAMPLE_RATE
+            seconds = len(waveform) / SAMPLE_RATE
             print(describe(path, seconds, frames, engine.class_names))
     return failures
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("files", nargs="+", metavar="FILE")
-    parser.add_argument("--yamnet", help="TF Hub handle or SavedModel folder "
-                        "(default: $BROGUE_YAMNET, else https://tfhub.dev/google/yamnet/1)")
+    add_yamnet_argument(parser)
     add_engine_arguments(parser)
 
 

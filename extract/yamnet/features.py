@@ -3,6 +3,8 @@ grid's (`Params.grid`, `extract/grid.py`), which the tests hold to `frontend.pat
 
 from __future__ import annotations
 
+from brogue.extract.grid import SAMPLE_RATE
+
 # Clips per call of the native engine's front end: 16 clips of ~6 s ran it 2.4x faster than one
 # call per clip: a call costs ~1.2 ms by itself, and bigger ones keep both cores busier. Here,
 # not in the engine, because the decode workers keep two calls' clips coming.
@@ -12,4 +14,4 @@ CLIPS_PER_FRONT_END_CALL = 16
 # 16 blocks per call, 1,135 MB at 96 s, 1,091 MB at 48 s; TensorFlow's import alone is 832 MB
 # of it. Smaller calls cost speed: the front end ran at 3,400-4,200 audio-s/s in 96 s calls
 # against 2,700-3,100 in 48 s ones.
-SAMPLES_PER_FRONT_END_CALL = 96 * 16000
+SAMPLES_PER_FRONT_END_CALL = 96 * SAMPLE_RATE

@@ -78,3 +78,5 @@ class Params:
 
 
 PARAMS = Params()
+# Where YAMNet's weights come from unless --yamnet or $BROGUE_YAMNET names others.
+DEFAULT_HANDLE = "https://tfhub.dev/google/yamnet/1"

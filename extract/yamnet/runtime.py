@@ -6,7 +6,7 @@
   format="openvino")`) and cached beside the imported weights as
   `<fingerprint>.openvino-<version>.xml/.bin`, so a new weights file or a new OpenVINO
   converts again. On this project's 2-core AVX-512 CPU (AVX512-BF16, no AMX) it ran the
-  network alone at 1.4x TensorFlow's speed in fp32 and 2.7x in bf16 (README, Benchmarks).
+  network alone at 1.4x TensorFlow's speed in fp32 and 2.7x in bf16 (docs/benchmarks.md).
 
 LiteRT (XNNPACK, `model.export(..., format="litert")`) was measured too: 0.97-1.09x TensorFlow
 in fp32 on the same CPU, against 1.4-1.6x for OpenVINO, and it has no bf16 on x86, so it did

@@ -25,9 +25,7 @@ from brogue import atomic
 from brogue.errors import BrogueError, require
 
 from .network import build_yamnet, layer_weights
-from .params import Params
-
-DEFAULT_HANDLE = "https://tfhub.dev/google/yamnet/1"
+from .params import DEFAULT_HANDLE, Params
 
 
 class YamnetError(BrogueError):
