@@ -16,14 +16,20 @@ export BROGUE_YAMNET
 endif
 
 .PHONY: setup test lint extract synthetic train sweep predict export demo stress \
-	bench bench-yamnet bench-extract bench-train bench-sweep bench-shards bench-families bench-ray
+	bench bench-yamnet bench-extract bench-train bench-sweep bench-shards bench-families bench-ray \
+	bench-vad
 
 setup: $(VENV)/.installed
+
+# Silero VAD's weights, the speech rule of encoders without sound-event scores: no pyproject extra
+# can say --no-deps, and the torch it declares is never imported (extract/vad.py).
+SILERO_VAD := 'from brogue.extract.vad import REQUIREMENT; print(REQUIREMENT)'
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --no-deps $$($(PY) -c $(SILERO_VAD))
 	touch $@
 
 test: setup
@@ -80,3 +86,6 @@ bench-families: setup
 
 bench-ray: setup
 	$(PY) -m dev bench ray
+
+bench-vad: setup
+	$(PY) -m dev bench vad

@@ -19,6 +19,7 @@ BENCHMARKS = {
     "sweep": ("dev.bench_sweep", "a sweep trial on the cache vs recomputing YAMNet"),
     "shards": ("dev.bench_shards", "HDF5 layouts: read speed for training"),
     "families": ("dev.bench_families", "the model families by nested CV, and a sweep"),
+    "vad": ("dev.bench_vad", "speech rules (Silero VAD, webrtcvad, energy) vs YAMNet's"),
     "ray": ("dev.bench_ray", "extraction on Ray Data in local mode vs the local executor"),
 }
 
