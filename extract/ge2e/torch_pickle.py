@@ -153,8 +153,8 @@ def _resolve(value: Any, data: dict[str, np.ndarray]) -> Any:
     """`value` with each tensor reference replaced by its array, copied out of its storage."""
     if isinstance(value, _TensorRef):
         storage = data[value.storage.key]
-        last = value.offset + sum((n - 1) * s for n, s in zip(value.shape, value.strides)
-                                  if n > 0)  # fmt: skip
+        last = value.offset + sum((n - 1) * s for n, s in
+                                  zip(value.shape, value.strides, strict=True))
         if min(value.shape, default=1) > 0 and last >= len(storage):
             raise ValueError(f"a tensor reads past its storage {value.storage.key}")
         itemsize = storage.dtype.itemsize

@@ -50,7 +50,8 @@ def resolve_handle(handle: str | None) -> str:
     spec = importlib.util.find_spec(WHEEL_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise GE2EError(f"GE2E's weights ship in the {WHEEL_PACKAGE} wheel: pip install "
-                        f"'brogue[ge2e]', or pass --handle PATH_OR_URL to a {WHEEL_FILE}")
+                        f"--no-deps {WHEEL_PACKAGE}, or pass --handle PATH_OR_URL to a "
+                        f"{WHEEL_FILE}")
     return str(Path(next(iter(spec.submodule_search_locations)), WHEEL_FILE))
 
 
