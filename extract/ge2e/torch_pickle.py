@@ -101,14 +101,15 @@ def read_checkpoint(path: Path) -> Any:
 
 
 def _read_legacy(file) -> Any:
-    if pickle.load(file) != LEGACY_MAGIC:
+    # Every pickle of the five through the guarded unpickler: any of them could name code.
+    if _Unpickler(file).load() != LEGACY_MAGIC:
         raise ValueError("no torch magic number")
-    pickle.load(file)  # protocol version
-    if not pickle.load(file).get("little_endian", True):
+    _Unpickler(file).load()  # protocol version
+    if not _Unpickler(file).load().get("little_endian", True):
         raise ValueError("big-endian tensors")
     root = _Unpickler(file).load()
     data = {}
-    for key in pickle.load(file):
+    for key in _Unpickler(file).load():
         dtype = _storage_dtypes(root)[key]
         (numel,) = struct.unpack("<q", file.read(8))
         data[key] = np.frombuffer(_read_exactly(file, numel * dtype.itemsize), dtype)
