@@ -4,7 +4,11 @@ runtimes, and parity with Resemblyzer's own torch model where torch and resembly
 from __future__ import annotations
 
 import importlib.util
+import os
 import pickle
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -293,3 +297,24 @@ def test_parity_with_resemblyzers_voice_encoder():
         encoder = GE2EEncoder(None, runtime)
         for frames, theirs in zip(encoder.frames(clips), expected, strict=True):
             assert np.abs(frames.embeddings - theirs).max() <= 1e-4, runtime
+
+
+def test_the_encoder_runs_without_torch_resemblyzer_librosa_or_webrtcvad(checkpoint):
+    """In a process where importing any of them fails: the reader, the import and the default
+    runtime, on a checkpoint no cache has seen."""
+
+    script = textwrap.dedent(f"""
+        import sys
+        for name in ("torch", "resemblyzer", "librosa", "webrtcvad", "scipy"):
+            sys.modules[name] = None  # `import name` now raises ImportError
+        import numpy as np
+        from brogue.extract.ge2e.encoder import GE2EEncoder
+        wave = np.sin(np.arange(40000) / 7).astype(np.float32) * 0.1
+        frames = GE2EEncoder({str(checkpoint)!r}).frames([wave])[0]
+        assert frames.embeddings.shape == (3, 256), frames.embeddings.shape
+        print("ran")
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=300, env={**os.environ,
+                                            "BROGUE_CACHE": str(checkpoint.parent / "fresh")})
+    assert done.stdout.strip().endswith("ran"), done.stderr[-2000:]

@@ -1,11 +1,14 @@
 """Where GE2E's network runs: windows [B, 160, 40] -> embeddings [B, 256].
 
 - `keras`: the Keras port as it is (TensorFlow's LSTM kernels on a CPU, XLA under jax).
-- `openvino`: the same Keras model translated layer by layer into an OpenVINO graph
-  (`openvino_model`): each LSTM becomes one fused LSTMSequence op. Keras's own OpenVINO export
-  (`model.export(format="openvino")`, as YAMNet's runtime uses) cannot convert TensorFlow's
-  LSTM loop (its TensorList ops); unrolled over 160 steps it converts, in 70 s, to a graph that
-  ran at half the speed of the fused op.
+- `openvino` (what `auto` picks): the same Keras model translated layer by layer into an
+  OpenVINO graph (`openvino_model`): each LSTM becomes one fused LSTMSequence op. Keras's own
+  OpenVINO export (`model.export(format="openvino")`, as YAMNet's runtime uses) cannot convert
+  TensorFlow's LSTM loop (its TensorList ops); unrolled over 160 steps it converts, in 70 s,
+  to a graph that ran at about half the speed of the fused op.
+
+The whole encoder on 2 busy AVX-512 cores (`python -m dev bench ge2e`, medians of interleaved
+rounds): OpenVINO 1.15x Keras in fp32, 1.84x in bf16.
 
 `precision` is fp32 or bf16 (OpenVINO on a CPU with AVX512-BF16 or AMX only), as for YAMNet.
 """
