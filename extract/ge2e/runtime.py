@@ -1,7 +1,7 @@
 """Where GE2E's network runs: windows [B, 160, 40] -> embeddings [B, 256].
 
 - `keras`: the Keras port as it is (TensorFlow's LSTM kernels on a CPU, XLA under jax).
-- `openvino` (what `auto` picks): the same Keras model translated layer by layer into an
+- `openvino` (what `auto` picks on a CPU): the same Keras model translated layer by layer into an
   OpenVINO graph (`openvino_model`): each LSTM becomes one fused LSTMSequence op. Keras's own
   OpenVINO export (`model.export(format="openvino")`, as YAMNet's runtime uses) cannot convert
   TensorFlow's LSTM loop (its TensorList ops); unrolled over 160 steps it converts, in 70 s,
@@ -10,7 +10,8 @@
 The whole encoder on 2 busy AVX-512 cores (`python -m dev bench ge2e`, medians of interleaved
 rounds): OpenVINO 1.15x Keras in fp32, 1.84x in bf16.
 
-`precision` is fp32 or bf16 (OpenVINO on a CPU with AVX512-BF16 or AMX only), as for YAMNet.
+`precision` is fp32 or bf16 (OpenVINO on a CPU with AVX512-BF16 or AMX only); `auto` is Keras
+where jax has an accelerator, else OpenVINO. Both rules are YAMNet's runtime's.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from brogue.extract.yamnet.runtime import RuntimeUnavailable, cpu_has_bf16
+# YAMNet's rules for which runtime `auto` means and where bf16 runs hold for every encoder.
+from brogue.extract.yamnet.runtime import cpu_has_bf16, resolve  # noqa: F401 (the encoder's)
 
 if TYPE_CHECKING:
     import keras
@@ -27,8 +29,6 @@ if TYPE_CHECKING:
     from .params import Params
     from .weights import ImportedWeights
 
-RUNTIMES = ("auto", "keras", "openvino")
-PRECISIONS = ("fp32", "bf16")
 _OPENVINO_PRECISION = {"fp32": "f32", "bf16": "bf16"}
 # OpenVINO keeps LSTM gates as forget, input, cell, output; Keras as input, forget, cell, output.
 _KERAS_TO_OPENVINO_GATES = (1, 0, 2, 3)
@@ -39,20 +39,6 @@ class Network(Protocol):
     precision: str
 
     def __call__(self, windows: np.ndarray) -> np.ndarray: ...
-
-
-def resolve(runtime: str, precision: str) -> str:
-    """The runtime `auto` stands for (openvino), refusing a precision this machine lacks."""
-    if runtime not in RUNTIMES or precision not in PRECISIONS:
-        raise ValueError(f"runtime {runtime!r} / precision {precision!r}: "
-                         f"choose from {RUNTIMES} / {PRECISIONS}")
-    runtime = "openvino" if runtime == "auto" else runtime
-    if precision == "bf16" and runtime != "openvino":
-        raise RuntimeUnavailable(f"bf16 runs on the openvino runtime only, not {runtime}")
-    if precision == "bf16" and not cpu_has_bf16():
-        raise RuntimeUnavailable("bf16 needs a CPU with AMX or AVX512-BF16, and this one has "
-                                 "neither; use --precision fp32")
-    return runtime
 
 
 def load_network(imported: ImportedWeights, params: Params, runtime: str, precision: str,
