@@ -12,6 +12,9 @@ partial under 75% covered). Each window depends only on its own 25,840 samples: 
 not centred (Resemblyzer pads 200 zeros before the first; a 12.5 ms shift) and each window is
 raised to -30 dBFS by itself (Resemblyzer raises the whole utterance, after cutting its silences
 with webrtcvad). That keeps a long recording read in blocks equal to the whole file read at once.
+On ../shared/accents-dev (195 clips), the mean of a clip's frames lies at cosine 0.98 (mean; min
+0.88) from Resemblyzer's `embed_utterance` of the same clip raised to -30 dBFS, and 0.96 (min
+0.78) from it after `preprocess_wav`'s silence trimming too.
 
 The hop is Resemblyzer's: 1.3 partials per second, round(16000 / 1.3 / 160) = 77 mel frames,
 0.77 s; its accent numbers in issue 18 were measured on that grid. YAMNet's 0.48 s would cost
