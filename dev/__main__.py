@@ -14,6 +14,7 @@ from dev.synthetic_corpus import SPEAKING_VOICES, write_corpus
 # name → (module with main(argv), what it measures)
 BENCHMARKS = {
     "yamnet": ("dev.bench_yamnet", "hub vs native YAMNet in every runtime x precision"),
+    "ge2e": ("dev.bench_ge2e", "the GE2E encoder in every runtime x precision, and vs torch"),
     "extract": ("dev.bench_extract", "extraction stage, hub vs every runtime x precision"),
     "train": ("dev.bench_train", "an epoch streamed from shards vs from memory"),
     "sweep": ("dev.bench_sweep", "a sweep trial on the cache vs recomputing YAMNet"),

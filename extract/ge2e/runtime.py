@@ -1,0 +1,152 @@
+"""Where GE2E's network runs: windows [B, 160, 40] -> embeddings [B, 256].
+
+- `keras`: the Keras port as it is (TensorFlow's LSTM kernels on a CPU, XLA under jax).
+- `openvino` (what `auto` picks on a CPU): the same Keras model translated layer by layer into an
+  OpenVINO graph (`openvino_model`): each LSTM becomes one fused LSTMSequence op. Keras's own
+  OpenVINO export (`model.export(format="openvino")`, as YAMNet's runtime uses) cannot convert
+  TensorFlow's LSTM loop (its TensorList ops); unrolled over 160 steps it converts, in 70 s,
+  to a graph that ran at about half the speed of the fused op.
+
+The whole encoder on 2 busy AVX-512 cores (`python -m dev bench ge2e`, medians of interleaved
+rounds): OpenVINO 1.15x Keras in fp32, 1.84x in bf16.
+
+`precision` is fp32 or bf16 (OpenVINO on a CPU with AVX512-BF16 or AMX only); `auto` is Keras
+where jax has an accelerator, else OpenVINO. Both rules are YAMNet's runtime's.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+
+# YAMNet's rules for which runtime `auto` means and where bf16 runs hold for every encoder.
+from brogue.extract.yamnet.runtime import cpu_has_bf16, resolve  # noqa: F401 (the encoder's)
+
+if TYPE_CHECKING:
+    import keras
+
+    from .params import Params
+    from .weights import ImportedWeights
+
+_OPENVINO_PRECISION = {"fp32": "f32", "bf16": "bf16"}
+# OpenVINO keeps LSTM gates as forget, input, cell, output; Keras as input, forget, cell, output.
+_KERAS_TO_OPENVINO_GATES = (1, 0, 2, 3)
+
+
+class Network(Protocol):
+    runtime: str
+    precision: str
+
+    def __call__(self, windows: np.ndarray) -> np.ndarray: ...
+
+
+def load_network(imported: ImportedWeights, params: Params, runtime: str, precision: str,
+                 batch_size: int) -> Network:
+    """The network on `imported`'s weights in `runtime` (already resolved) at `precision`."""
+    if runtime == "keras":
+        return KerasNetwork(keras_model(imported, params), batch_size)
+    return OpenVINONetwork(keras_model(imported, params), precision, batch_size)
+
+
+def keras_model(imported: ImportedWeights, params: Params) -> keras.Model:
+    from .network import build_ge2e
+
+    model = build_ge2e(params)
+    model.load_weights(imported.weights_path)
+    return model
+
+
+class KerasNetwork:
+    runtime, precision = "keras", "fp32"
+
+    def __init__(self, model: keras.Model, batch_size: int):
+        import keras
+
+        self.model, self.batch_size = model, batch_size
+        self.model.compile(jit_compile=keras.backend.backend() != "tensorflow")
+
+    def __call__(self, windows: np.ndarray) -> np.ndarray:
+        """Embeddings of `windows`, at most `batch_size` per call; a short last call is padded
+        to a power of two, so the compiled function sees a handful of shapes."""
+        out = []
+        for start in range(0, len(windows), self.batch_size):
+            batch = windows[start : start + self.batch_size]
+            rows = min(self.batch_size, 1 << (len(batch) - 1).bit_length())
+            padded = np.zeros((rows, *batch.shape[1:]), np.float32)
+            padded[: len(batch)] = batch
+            out.append(np.asarray(self.model.predict_on_batch(padded))[: len(batch)])
+        return np.concatenate(out)
+
+
+class OpenVINONetwork:
+    """The translated graph, one inference stream per core, each on its share of a batch."""
+
+    runtime = "openvino"
+
+    def __init__(self, model: keras.Model, precision: str, batch_size: int):
+        import openvino as ov
+
+        self.precision = precision
+        compiled = ov.Core().compile_model(
+            openvino_model(model), "CPU",
+            {"INFERENCE_PRECISION_HINT": _OPENVINO_PRECISION[precision],
+             "PERFORMANCE_HINT": "THROUGHPUT"})  # fmt: skip
+        self._streams = compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")
+        self._rows = -(-batch_size // self._streams)  # a batch's share of one stream
+        self._queue = ov.AsyncInferQueue(compiled, self._streams)
+        self._queue.set_callback(self._collect)
+        self._results: dict[int, np.ndarray] = {}
+
+    def _collect(self, request, part: int) -> None:
+        self._results[part] = request.get_output_tensor(0).data.copy()
+
+    def __call__(self, windows: np.ndarray) -> np.ndarray:
+        windows = np.ascontiguousarray(windows, np.float32)
+        requests = max(-(-len(windows) // self._rows), min(self._streams, len(windows)))
+        parts = np.array_split(windows, requests)
+        for index, part in enumerate(parts):
+            self._queue.start_async({0: part}, index)
+        self._queue.wait_all()
+        results, self._results = self._results, {}
+        return np.concatenate([results[index] for index in range(len(parts))])
+
+
+def openvino_model(model: keras.Model):
+    """`model` (build_ge2e's layers: LSTMs, then a Dense, then a UnitNormalization) as an
+    OpenVINO graph of the same weights."""
+    import keras
+    import openvino as ov
+    import openvino.opset13 as ops
+
+    inputs = ops.parameter([-1, *model.input_shape[1:]], np.float32, name="windows")
+    batch = ops.gather(ops.shape_of(inputs), ops.constant(np.array([0])), ops.constant(0))
+    x = inputs
+    for layer in model.layers[1:]:
+        if isinstance(layer, keras.layers.LSTM):
+            kernel, recurrent, bias = (_openvino_gates(w) for w in layer.get_weights())
+            units = layer.units
+            zeros = ops.broadcast(ops.constant(np.float32(0)),
+                                  ops.concat([batch, ops.constant(np.array([1, units]))], 0))
+            steps = ops.broadcast(ops.constant(np.int32(model.input_shape[1])), batch)
+            sequence = ops.lstm_sequence(x, zeros, zeros, steps, ops.constant(kernel.T[None]),
+                                         ops.constant(recurrent.T[None]),
+                                         ops.constant(bias[None]), units, "forward")
+            # outputs: all states [B, 1, T, units], the last state [B, 1, units]
+            x = ops.squeeze(sequence.output(0 if layer.return_sequences else 1),
+                            ops.constant(np.array([1])))
+        elif isinstance(layer, keras.layers.Dense) and layer.activation is keras.activations.relu:
+            kernel, bias = layer.get_weights()
+            x = ops.relu(ops.add(ops.matmul(x, ops.constant(kernel), False, False),
+                                 ops.constant(bias)))
+        elif isinstance(layer, keras.layers.UnitNormalization):
+            x = ops.normalize_l2(x, ops.constant(np.array([1])), 1e-24, "max")
+        else:
+            raise TypeError(f"no OpenVINO translation for layer {layer.name}")
+    return ov.Model([x], [inputs], "ge2e")
+
+
+def _openvino_gates(weights: np.ndarray) -> np.ndarray:
+    """Keras's gate blocks on the last axis, in OpenVINO's order."""
+    gates = np.split(weights, 4, axis=-1)
+    return np.concatenate([gates[i] for i in _KERAS_TO_OPENVINO_GATES], axis=-1)

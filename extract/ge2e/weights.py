@@ -1,0 +1,149 @@
+"""Import GE2E's weights from a torch checkpoint into the Keras port, once.
+
+Where the weights come from (`resolve_handle`): a path or an http(s) URL to a checkpoint, or,
+given none, the `pretrained.pt` inside the installed `resemblyzer` package (found without
+importing it: its `__init__` imports torch, librosa and webrtcvad). A URL is downloaded once
+into the cache (resumable, `extract/download.py`).
+
+The checkpoint is read without torch (`torch_pickle.py`), its network's tensors converted
+(`network.keras_weights`), fingerprinted by value, and saved as
+`<cache>/ge2e/<fingerprint>.weights.h5`; an index maps each handle to its fingerprint, so later
+runs load the Keras file and never read the checkpoint again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib.util
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from brogue import atomic
+from brogue.errors import BrogueError
+
+from .network import build_ge2e, keras_weights
+from .params import Params
+from .torch_pickle import read_checkpoint
+
+WHEEL_PACKAGE, WHEEL_FILE = "resemblyzer", "pretrained.pt"
+
+
+class GE2EError(BrogueError):
+    """GE2E's weights could not be found or read; the message is one line naming the handle."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ImportedWeights:
+    handle: str
+    fingerprint: str
+    weights_path: Path
+
+
+def resolve_handle(handle: str | None) -> str:
+    """The handle to use: the argument (a local path made absolute), else Resemblyzer's own."""
+    if handle:
+        return handle if _is_url(handle) else str(Path(handle).resolve())
+    spec = importlib.util.find_spec(WHEEL_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise GE2EError(f"GE2E's weights ship in the {WHEEL_PACKAGE} wheel: pip install "
+                        f"--no-deps {WHEEL_PACKAGE}, or pass --handle PATH_OR_URL to a "
+                        f"{WHEEL_FILE}")
+    return str(Path(next(iter(spec.submodule_search_locations)), WHEEL_FILE))
+
+
+def cache_dir() -> Path:
+    # One cache root for every encoder; YAMNet's module is its home today.
+    from brogue.extract.yamnet.weights import cache_dir as yamnet_cache_dir
+
+    return yamnet_cache_dir().parent / "ge2e"
+
+
+def import_weights(handle: str, params: Params) -> ImportedWeights:
+    """The Keras weights for `handle` (resolved), importing the checkpoint on first use."""
+    checkpoint = local_checkpoint(handle)
+    stamp = [checkpoint.stat().st_size, checkpoint.stat().st_mtime_ns]
+    index = _read_index()
+    known = index.get(handle)
+    if known and known["stamp"] == stamp:
+        cached = _cached(handle, known["fingerprint"])
+        if cached.weights_path.exists():
+            return cached
+
+    weights = checkpoint_weights(checkpoint, handle, params)
+    cached = _cached(handle, fingerprint(weights))
+    if not cached.weights_path.exists():
+        model = build_ge2e(params)
+        for name, values in weights.items():
+            model.get_layer(name).set_weights(values)
+        cached.weights_path.parent.mkdir(parents=True, exist_ok=True)
+        # Keras saves weights only under a name ending in .weights.h5: staged in a folder of
+        # their own beside the final name, then published in one step.
+        with tempfile.TemporaryDirectory(dir=cached.weights_path.parent) as folder:
+            staged = Path(folder) / cached.weights_path.name
+            model.save_weights(staged)
+            atomic.publish(staged, cached.weights_path)
+    index[handle] = {"fingerprint": cached.fingerprint, "stamp": stamp}
+    atomic.write_text(cache_dir() / "handles.json", json.dumps(index, indent=1, sort_keys=True))
+    return cached
+
+
+def local_checkpoint(handle: str) -> Path:
+    """The checkpoint file behind `handle`, downloading a URL into the cache on first use."""
+    if not _is_url(handle):
+        if not Path(handle).is_file():
+            raise GE2EError(f"{handle}: no such checkpoint file")
+        return Path(handle)
+    from brogue.extract.download import download
+
+    name = hashlib.sha256(handle.encode()).hexdigest()[:16] + ".pt"
+    (cache_dir() / "downloads").mkdir(parents=True, exist_ok=True)
+    return download(handle, cache_dir() / "downloads" / name, progress=False)
+
+
+def checkpoint_weights(checkpoint: Path, handle: str, params: Params
+                       ) -> dict[str, list[np.ndarray]]:  # fmt: skip
+    """Each Keras layer's weights from the checkpoint: Resemblyzer's (`{"model_state": ...}`)
+    or a bare state dict, refusing anything that is not GE2E's network."""
+    content = read_checkpoint(checkpoint)
+    state = content.get("model_state", content) if isinstance(content, dict) else None
+    if not isinstance(state, dict):
+        raise GE2EError(f"{handle}: holds no state dict")
+    try:
+        weights = keras_weights(state, params)
+    except KeyError as missing:
+        raise GE2EError(f"{handle} does not hold GE2E's tensors (no {missing})") from None
+    except ValueError as error:  # two biases that do not add up
+        raise GE2EError(f"{handle}: {error}") from None
+    expected = {layer.name: [tuple(w.shape) for w in layer.weights]
+                for layer in build_ge2e(params).layers if layer.weights}  # fmt: skip
+    for name, shapes in expected.items():
+        found = [w.shape for w in weights[name]]
+        if found != shapes:
+            raise GE2EError(f"{handle}: layer {name} has shapes {found}, expected {shapes}")
+    return weights
+
+
+def fingerprint(weights: dict[str, list[np.ndarray]]) -> str:
+    """A short hash of the converted weights: the network as it runs, whatever else the
+    checkpoint held (optimizer state, training-only scalars)."""
+    from brogue.extract.yamnet.weights import fingerprint as named_fingerprint
+
+    return named_fingerprint({f"{name}/{index}": value for name, values in weights.items()
+                              for index, value in enumerate(values)})  # fmt: skip
+
+
+def _is_url(handle: str) -> bool:
+    return handle.startswith(("http://", "https://"))
+
+
+def _cached(handle: str, weights_id: str) -> ImportedWeights:
+    return ImportedWeights(handle, weights_id, cache_dir() / f"{weights_id}.weights.h5")
+
+
+def _read_index() -> dict:
+    path = cache_dir() / "handles.json"
+    return json.loads(path.read_text()) if path.exists() else {}
