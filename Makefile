@@ -17,19 +17,22 @@ endif
 
 .PHONY: setup test lint extract synthetic train sweep predict export demo stress \
 	bench bench-yamnet bench-extract bench-train bench-sweep bench-shards bench-families bench-ray \
-	bench-vad
+	bench-vad bench-encoders bench-ge2e bench-serve
 
 setup: $(VENV)/.installed
 
-# Silero VAD's weights, the speech rule of encoders without sound-event scores: no pyproject extra
-# can say --no-deps, and the torch it declares is never imported (extract/vad.py).
-SILERO_VAD := 'from brogue.extract.vad import REQUIREMENT; print(REQUIREMENT)'
+# Weights that ship in wheels whose own requirements brogue never imports (an unpinned torch,
+# a multi-GB CUDA build): Silero VAD's, the speech rule of encoders without scores
+# (extract/vad.py), and Resemblyzer's GE2E (extract/ge2e/params.py). No pyproject extra can say
+# --no-deps.
+WEIGHT_WHEELS := 'from brogue.extract import vad; from brogue.extract.ge2e import params; \
+	print(vad.REQUIREMENT, params.WEIGHTS_WHEEL)'
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
-	$(PY) -m pip install --quiet --no-deps $$($(PY) -c $(SILERO_VAD))
+	$(PY) -m pip install --quiet --no-deps $$($(PY) -c $(WEIGHT_WHEELS))
 	touch $@
 
 test: setup
@@ -89,3 +92,14 @@ bench-ray: setup
 
 bench-vad: setup
 	$(PY) -m dev bench vad
+
+# brogue serve on loopback: req/s and latency at 1, 4 and 16 clients, and bursts of the largest
+# uploads (~3 min on 2 cores with the small run it trains; RUN=... serves a run of yours).
+bench-serve: setup
+	$(PY) -m dev bench serve $(if $(filter command line,$(origin RUN)),--run $(RUN))
+
+bench-encoders: setup
+	$(PY) -m dev bench encoders
+
+bench-ge2e: setup
+	$(PY) -m dev bench ge2e

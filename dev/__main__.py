@@ -14,12 +14,16 @@ from dev.synthetic_corpus import SPEAKING_VOICES, write_corpus
 # name → (module with main(argv), what it measures)
 BENCHMARKS = {
     "yamnet": ("dev.bench_yamnet", "hub vs native YAMNet in every runtime x precision"),
+    "encoders": ("dev.bench_encoders", "every encoder on one accented corpus: speed, size, "
+                 "held-out-speaker accuracy"),
     "ge2e": ("dev.bench_ge2e", "the GE2E encoder in every runtime x precision, and vs torch"),
     "extract": ("dev.bench_extract", "extraction stage, hub vs every runtime x precision"),
     "train": ("dev.bench_train", "an epoch streamed from shards vs from memory"),
     "sweep": ("dev.bench_sweep", "a sweep trial on the cache vs recomputing YAMNet"),
     "shards": ("dev.bench_shards", "HDF5 layouts: read speed for training"),
     "families": ("dev.bench_families", "the model families by nested CV, and a sweep"),
+    "serve": ("dev.bench_serve", "brogue serve on loopback: req/s and latency at 1, 4 and 16 "
+              "clients, bursts"),
     "vad": ("dev.bench_vad", "speech rules (Silero VAD, webrtcvad, energy) vs YAMNet's"),
     "ray": ("dev.bench_ray", "extraction on Ray Data in local mode vs the local executor"),
 }
@@ -59,7 +63,7 @@ def _bench_arguments(parser: argparse.ArgumentParser) -> None:
     listing = "; ".join(f"{name}: {about}" for name, (_, about) in BENCHMARKS.items())
     parser.add_argument("name", choices=BENCHMARKS, help=listing)
     parser.add_argument("options", nargs=argparse.REMAINDER,
-                        help="the benchmark's own flags (brogue bench NAME --help)")  # fmt: skip
+                        help="its own flags (python -m dev bench NAME --help)")  # fmt: skip
 
 
 def _bench(args: argparse.Namespace) -> int:

@@ -1,4 +1,4 @@
-"""`brogue bench extract`: the whole extraction stage, hub against every native runtime and
+"""`make bench-extract`: the whole extraction stage, hub against every native runtime and
 precision this machine has, in one run.
 
 On one synthetic espeak-ng corpus (OpenSLR 83 layout, 48 kHz) it times, interleaved over
@@ -38,7 +38,7 @@ TARGETS = {"fp32": 2.0, "bf16": 4.0}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="brogue bench extract", description=__doc__,
+    parser = argparse.ArgumentParser(prog="make bench-extract", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--yamnet", help="handle (default: $BROGUE_YAMNET, else TF Hub)")
     parser.add_argument("--parts", type=int, default=3,

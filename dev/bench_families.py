@@ -1,4 +1,4 @@
-"""`brogue bench families`: the model families on a weak-cue synthetic cache, and a sweep.
+"""`make bench-families`: the model families on a weak-cue synthetic cache, and a sweep.
 
 1. Each family with its defaults (frame-dense is the example's head), by nested speaker folds
    (default 4): test clip balanced accuracy as mean ± std over folds, and all folds' test clips
@@ -85,7 +85,7 @@ def sweep_against_the_example(cache: Path, folder: Path, trials: int) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="brogue bench families",
+    parser = argparse.ArgumentParser(prog="make bench-families",
                                      description=__doc__.splitlines()[0])  # fmt: skip
     parser.add_argument("--folds", type=int, default=4, help="outer folds (default 4)")
     parser.add_argument("--trials", type=int, default=12, help="sweep trials (default 12)")

@@ -89,7 +89,7 @@ def torch_distances(encoders: dict[str, GE2EEncoder], clips: list[np.ndarray]) -
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="brogue bench ge2e", description=__doc__)
+    parser = argparse.ArgumentParser(prog="make bench-ge2e", description=__doc__)
     parser.add_argument("--handle", help="a GE2E checkpoint (default: resemblyzer's own)")
     parser.add_argument("--clips", type=int, default=24)
     parser.add_argument("--seconds", type=float, default=4.0, help="mean clip length")

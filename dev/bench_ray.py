@@ -1,4 +1,4 @@
-"""`brogue bench ray`: the local executor against Ray Data in local mode, in one run.
+"""`make bench-ray`: the local executor against Ray Data in local mode, in one run.
 
 On one synthetic espeak-ng corpus (OpenSLR 83 layout, 48 kHz; its copies are hard links, other
 paths and so other clips, to reach a long run's size cheaply) each round extracts a fresh
@@ -37,7 +37,7 @@ def timed(action: Callable[[], object]) -> float:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="brogue bench ray", description=__doc__,
+    parser = argparse.ArgumentParser(prog="make bench-ray", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--yamnet", help="handle (default: $BROGUE_YAMNET, else TF Hub)")
     parser.add_argument("--parts", type=int, default=2,
@@ -48,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--clips-per-call", type=int, help="clips per actor call "
                         "(default: the executor's)")
     args = parser.parse_args(argv)
-    ray = require("ray", "ray", "brogue bench ray")
+    ray = require("ray", "ray", "make bench-ray")
     # Imported here, not at the top: spawned decode workers re-import this module.
     from brogue.extract.ray_executor import CLIPS_PER_CALL, EngineSpec, executor
     from brogue.extract.yamnet.weights import resolve_handle

@@ -1,4 +1,4 @@
-"""Measure HDF5 layouts for the shard cache: `brogue bench shards`.
+"""Measure HDF5 layouts for the shard cache: `make bench-shards`.
 
 The trainer streams every shard once per epoch and per sweep trial, so read speed
 decides the layout; file size and write time are reported beside it. Each layout
@@ -115,7 +115,7 @@ def measure(folder: Path, arrays: dict[str, np.ndarray], layout: tuple, seed: in
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="brogue bench shards",
+    parser = argparse.ArgumentParser(prog="make bench-shards",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=0)

@@ -1,4 +1,4 @@
-"""`brogue bench sweep`: what the cache saves a sweep, and sweep trials run at once.
+"""`make bench-sweep`: what the cache saves a sweep, and sweep trials run at once.
 
 1. One sweep trial on a cached corpus against the same trial with YAMNet recomputed first, as
    the Keras example's pipeline did for every model it tried. The corpus is espeak-ng speech in
@@ -68,7 +68,7 @@ def jobs_compared(folder: Path, base: TrainConfig, trials: int) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="brogue bench sweep", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="make bench-sweep", description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=10, help="epochs per trial (default 10)")
     parser.add_argument("--speakers", type=int, default=3, help="espeak speakers per accent")
     parser.add_argument("--clips", type=int, default=8, help="clips per speaker")

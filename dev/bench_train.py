@@ -1,4 +1,4 @@
-"""`brogue bench train`: epoch time streamed from shards against in-memory numpy arrays.
+"""`make bench-train`: epoch time streamed from shards against in-memory numpy arrays.
 
 One example model (same seed, batch size and class weights) trains on a synthetic cache of
 about 50,000 frames (200 MB, the extractor's 256 clips per shard), one epoch at a time from
@@ -64,7 +64,7 @@ def alternate_epochs(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="brogue bench train", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="make bench-train", description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=4, help="epochs from each source")
     parser.add_argument(
         "--budget-share",

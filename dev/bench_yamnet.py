@@ -1,4 +1,4 @@
-"""`brogue bench yamnet`: hub (per clip) against the native engine in every runtime and precision
+"""`make bench-yamnet`: hub (per clip) against the native engine in every runtime and precision
 this machine has, on the same clips.
 
 All engines see the same speech-like clips (about 6 s each, as in the corpus) in rounds that
@@ -99,7 +99,7 @@ def distance(reference: list[EncodedFrames], other: list[EncodedFrames]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="brogue bench yamnet", description=__doc__,
+    parser = argparse.ArgumentParser(prog="make bench-yamnet", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--yamnet", help="TF Hub handle or SavedModel folder "
                         f"(default: $BROGUE_YAMNET, else {DEFAULT_HANDLE})")

@@ -29,7 +29,7 @@ def write_long_recording(path: Path, hours: float, seed: int = 0) -> Path:
     return path
 
 
-def _tree_rss_bytes(root: int) -> int:
+def tree_rss_bytes(root: int) -> int:
     """Resident memory of process `root` and all its descendants, from /proc."""
     total, pending = 0, [root]
     while pending:
@@ -51,7 +51,7 @@ def peak_rss(command: Sequence[str]) -> tuple[int, float, int]:
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     peak = 0
     while process.poll() is None:
-        peak = max(peak, _tree_rss_bytes(process.pid))
+        peak = max(peak, tree_rss_bytes(process.pid))
         time.sleep(_POLL_S)
     return peak, time.perf_counter() - start, process.returncode
 

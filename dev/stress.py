@@ -1,4 +1,4 @@
-"""`brogue stress` (`make stress`): a fault drill for the shard cache and the downloader.
+"""`make stress` (`python -m dev stress`): a fault drill for the shard cache and the downloader.
 
 Not a unit test: it runs the real `brogue extract` in child processes and hurts them.
 1. SIGKILL trials: each starts an extraction into a fresh cache, kills it at a random moment

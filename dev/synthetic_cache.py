@@ -6,7 +6,7 @@ of each clip's frames is non-speech (the mask says so) and drawn around a separa
 written with the cache's own ShardWriter and manifest, so it is a cache like any other, made
 by a synthetic encoder of YAMNet's width and grid that has no scores.
 
-`WEAK_CUE` is the corpus that compares the model families (`brogue bench families`): six
+`WEAK_CUE` is the corpus that compares the model families (`make bench-families`): six
 accents, 66 speakers, and an accent cue weak against each speaker's own offset, so that
 held-out speakers are hard and a model that learns the training speakers is punished.
 """

@@ -13,7 +13,7 @@ is real speech (YAMNet calls it Speech) whose accent can be learnt from speakers
 and recognised in new ones, written at OpenSLR 83's 48 kHz with
 `line_index_all.csv` at the root.
 
-    brogue synthetic data/synthetic [--voice numpy]
+    python -m dev synthetic data/synthetic [--voice numpy]   (make synthetic)
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from brogue.errors import SOME_FAILED
 from . import pipeline
 from .corpus import resolve_corpus
 from .decode import DEFAULT_WORKERS
-from .engine import Encoder, EngineSpec
+from .engine import Encoder, EncoderError, EngineSpec
 from .yamnet.params import DEFAULT_HANDLE
 from .yamnet.runtime import PRECISIONS, RUNTIMES
 
@@ -50,9 +50,13 @@ def add_yamnet_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def engine_spec(args: argparse.Namespace) -> EngineSpec:
-    """What the flags of `add_engine_arguments` (and --yamnet) ask for, for any process."""
-    return EngineSpec("yamnet", args.yamnet, args.runtime, args.precision, args.batch_size,
-                      reference=args.engine == "hub")
+    """What the flags of `add_engine_arguments` (and --encoder, --yamnet) ask for, for any
+    process."""
+    encoder = getattr(args, "encoder", "yamnet")
+    if encoder != "yamnet" and args.engine == "hub":
+        raise EncoderError("--engine hub is YAMNet's reference graph; other encoders have none")
+    return EngineSpec(encoder, args.yamnet if encoder == "yamnet" else None, args.runtime,
+                      args.precision, args.batch_size, reference=args.engine == "hub")
 
 
 def load_engine(args: argparse.Namespace) -> Encoder:
@@ -74,6 +78,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="where OpenSLR 83 is downloaded (default: data/openslr83)")
     parser.add_argument("--subsets", type=lambda text: text.split(","),
                         help="OpenSLR 83 subsets, comma-separated (default: all)")
+    parser.add_argument("--encoder", default="yamnet", metavar="NAME",
+                        help="yamnet, ge2e (Resemblyzer's speaker encoder) or hf:MODEL[@LAYER] (a "
+                        "Hugging Face speech model's hidden layer, pip install 'brogue[hf]') "
+                        "(default: yamnet)")
     add_engine_arguments(parser)
     add_yamnet_argument(parser)
     parser.add_argument("--shard-frames", type=positive_int,

@@ -16,11 +16,17 @@ from typing import Any, NamedTuple, Protocol, TypeVar
 import numpy as np
 
 from brogue.cache import EncoderRecord
+from brogue.errors import BrogueError
 
 from .grid import FrameGrid
 
 Key = TypeVar("Key")
 ENCODERS = ("yamnet", "ge2e", "hf:MODEL[@LAYER]")
+HF_PREFIX = "hf:"
+
+
+class EncoderError(BrogueError):
+    """An encoder that cannot be named or loaded; the message is one line."""
 
 
 class EncodedFrames(NamedTuple):
@@ -88,4 +94,8 @@ class EngineSpec:
             return load_engine("hub" if self.reference else "native",
                                resolve_handle(self.handle), self.runtime, self.precision,
                                **batching)  # fmt: skip
-        raise ValueError(f"unknown encoder {self.encoder!r}; choose from {ENCODERS}")
+        if self.encoder == "ge2e":
+            from .ge2e.encoder import GE2EEncoder
+
+            return GE2EEncoder(self.handle, self.runtime, self.precision, **batching)
+        raise EncoderError(f"unknown encoder {self.encoder!r}; choose from {', '.join(ENCODERS)}")

@@ -9,7 +9,7 @@ frame of 1024-d embeddings, about 90 MB for 3 hours.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -45,6 +45,16 @@ def numbered_sources(paths: Sequence[str | Path]) -> list[ClipSource]:
     position among `paths` in `extra["number"]`, which survives the trip through a worker."""
     return [ClipSource(Path(path), "", "", {"number": str(n)}, str(path))
             for n, path in enumerate(paths)]  # fmt: skip
+
+
+def decoded_files(encoder: Encoder, waveforms: Iterable[tuple[str, np.ndarray]]
+                  ) -> Iterator[FileFrames]:  # fmt: skip
+    """`whole_files` for waveforms already decoded to 16 kHz mono float32, each named, and
+    numbered as `numbered_sources` numbers files: each is one piece, however long."""
+    clips = (Prepared(ClipSource(Path(name), "", "", {"number": str(n)}, name),
+                      seconds=len(waveform) / SAMPLE_RATE, waveform=waveform)
+             for n, (name, waveform) in enumerate(waveforms))  # fmt: skip
+    return encoded_files(encoder, clips)
 
 
 def whole_files(encoder: Encoder, sources: Sequence[ClipSource], workers: int = DEFAULT_WORKERS,

@@ -22,7 +22,7 @@ import numpy as np
 
 from brogue.errors import BrogueError
 
-from .grid import SAMPLE_RATE  # the rate of Silero's 16k model too
+from .grid import SAMPLE_RATE, FrameGrid  # Silero's 16k model's rate too
 
 CHUNK_SAMPLES = 512  # one Silero decision per 32 ms
 CONTEXT_SAMPLES = 64  # the samples of the previous chunk each chunk is scored with
@@ -143,6 +143,11 @@ class SileroVad:
             parts.append(np.array(out["speech_probs"], np.float32).reshape(-1))
             hidden, cell = np.array(out["hn"]), np.array(out["cn"])
         return np.concatenate(parts)[: -(-len(waveform) // CHUNK_SAMPLES)]
+
+    def __call__(self, waveform: np.ndarray, grid: FrameGrid) -> np.ndarray:
+        """The speech mask of one waveform on an encoder's grid: a scoreless encoder's rule."""
+        return self.masks([waveform], grid.window_s, grid.hop_s,
+                          [grid.frame_count(len(waveform))])[0]  # fmt: skip
 
     def masks(self, waveforms: Iterable[np.ndarray], window_s: float, hop_s: float,
               counts: Iterable[int]) -> list[np.ndarray]:

@@ -104,3 +104,37 @@ def speech_run(synthetic_corpus: Path, native_engine, tmp_path_factory) -> Path:
 
 
 # --- end of the YAMNet / extraction block ---
+# --- brogue serve (serve/) ---
+
+
+@pytest.fixture(scope="session")
+def served_model(tested_run: Path):
+    """`tested_run` loaded as a server loads it, once for the session."""
+    pytest.importorskip("fastapi", reason="brogue serve needs the serve extra")
+    from brogue.serve.inference import Model
+
+    return Model.load(tested_run)
+
+
+@pytest.fixture(scope="session")
+def tested_run(speech_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of `speech_run` whose metrics.json has a test side, as `evaluate` lays it out:
+    the random split of `speech_run` tests nobody, and the server reports the test score."""
+    import json
+    import shutil
+
+    run = shutil.copytree(speech_run, tmp_path_factory.mktemp("tested") / "run")
+    metrics = json.loads((run / "metrics.json").read_text())
+    metrics["test"] = metrics["valid"]
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    return run
+
+
+@pytest.fixture(scope="session")
+def speech_clips(synthetic_corpus: Path) -> list[Path]:
+    """Four clips of different accents from the synthetic corpus."""
+    return [sorted(folder.glob("*.wav"))[0] for folder in sorted(synthetic_corpus.iterdir())
+            if folder.is_dir()][:4]  # fmt: skip
+
+
+# --- end of the brogue serve block ---

@@ -163,7 +163,7 @@ DEFAULT_TRIALS = 20
 # two earlier runs; with one TensorFlow thread per process, 172 s against 148 s). KerasTuner runs
 # trials one after another in one process, as jobs=1 does: 67 s against 72 s for 4 shorter
 # trials, without run folders or plots, and it needs keras-tuner and tensorboard. More jobs may pay
-# on machines with more cores (not measured here); `brogue bench sweep` measures it.
+# on machines with more cores (not measured here); `make bench-sweep` measures it.
 # These were measured with joblib workers, before the sweep moved to Optuna worker processes
 # on one study; not measured again since.
 DEFAULT_JOBS = 1

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ import numpy as np
 from brogue.cache import EncoderRecord
 from brogue.errors import BrogueError
 from brogue.extract.engine import Encoder, EngineSpec
-from brogue.extract.frames import FileFrames, numbered_sources, whole_files
+from brogue.extract.frames import FileFrames, decoded_files, numbered_sources, whole_files
 from brogue.train.families import serving_head
 
 # Files whose frames go through the head together: one call for many short files, while the
@@ -53,6 +53,15 @@ class TrainedRun:
     def accents(self) -> list[str]:
         return self.classes[:-1]
 
+    @property
+    def family(self) -> str:
+        return _family(self.facts)
+
+
+def _family(facts: dict[str, Any]) -> str:
+    # Runs from before the model families were all the example's frame-dense head.
+    return facts.get("model", "frame-dense")
+
 
 def load_run(folder: Path) -> TrainedRun:
     """The run in `folder`, with the encoder its cache was made by."""
@@ -68,9 +77,8 @@ def load_run(folder: Path) -> TrainedRun:
                                 cache.get("precision", "fp32"), 0.96, 0.48, 1024)  # fmt: skip
     else:
         raise PredictError(f"{facts_path} does not say which encoder made its cache; fit again")
-    # Runs from before the model families were all the example's frame-dense head.
-    family = facts.get("model", "frame-dense")
-    head = serving_head(keras.models.load_model(model_path), family, len(facts["classes"]))
+    head = serving_head(keras.models.load_model(model_path), _family(facts),
+                        len(facts["classes"]))  # fmt: skip
     return TrainedRun(folder, facts["classes"], head, encoder, facts)
 
 
@@ -211,3 +219,12 @@ def predict_files(
         yield from predictions(run, encoder, files, failures)
     finally:
         files.close()
+
+
+def predict_waveforms(run: TrainedRun, encoder: Encoder,
+                      waveforms: Iterable[tuple[str, np.ndarray]]) -> Iterator[FilePrediction]:
+    """A prediction for every (name, waveform already decoded to 16 kHz mono float32), in
+    order, as `predict_files` gives for a file of that name: a server batches its requests'
+    audio through here."""
+    failures: list[str] = []
+    yield from predictions(run, encoder, decoded_files(encoder, waveforms), failures)

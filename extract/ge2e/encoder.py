@@ -2,9 +2,8 @@
 
 Each clip is cut into windows on the grid (`features.windows`, numpy), the windows of several
 clips go through the network together, and each clip gets its embeddings back. GE2E has no
-class scores; which frames are speech is decided by `speech`, a rule handed in, so that the
-rule brogue settles on for encoders without scores plugs in here. Until then every frame is
-speech.
+class scores: which frames are speech is decided by `speech`, the rule of encoders without
+scores (Silero VAD, `extract/vad.py`) unless another is handed in.
 """
 
 from __future__ import annotations
@@ -16,6 +15,7 @@ import numpy as np
 
 from brogue.extract.engine import EncodedFrames, frames_of
 from brogue.extract.grid import FrameGrid
+from brogue.extract.vad import SileroVad
 
 from . import runtime as runtimes
 from .features import windows
@@ -30,24 +30,20 @@ Key = TypeVar("Key")
 SpeechRule = Callable[[np.ndarray, FrameGrid], np.ndarray]
 
 
-def every_frame(waveform: np.ndarray, grid: FrameGrid) -> np.ndarray:
-    """The speech rule until a shared one exists: every frame is speech."""
-    return np.ones(grid.frame_count(len(waveform)), bool)
-
-
 class GE2EEncoder:
     name = "ge2e"
     score_names = None
 
     def __init__(self, handle: str | None = None, runtime: str = "auto",
                  precision: str = "fp32", batch_size: int = DEFAULT_BATCH_WINDOWS,
-                 params: Params = PARAMS, speech: SpeechRule = every_frame):  # fmt: skip
+                 params: Params = PARAMS, speech: SpeechRule | None = None):  # fmt: skip
         if batch_size < 1:
             raise ValueError(f"batch size must be at least 1 window, got {batch_size}")
         runtime = runtimes.resolve(runtime, precision)  # before the slow import
         imported = import_weights(resolve_handle(handle), params)
         self.handle, self.fingerprint = imported.handle, imported.fingerprint
-        self.params, self.batch_size, self.speech = params, batch_size, speech
+        self.params, self.batch_size = params, batch_size
+        self.speech = speech or SileroVad()
         self.network = runtimes.load_network(imported, params, runtime, precision, batch_size)
         self.runtime, self.precision = self.network.runtime, self.network.precision
 

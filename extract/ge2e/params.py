@@ -27,6 +27,10 @@ import dataclasses
 
 from brogue.extract.grid import SAMPLE_RATE, FrameGrid
 
+# The wheel that ships GE2E's weights (`pretrained.pt`). Its own requirements (an unpinned torch,
+# librosa, webrtcvad) are never used: `make setup` installs it with --no-deps.
+WEIGHTS_WHEEL = "resemblyzer==0.1.4"
+
 
 @dataclasses.dataclass(frozen=True)
 class Params:

@@ -26,7 +26,7 @@ from brogue import atomic
 from brogue.errors import BrogueError
 
 from .network import build_ge2e, keras_weights
-from .params import Params
+from .params import WEIGHTS_WHEEL, Params
 from .torch_pickle import read_checkpoint
 
 WHEEL_PACKAGE, WHEEL_FILE = "resemblyzer", "pretrained.pt"
@@ -50,8 +50,7 @@ def resolve_handle(handle: str | None) -> str:
     spec = importlib.util.find_spec(WHEEL_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise GE2EError(f"GE2E's weights ship in the {WHEEL_PACKAGE} wheel: pip install "
-                        f"--no-deps {WHEEL_PACKAGE}, or pass --handle PATH_OR_URL to a "
-                        f"{WHEEL_FILE}")
+                        f"--no-deps {WEIGHTS_WHEEL}")
     return str(Path(next(iter(spec.submodule_search_locations)), WHEEL_FILE))
 
 
