@@ -3,6 +3,7 @@
     brogue extract   run an encoder once over a corpus into the shard cache; brogue verify
     brogue fit       train a model on the cache; brogue evaluate, sweep, predict, export
     brogue yamnet    what YAMNet hears in audio files
+    brogue serve     a run's accent over HTTP and in a browser page (pip install 'brogue[serve]')
 
 Exit codes, the same for every verb: 0 done; 3 done, but some inputs failed (each listed);
 1 an error a person can fix, printed as one line (`--verbose` shows the traceback and the
