@@ -2,9 +2,11 @@
 
 - `hub`: the reference. TF Hub's SavedModel, loaded once and called once per clip,
   as the Keras example does.
-- `native`: the one front end (`frontend.py`, compiled by Keras) on each clip, then the
-  network on full batches of patches packed across clip boundaries, in the runtime and at
-  the precision asked for (`runtime.py`).
+- `native`: the front end on the host (`host_frontend.py`: numpy and scipy's FFT, the Keras
+  front end's function without TensorFlow) on each clip, then the network on full batches of
+  patches packed across clip boundaries, in the runtime and at the precision asked for
+  (`runtime.py`). With the openvino runtime and the weights already imported and converted,
+  nothing imports TensorFlow.
 
 Callers hand over clips and get clips back (`stream`, `frames`); how an engine batches is
 its own business. Both record the handle, weights fingerprint, runtime and precision that
@@ -18,14 +20,19 @@ import concurrent.futures
 import csv
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Generic, NamedTuple, Protocol, TypeVar
+from typing import TYPE_CHECKING, Generic, NamedTuple, Protocol, TypeVar
 
-import keras
 import numpy as np
 
 from . import runtime as runtimes
-from .features import CLIPS_PER_FRONT_END_CALL, SAMPLES_PER_FRONT_END_CALL, patch_counts
-from .frontend import build_front_end, lay_out, log_mel_rows
+from .features import (
+    CLIPS_PER_FRONT_END_CALL,
+    SAMPLES_PER_FRONT_END_CALL,
+    lay_out,
+    log_mel_rows,
+    patch_counts,
+)
+from .host_frontend import HostLogMelPatches
 from .params import PARAMS, Params
 from .weights import (
     ImportedWeights,
@@ -34,6 +41,9 @@ from .weights import (
     load_saved_model,
     named_variables,
 )
+
+if TYPE_CHECKING:
+    import keras
 
 # Patches per native batch. On 2 CPU cores, Keras (TensorFlow) against hub over 64 clips of
 # ~6 s was 0.98 at 16, 1.05 at 32, 0.99 at 64 and 0.80 at 128 patches; OpenVINO fp32 was
@@ -144,10 +154,7 @@ class NativeEngine:
         self.class_names = read_class_names(imported.class_map_path)
         self.network = runtimes.load_network(imported, params, runtime, precision, batch_size)
         self.runtime, self.precision = self.network.runtime, self.network.precision
-        self.front_end = build_front_end(params)
-        # Never XLA: its shapes follow the clips (a jit would retrace per call, and jax could
-        # not jit the ragged framing at all); on TensorFlow this is still a compiled graph.
-        self.front_end.compile(jit_compile=False)
+        self.front_end = HostLogMelPatches(params)
 
     def stream(self, clips: Iterable[tuple[Key, np.ndarray]]) -> Iterator[tuple[Key, Frames]]:
         """The front end here, the network on a thread of its own, so that they overlap with
@@ -191,7 +198,7 @@ class NativeEngine:
         """(log_mel [M, 64], patches [N, 96, 64]) of each waveform, by the one front end in
         one call."""
         samples, lengths = lay_out(waveforms, self.params)
-        log_mel, patches = self.front_end.predict_on_batch([samples, lengths])
+        log_mel, patches = self.front_end(samples, lengths)
         counts = patch_counts(lengths, self.params)
         patch_bounds = np.cumsum(counts)[:-1]
         row_bounds = np.cumsum(log_mel_rows(counts, self.params))[:-1]
