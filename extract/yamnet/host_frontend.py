@@ -67,15 +67,17 @@ class HostLogMelPatches:
         unit = math.gcd(params.stft_window_samples, params.stft_hop_samples)
         starts = _ragged_starts(rows, (np.cumsum(padded) - padded) // unit,
                                 params.stft_hop_samples // unit)
-        # The FFT's zero padding laid out here: scipy would copy every frame to pad it.
-        frames = np.zeros((len(starts), params.fft_length), np.float32)
-        frames[:, : params.stft_window_samples] = frame(samples, starts,
-                                                        params.stft_window_samples, unit)
-        frames[:, : params.stft_window_samples] *= self.window
+        # The FFT's zero padding laid out here, and the window applied as the frames are
+        # gathered: scipy would copy every frame to pad it.
+        frames = np.empty((len(starts), params.fft_length), np.float32)
+        frames[:, params.stft_window_samples :] = 0
+        np.multiply(frame(samples, starts, params.stft_window_samples, unit), self.window,
+                    out=frames[:, : params.stft_window_samples])
         # pocketfft's float32 transform: bit for bit TensorFlow's (numpy's and ducc0's are not)
         spectrum = scipy.fft.rfft(frames, axis=1).view(np.float32)
-        squares = spectrum * spectrum
-        magnitude = np.sqrt(squares[:, 0::2] + squares[:, 1::2])  # as the graph: no hypot
+        np.square(spectrum, out=spectrum)
+        magnitude = spectrum[:, 0::2] + spectrum[:, 1::2]  # re² + im², as the graph: no hypot
+        np.sqrt(magnitude, out=magnitude)
         log_mel = np.log(magnitude @ self.mel + np.float32(params.log_offset))
         unit = math.gcd(params.patch_frames, params.patch_hop_frames)
         patch_starts = _ragged_starts(patches, (np.cumsum(rows) - rows) // unit,
