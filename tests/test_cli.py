@@ -84,7 +84,8 @@ def test_the_wheel_holds_the_brogue_namespace_only(tmp_path: Path) -> None:
     tops = {name.split("/")[0] for name in names}
     assert {top for top in tops if not top.endswith(".dist-info")} == {"brogue"}
     for member in ("brogue/main.py", "brogue/extract/shards.py", "brogue/extract/yamnet/params.py",
-                   "brogue/train/fit.py", "brogue/train/sweep_space.json", "brogue/dev/cli.py"):
+                   "brogue/train/fit.py", "brogue/train/sweep_space.json", "brogue/dev/cli.py",
+                   "brogue/extract/yamnet/front_end_constants.npz"):
         assert member in names, member
     entry_points = zipfile.ZipFile(wheel).read(
         next(name for name in names if name.endswith("entry_points.txt"))).decode()
