@@ -28,6 +28,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from brogue.dev.machine import cpu_line
 from brogue.dev.synthetic_corpus import write_corpus
 from brogue.extract import pipeline
 from brogue.extract.audio import load_audio
@@ -48,6 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--long-hours", type=float, default=3.0,
                         help="length of the recording for the memory line; 0 skips it")
     args = parser.parse_args(argv)
+    print(cpu_line(), flush=True)
     # Imported here, not at the top: spawned decode workers re-import this module.
     from brogue.dev.bench_yamnet import interleaved, median_ratios, native_engines
     from brogue.extract.yamnet.engines import DEFAULT_BATCH_PATCHES, HubEngine

@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 import keras
 import numpy as np
 
+from brogue.dev.machine import cpu_line
 from brogue.dev.signals import speech_like
 from brogue.errors import BrogueError
 from brogue.extract.audio import YAMNET_SAMPLE_RATE
@@ -110,6 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="patches per native batch")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    print(cpu_line(), flush=True)
     try:
         handle = resolve_handle(args.yamnet)
         engines: dict[str, Engine] = {"hub": HubEngine(handle),

@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 import scipy.fft
 
-from brogue.dev.int8_study import cpu_line, load
+from brogue.dev.int8_study import load
+from brogue.dev.machine import cpu_line
 from brogue.extract.yamnet import host_frontend
 from brogue.extract.yamnet.features import lay_out, log_mel_rows, patch_counts
 

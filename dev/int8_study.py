@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import statistics
 import subprocess
 import time
@@ -27,22 +26,13 @@ from pathlib import Path
 import numpy as np
 import openvino as ov
 
+from brogue.dev.machine import cpu_line
+
 GATES = {"cosine_mean": 0.995, "cosine_p1": 0.98, "same_accent": 0.99, "speedup": 2.0}
 # Clip-linear's C: brogue's default (the gate), and a 100x stronger L2 penalty, to show how much
 # of a change is the head's own fragility (102 training clips, 2,048 features).
 HEAD_C = (1.0, 0.01)
 REQUEST_PATCHES = 16  # one stream's share of a 32-patch batch, as OpenVINONetwork sends it
-
-
-def cpu_line() -> str:
-    """The CPU's model and the flags that decide bf16 and int8 speed."""
-    text = Path("/proc/cpuinfo").read_text()
-    model = next(line.split(":", 1)[1].strip() for line in text.splitlines()
-                 if line.startswith("model name"))
-    flags = set(next(line for line in text.splitlines() if line.startswith("flags")).split())
-    wanted = ["amx_tile", "amx_int8", "amx_bf16", "avx512_bf16", "avx512_vnni", "avx_vnni"]
-    have = ", ".join(f"{flag}={'yes' if flag in flags else 'no'}" for flag in wanted)
-    return f"CPU: {model}, {os.cpu_count()} cores; {have}"
 
 
 def load() -> str:
