@@ -10,20 +10,57 @@ during the import alone, and replayed if the import fails.
 from __future__ import annotations
 
 import contextlib
+import importlib.abc
+import importlib.util
 import logging
 import os
 import sys
 import tempfile
 from collections.abc import Iterator
 
+_FRAMEWORKS = ("keras", "tensorflow")
+
 
 def quiet_frameworks() -> None:
-    """Import Keras and its backend silently; later TensorFlow/absl logs only show errors."""
+    """Keras and TensorFlow import silently whenever they first do; later TensorFlow/absl logs
+    only show errors. They are not imported here: extraction on the openvino runtime runs
+    without them, and TensorFlow's import alone was 0.8 GB."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    with _stderr_to_file():
-        import keras  # noqa: F401  (imports the backend: TensorFlow, JAX or PyTorch)
     for name in ("tensorflow", "absl", "jax._src.xla_bridge"):
         logging.getLogger(name).setLevel(logging.ERROR)
+    if not any(isinstance(finder, _QuietImport) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _QuietImport())
+
+
+class _QuietImport(importlib.abc.MetaPathFinder):
+    """Finds the frameworks as Python would, and runs their import with stderr captured."""
+
+    def find_spec(self, name, path, target=None):
+        if name not in _FRAMEWORKS:
+            return None
+        sys.meta_path.remove(self)  # so that find_spec below asks the other finders
+        try:
+            spec = importlib.util.find_spec(name)
+        finally:
+            sys.meta_path.insert(0, self)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _QuietLoader(spec.loader)
+        return spec
+
+
+class _QuietLoader(importlib.abc.Loader):
+    def __init__(self, loader: importlib.abc.Loader):
+        self.loader = loader
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module) -> None:
+        with _stderr_to_file():
+            self.loader.exec_module(module)
+
+    def __getattr__(self, name: str):  # resource readers and the like: the real loader's
+        return getattr(self.loader, name)
 
 
 @contextlib.contextmanager

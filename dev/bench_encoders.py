@@ -26,7 +26,7 @@ from brogue.extract.corpus import resolve_corpus
 from brogue.extract.engine import EngineSpec
 from brogue.train.config import make_config
 from brogue.train.fit import fit
-from dev.machine import describe
+from dev.machine import cpu_line
 
 ACCENTS_DEV = Path(__file__).resolve().parents[2] / "shared" / "accents-dev" / "manifest.csv"
 CLIP_FAMILIES = ("clip-linear", "clip-attention")
@@ -75,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "hf:MODEL[@LAYER] where its weights can be had)")
     parser.add_argument("--folds", type=int, default=5, help="outer speaker folds (default 5)")
     args = parser.parse_args(argv)
-    print(describe(), flush=True)
+    print(cpu_line(), flush=True)
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         for name in args.encoders.split(","):

@@ -32,6 +32,7 @@ from brogue.extract import pipeline
 from brogue.extract.audio import load_audio
 from brogue.extract.corpus import openslr83_clips
 from brogue.extract.decode import DEFAULT_WORKERS
+from dev.machine import cpu_line
 from dev.synthetic_corpus import write_corpus
 
 TARGETS = {"fp32": 2.0, "bf16": 4.0}
@@ -48,6 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--long-hours", type=float, default=3.0,
                         help="length of the recording for the memory line; 0 skips it")
     args = parser.parse_args(argv)
+    print(cpu_line(), flush=True)
     # Imported here, not at the top: spawned decode workers re-import this module.
     from brogue.extract.yamnet.engines import DEFAULT_BATCH_PATCHES, HubEngine
     from brogue.extract.yamnet.weights import resolve_handle

@@ -36,6 +36,7 @@ from brogue.extract.yamnet.engines import (
 )
 from brogue.extract.yamnet.params import DEFAULT_HANDLE
 from brogue.extract.yamnet.weights import resolve_handle
+from dev.machine import cpu_line
 from dev.signals import speech_like
 
 
@@ -110,6 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="patches per native batch")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    print(cpu_line(), flush=True)
     try:
         handle = resolve_handle(args.yamnet)
         engines: dict[str, Encoder] = {"hub": HubEngine(handle),

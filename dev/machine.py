@@ -22,7 +22,8 @@ def cpu() -> dict[str, object]:
             "load_1min": round(os.getloadavg()[0], 2)}  # fmt: skip
 
 
-def describe() -> str:
+def cpu_line() -> str:
+    """One line: the CPU's model, its cores, which of FLAGS it has, and the load."""
     found = cpu()
     flags = ", ".join(found["flags"]) or "none of " + ", ".join(FLAGS)
     return (f"CPU: {found['model']}, {found['cores']} cores; {flags}; "

@@ -86,7 +86,9 @@ def test_the_wheel_holds_the_brogue_namespace_only(tmp_path: Path) -> None:
     assert {top for top in tops if not top.endswith(".dist-info")} == {"brogue"}
     for member in ("brogue/main.py", "brogue/cache/reader.py", "brogue/extract/yamnet/params.py",
                    "brogue/extract/engine.py", "brogue/train/fit.py",
-                   "brogue/train/sweep_space.json"):  # fmt: skip
+                   "brogue/train/sweep_space.json", "brogue/serve/app.py",
+                   "brogue/serve/static/index.html",
+                   "brogue/extract/yamnet/front_end_constants.npz"):  # fmt: skip
         assert member in names, member
     assert not [name for name in names if "/dev/" in name or "bench" in name]  # clone only
     entry_points = zipfile.ZipFile(wheel).read(

@@ -21,8 +21,11 @@ from yamnet_reference import stft_magnitude, waveform_to_patches
 from brogue.extract.audio import SAMPLE_RATE
 from brogue.extract.engine import EncodedFrames as Frames
 from brogue.extract.yamnet.engines import HubEngine, NativeEngine
-from brogue.extract.yamnet.frontend import LogMelPatches, hann_window, lay_out, patch_count
+from brogue.extract.yamnet.features import lay_out
+from brogue.extract.yamnet.frontend import LogMelPatches, hann_window, patch_count
 from brogue.extract.yamnet.frontend import mel_matrix as frontend_mel_matrix
+from brogue.extract.yamnet.host_frontend import HostLogMelPatches
+from brogue.extract.yamnet.host_frontend import constants as host_constants
 from brogue.extract.yamnet.network import build_yamnet, layer_weights
 from brogue.extract.yamnet.params import PARAMS
 from brogue.extract.yamnet.weights import (
@@ -284,6 +287,35 @@ def test_hann_window_is_tensorflows_bit_for_bit():
     window = keras.ops.convert_to_numpy(hann_window(PARAMS.stft_window_samples))
 
     np.testing.assert_array_equal(window, tf.signal.hann_window(PARAMS.stft_window_samples))
+
+
+def test_host_front_end_constants_are_the_graphs_bit_for_bit():
+    """numpy's cos and log round differently from TensorFlow's, so the host front end ships
+    the graph's window and mel matrix; a pure tone's near-empty bands need their exact bits."""
+    window, mel = host_constants(PARAMS)
+
+    np.testing.assert_array_equal(window, keras.ops.convert_to_numpy(
+        hann_window(PARAMS.stft_window_samples)))
+    np.testing.assert_array_equal(mel, keras.ops.convert_to_numpy(frontend_mel_matrix(PARAMS)))
+
+
+def test_host_front_end_is_the_keras_front_end():
+    """Same clips laid out end to end: the same frames, and log-mel to float32 rounding (its FFT
+    is bit for bit TensorFlow's; BLAS and numpy's log round differently from Eigen's)."""
+    rng = np.random.default_rng(5)
+    lengths = [1, FIRST, FIRST + 3 * HOP + 1, 48001]
+    clips = [rng.uniform(-1, 1, n).astype(np.float32) for n in lengths]
+    clips += [make_clip("tone_2s"), make_clip("chirp_4s"), make_clip("silence_3s")]
+    laid_out = lay_out(clips, PARAMS)
+
+    expected_log_mel, expected_patches = (np.asarray(out)
+                                          for out in LogMelPatches(PARAMS)(laid_out))
+    log_mel, patches = HostLogMelPatches(PARAMS)(*laid_out)
+
+    assert log_mel.dtype == patches.dtype == np.float32
+    assert patches.shape == expected_patches.shape
+    np.testing.assert_allclose(log_mel, expected_log_mel, rtol=0, atol=2e-6)
+    np.testing.assert_allclose(patches, expected_patches, rtol=0, atol=2e-6)
 
 
 def test_engine_log_mel_is_the_published_front_end(random_engines):

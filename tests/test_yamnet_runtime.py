@@ -246,3 +246,31 @@ def test_keras_runtime_runs_under_jax_without_tensorflow(yamnet_handle, native_e
     expected = native_engine.frames([clips[name] for name in sorted(clips)])
     np.testing.assert_allclose(np.load(tmp_path / "jax.npy"),
                                np.concatenate([f.embeddings for f in expected]), atol=1e-4)
+
+
+OPENVINO_EXTRACT = """
+import sys
+from brogue.main import main
+code = main(["extract", "--corpus", sys.argv[1], "--out", sys.argv[2], "--yamnet", sys.argv[3],
+             "--runtime", "openvino", "--workers", "0"])
+loaded = sorted(name for name in ("tensorflow", "keras") if name in sys.modules)
+print("loaded:", ",".join(loaded) or "none")
+sys.exit(code)
+"""
+
+
+def test_openvino_extraction_imports_no_tensorflow(yamnet_handle, native_engine,
+                                                   synthetic_corpus, tmp_path):
+    """Once the weights are imported and converted, extraction on openvino runs without
+    TensorFlow or Keras: the front end is numpy's, the network OpenVINO's."""
+    import subprocess
+    import sys
+
+    runtime.converted(native_engine._imported, PARAMS)  # what a first run leaves in the cache
+    done = subprocess.run([sys.executable, "-c", OPENVINO_EXTRACT, str(synthetic_corpus),
+                           str(tmp_path / "cache"), yamnet_handle],
+                          capture_output=True, text=True, timeout=300)
+
+    assert done.returncode == 0, done.stderr
+    assert "loaded: none" in done.stdout
+    assert "extracted 24 clips" in done.stdout + done.stderr

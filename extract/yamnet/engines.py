@@ -2,9 +2,11 @@
 
 - `hub`: the reference. TF Hub's SavedModel, loaded once and called once per clip,
   as the Keras example does.
-- `native`: the one front end (`frontend.py`, compiled by Keras) on each clip, then the
-  network on full batches of patches packed across clip boundaries, in the runtime and at
-  the precision asked for (`runtime.py`).
+- `native`: the front end on the host (`host_frontend.py`: numpy and scipy's FFT, the Keras
+  front end's function without TensorFlow) on each clip, then the network on full batches of
+  patches packed across clip boundaries, in the runtime and at the precision asked for
+  (`runtime.py`). With the openvino runtime and the weights already imported and converted,
+  nothing imports TensorFlow.
 
 Callers hand over clips and get clips back (`stream`, `frames`); how an engine batches is
 its own business. A frame is speech when its top AudioSet class is Speech
@@ -18,18 +20,16 @@ import concurrent.futures
 import csv
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
-import keras
 import numpy as np
-from keras import ops
 
-from brogue.cache.speech import YAMNET_SPEECH_CLASS, top_class_is_speech
+from brogue.cache.speech import top_class_is_speech
 from brogue.extract.engine import EncodedFrames, frames_of
 
 from . import runtime as runtimes
-from .features import CLIPS_PER_FRONT_END_CALL, SAMPLES_PER_FRONT_END_CALL
-from .frontend import LogMelPatches, build_front_end, lay_out, log_mel_rows
+from .features import CLIPS_PER_FRONT_END_CALL, SAMPLES_PER_FRONT_END_CALL, lay_out, log_mel_rows
+from .host_frontend import HostLogMelPatches
 from .params import PARAMS, Params
 from .weights import (
     ImportedWeights,
@@ -38,6 +38,9 @@ from .weights import (
     load_saved_model,
     named_variables,
 )
+
+if TYPE_CHECKING:
+    import keras
 
 # Patches per native batch. On 2 CPU cores, Keras (TensorFlow) against hub over 64 clips of
 # ~6 s was 0.98 at 16, 1.05 at 32, 0.99 at 64 and 0.80 at 128 patches; OpenVINO fp32 was
@@ -144,10 +147,7 @@ class NativeEngine(_YamnetEncoder):
         self.class_names = read_class_names(imported.class_map_path)
         self.network = runtimes.load_network(imported, params, runtime, precision, batch_size)
         self.runtime, self.precision = self.network.runtime, self.network.precision
-        self.front_end = build_front_end(params)
-        # Never XLA: its shapes follow the clips (a jit would retrace per call, and jax could
-        # not jit the ragged framing at all); on TensorFlow this is still a compiled graph.
-        self.front_end.compile(jit_compile=False)
+        self.front_end = HostLogMelPatches(params)
 
     def stream(self, clips: Iterable[tuple[Key, np.ndarray]]
                ) -> Iterator[tuple[Key, EncodedFrames]]:  # fmt: skip
@@ -189,7 +189,7 @@ class NativeEngine(_YamnetEncoder):
         """(log_mel [M, 64], patches [N, 96, 64]) of each waveform, by the one front end in
         one call."""
         samples, lengths = lay_out(waveforms, self.params)
-        log_mel, patches = self.front_end.predict_on_batch([samples, lengths])
+        log_mel, patches = self.front_end(samples, lengths)
         counts = self.params.grid.frame_counts(lengths)
         patch_bounds = np.cumsum(counts)[:-1]
         row_bounds = np.cumsum(log_mel_rows(counts, self.params))[:-1]
@@ -205,23 +205,11 @@ class NativeEngine(_YamnetEncoder):
         return runtimes.keras_model(self._imported, self.params)
 
     def waveform_model(self) -> keras.Model:
-        """Waveform [S] -> (embeddings [N, 1024], speech [N] as 1.0/0.0), in fp32: the front
-        end, the network and the speech rule in one graph, for `export`."""
-        waveform = keras.Input(batch_shape=(None,), name="waveform")
-        _, patches = LogMelPatches(self.params, name="log_mel")(waveform)
-        scores, embeddings = self.keras_model()(patches)
-        return keras.Model(waveform, [embeddings, SpeechMask(name="speech")(scores)],
-                           name="yamnet_waveform")
+        """Waveform [S] -> (embeddings [N, 1024], speech [N] as 1.0/0.0), in fp32: the Keras
+        front end, the network and the speech rule in one graph, for `export`."""
+        from .waveform_model import waveform_model
 
-
-class SpeechMask(keras.layers.Layer):
-    """YAMNet scores [N, 521] -> [N] floats: `top_class_is_speech` inside a graph."""
-
-    def call(self, scores):
-        return ops.cast(ops.equal(ops.argmax(scores, axis=-1), YAMNET_SPEECH_CLASS), "float32")
-
-    def compute_output_shape(self, input_shape):
-        return input_shape[:1]
+        return waveform_model(self.keras_model(), self.params)
 
 
 def front_end_groups(clips: Iterable[tuple[Key, np.ndarray]]

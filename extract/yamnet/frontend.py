@@ -1,27 +1,28 @@
-"""YAMNet's front end, once, in keras.ops: waveform -> padding -> STFT -> log-mel -> patches.
+"""YAMNet's front end in keras.ops: waveform -> padding -> STFT -> log-mel -> patches.
 
-The engine compiles it and runs it on every clip, `export` builds it into the SavedModel, and
-the prediction plot draws the log-mel it returned. A numpy version lives in the tests only, as
-the readable reference (`tests/yamnet_reference.py`).
+`export` builds it into the SavedModel, and the prediction plot draws the log-mel it returned.
+The engine runs its host twin (`host_frontend.py`: numpy and scipy's FFT, no TensorFlow), which
+ships this module's window and mel matrix and is held to it by the tests. A float64 numpy
+version lives in the tests only, as the readable reference (`tests/yamnet_reference.py`).
 
 The STFT has to be op for op the Hub graph's: where a clip is nearly empty in some bands (a
 pure tone, a chirp), the Hub's values there are its own float32 FFT's rounding noise, of the
 order of the 0.001 log offset, and only the same window bits and the same FFT reproduce them.
 numpy's float64 STFT was 1.4e-3 off in log-mel and 1.5e-3 in embeddings on a 440 Hz tone,
 numpy's float32 FFT with TensorFlow's window 1.3e-3, OpenVINO's RDFT 1.9e-3 (4.9e-3 on a chirp);
-`ops.rfft`, on the TensorFlow backend the Hub graph's own op, 5e-6. That is why the front end
-stays a Keras graph even when the network runs in OpenVINO.
+`ops.rfft`, on the TensorFlow backend the Hub graph's own op, 5e-6. scipy's float32 FFT
+(pocketfft) turned out bit for bit TensorFlow's, which is what lets the host twin exist.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 import keras
 import numpy as np
 from keras import ops
 
+from .features import log_mel_rows
 from .params import PARAMS, Params
 
 
@@ -64,28 +65,6 @@ def patch_count(samples, params: Params = PARAMS):
     after_first = ops.maximum(ops.cast(samples - params.min_samples, "float32"), 0.0)
     reciprocal = np.float32(1) / np.float32(params.patch_hop_samples)
     return 1 + ops.cast(ops.ceil(after_first * reciprocal), "int32")
-
-
-def lay_out(waveforms: Sequence[np.ndarray], params: Params = PARAMS
-            ) -> tuple[np.ndarray, np.ndarray]:
-    """(samples, lengths): the input for many clips of `LogMelPatches`, built on the host.
-
-    The clips end to end, each followed by the zeros that pad it to whole patches. Copying
-    them into a zeroed buffer ran 20x faster than padding inside the graph, where every
-    sample needs its own index (the whole front end went from 1,800 to 3,300-4,700 audio-s/s).
-    """
-    lengths = np.array([len(waveform) for waveform in waveforms], np.int32)
-    padded = params.grid.padded_samples(params.grid.frame_counts(lengths))
-    starts = np.cumsum(padded) - padded
-    samples = np.zeros(padded.sum(), np.float32)
-    for waveform, start in zip(waveforms, starts, strict=True):
-        samples[start : start + len(waveform)] = waveform
-    return samples, lengths
-
-
-def log_mel_rows(patches, params: Params = PARAMS):
-    """Rows of log-mel (STFT frames) behind `patches` patches: whole patches, no remainder."""
-    return params.patch_frames + (patches - 1) * params.patch_hop_frames
 
 
 def _ragged_range(counts, starts, step: int = 1):

@@ -76,9 +76,17 @@ def cpu_has_bf16() -> bool:
 
 
 def _accelerator() -> bool:
-    import keras
+    """Whether Keras runs on jax here and jax has a GPU. Asked of Keras only when it is loaded
+    already, else read from $KERAS_BACKEND: importing Keras would import TensorFlow, which the
+    openvino runtime does without."""
+    import os
+    import sys
 
-    if keras.backend.backend() == "jax":
+    if "keras" in sys.modules:
+        backend = sys.modules["keras"].backend.backend()
+    else:
+        backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+    if backend == "jax":
         import jax
 
         return jax.default_backend() != "cpu"

@@ -24,7 +24,6 @@ import numpy as np
 from brogue import atomic
 from brogue.errors import BrogueError, require
 
-from .network import build_yamnet, layer_weights
 from .params import DEFAULT_HANDLE, Params
 
 
@@ -124,6 +123,8 @@ def fold_batch_norm(values: dict[str, np.ndarray], params: Params) -> dict[str, 
 
 def assign_weights(model, values: dict[str, np.ndarray], handle: str, params: Params) -> None:
     """Fold the checkpoint's variables into `model`, refusing anything that is not YAMNet."""
+    from .network import layer_weights
+
     targets = layer_weights(model)
     try:
         folded = fold_batch_norm(values, params)
@@ -155,6 +156,8 @@ def import_weights(handle: str, params: Params) -> ImportedWeights:
     weights_id = fingerprint(values)
     cached = _cached(handle, weights_id)
     if not cached.weights_path.exists():
+        from .network import build_yamnet  # Keras, here only: a cached import needs none
+
         model = build_yamnet(params)
         assign_weights(model, values, handle, params)
         cached.weights_path.parent.mkdir(parents=True, exist_ok=True)
