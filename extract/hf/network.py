@@ -1,0 +1,78 @@
+"""The model as a network of one output, run by torch or by OpenVINO.
+
+`KeptState` keeps hidden state k and drops the layers above it. The OpenVINO network is the
+same module converted by `openvino.convert_model` (its PyTorch frontend), compiled for fp32:
+OpenVINO would otherwise pick bf16 by itself on a CPU that has it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+RUNTIMES = ("auto", "torch", "openvino")
+
+
+class KeptState(torch.nn.Module):
+    """`model` giving only hidden state `layer` [B, T, D], without the layers it does not need.
+
+    hidden_states[k] is the input of layer k for every k below the depth, in every family; only
+    the last state may pass through a final layer norm (the stable-layer-norm models, such as
+    XLS-R). So the stack keeps layer `layer` too when it is not the last: one layer more than
+    strictly needed, and the state is the full model's bit for bit.
+    """
+
+    def __init__(self, model: torch.nn.Module, layer: int) -> None:
+        super().__init__()
+        layers = model.encoder.layers
+        model.encoder.layers = layers[: min(layer + 1, len(layers))]
+        self.model, self.layer = model, layer
+
+    def forward(self, values: torch.Tensor, attention_mask: torch.Tensor | None = None
+                ) -> torch.Tensor:
+        return self.model(values, attention_mask=attention_mask,
+                          output_hidden_states=True).hidden_states[self.layer]
+
+
+class TorchNetwork:
+    runtime = "torch"
+
+    def __init__(self, module: torch.nn.Module) -> None:
+        self.module = module
+
+    def __call__(self, values: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+        with torch.inference_mode():
+            return self.module(torch.from_numpy(values),
+                               None if mask is None else torch.from_numpy(mask)).numpy()
+
+
+class OpenVINONetwork:
+    runtime = "openvino"
+
+    def __init__(self, module: torch.nn.Module, masks: bool) -> None:
+        import openvino as ov
+
+        values = torch.zeros(2, 16000)
+        example = (values, torch.ones(2, 16000, dtype=torch.int64)) if masks else (values,)
+        with torch.inference_mode():
+            converted = ov.convert_model(module, example_input=example)
+        self._compiled = ov.Core().compile_model(converted, "CPU",
+                                                 {"INFERENCE_PRECISION_HINT": "f32"})
+
+    def __call__(self, values: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+        inputs = [values] if mask is None else [values, mask.astype(np.int64)]
+        return self._compiled(inputs)[0]
+
+
+def load_network(module: torch.nn.Module, runtime: str, masks: bool
+                 ) -> TorchNetwork | OpenVINONetwork:
+    if runtime == "torch":
+        return TorchNetwork(module)
+    return OpenVINONetwork(module, masks)
+
+
+def resolve(runtime: str) -> str:
+    """The runtime `auto` stands for: OpenVINO (MEASURED)."""
+    if runtime not in RUNTIMES:
+        raise ValueError(f"runtime {runtime!r}: choose from {RUNTIMES}")
+    return "openvino" if runtime == "auto" else runtime
