@@ -25,3 +25,20 @@ def save_tiny(folder: Path, family: str, masks: bool, seed: int = 0) -> Path:
     transformers.AutoModel.from_config(config).save_pretrained(folder)
     transformers.Wav2Vec2FeatureExtractor(return_attention_mask=masks).save_pretrained(folder)
     return folder
+
+
+def save_tiny_whisper(folder: Path, seed: int = 0) -> Path:
+    """A Whisper of 2 encoder layers of 32 (and a 1-layer decoder, which the encoder drops)."""
+    import torch
+    import transformers
+
+    torch.manual_seed(seed)
+    config = transformers.WhisperConfig(
+        d_model=32, encoder_layers=2, decoder_layers=1, encoder_attention_heads=2,
+        decoder_attention_heads=2, encoder_ffn_dim=37, decoder_ffn_dim=37, vocab_size=100,
+        max_target_positions=16, pad_token_id=0, bos_token_id=1, eos_token_id=2,
+        decoder_start_token_id=1,
+    )
+    transformers.WhisperModel(config).save_pretrained(folder)
+    transformers.WhisperFeatureExtractor().save_pretrained(folder)
+    return folder

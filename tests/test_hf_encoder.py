@@ -19,7 +19,7 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 from hf_hub_fixture import serve_hub  # noqa: E402
-from hf_models import FAMILIES, save_tiny  # noqa: E402
+from hf_models import FAMILIES, save_tiny, save_tiny_whisper  # noqa: E402
 
 from brogue.extract.hf.encoder import HFEncoder  # noqa: E402
 
@@ -27,8 +27,9 @@ from brogue.extract.hf.encoder import HFEncoder  # noqa: E402
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, bool], Path]:
     root = tmp_path_factory.mktemp("hf-models")
-    return {(family, masks): save_tiny(root / f"{family}-{masks}", family, masks)
-            for family in FAMILIES for masks in (True, False)}
+    models = {(family, masks): save_tiny(root / f"{family}-{masks}", family, masks)
+              for family in FAMILIES for masks in (True, False)}
+    return {**models, ("whisper", False): save_tiny_whisper(root / "whisper")}
 
 
 def waveform(samples: int, seed: int = 0) -> np.ndarray:
@@ -54,9 +55,10 @@ def test_pool_averages_each_window_of_model_frames() -> None:
         pool(states, 6, window=48, hop=24)
 
 
-@pytest.mark.parametrize("family", FAMILIES)
-def test_frames_lie_on_yamnets_grid(tiny_models, family: str) -> None:
-    encoder = HFEncoder(f"hf:{tiny_models[family, True]}", "torch")
+@pytest.mark.parametrize(("family", "masks"), [*((family, True) for family in FAMILIES),
+                                               ("whisper", False)])
+def test_frames_lie_on_yamnets_grid(tiny_models, family: str, masks: bool) -> None:
+    encoder = HFEncoder(f"hf:{tiny_models[family, masks]}", "torch")
     assert (encoder.window_s, encoder.hop_s, encoder.embedding_size) == (0.96, 0.48, 32)
     # 1 + ceil((n - 15600) / 7680) frames, at least one: YAMNet's count. 300 samples are less
     # than one convolution field (400), and 261,360 samples are a long recording's 16 s block.
@@ -86,6 +88,24 @@ def test_the_layer_named_is_the_hidden_state_pooled(tiny_models, family: str, ma
         assert encoder.name == f"hf:{folder}@{layer}" and encoder.params["layer"] == layer
         np.testing.assert_allclose(encoder.encode([clip])[0].embeddings, expected, atol=2e-5)
     assert HFEncoder(f"hf:{folder}", "torch").name == f"hf:{folder}@2"
+
+
+def test_whispers_layer_is_its_encoders_hidden_state(tiny_models) -> None:
+    folder = tiny_models["whisper", False]
+    clip = waveform(40000, seed=2)
+    encoder = transformers.AutoModel.from_pretrained(folder).eval().get_encoder()
+    inputs = transformers.AutoFeatureExtractor.from_pretrained(folder)(
+        clip, sampling_rate=16000, return_tensors="pt")
+    with torch.inference_mode():
+        states = encoder(inputs["input_features"], output_hidden_states=True).hidden_states
+    for layer, state in enumerate(states):
+        # 1500 frames of 30 s; the 125 centred on the clip's 2.5 s are its own.
+        state = state[0, :125].numpy()
+        expected = [state[start : start + 48].mean(0) for start in range(0, 97, 24)]
+        ours = HFEncoder(f"hf:{folder}@{layer}", "torch").encode([clip])[0].embeddings
+        np.testing.assert_allclose(ours, expected, atol=2e-5)
+    with pytest.raises(BrogueError, match="at most 30 s"):
+        HFEncoder(f"hf:{folder}", "torch").encode([waveform(31 * 16000)])
 
 
 @pytest.mark.parametrize("masks", [True, False])
@@ -125,7 +145,8 @@ def test_the_fingerprint_follows_the_weights(tiny_models, tmp_path: Path) -> Non
     assert HFEncoder(f"hf:{tmp_path / 'changed'}", "torch").fingerprint != original
 
 
-@pytest.mark.parametrize(("family", "masks"), [("wav2vec2", True), ("hubert", False)])
+@pytest.mark.parametrize(("family", "masks"), [("wav2vec2", True), ("hubert", False),
+                                               ("whisper", False)])
 def test_openvino_matches_torch(tiny_models, family: str, masks: bool) -> None:
     pytest.importorskip("openvino")
     name = f"hf:{tiny_models[family, masks]}@1"

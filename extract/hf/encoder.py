@@ -1,10 +1,8 @@
 """`hf:MODEL[@LAYER]` behind the Encoder protocol: clips in, frames on the grid out, in order.
 
-The clips go to the network in calls of about SAMPLES_PER_CALL samples. A model whose feature
-extractor asks for an attention mask takes clips of different lengths in one padded call; the
-others (wav2vec2-base, HuBERT base: group norm over time in the first convolution, no mask)
-change their output when padded, so their calls hold clips of one length only, such as a long
-recording's 16 s blocks.
+The clips go to the network in calls of about SAMPLES_PER_CALL samples: all of them at once
+where the model's inputs allow clips of different lengths in one call, else one call per
+length (`inputs.py`).
 """
 
 from __future__ import annotations
@@ -40,10 +38,12 @@ class HFEncoder:
         self.window_s, self.hop_s = GRID.window_s, GRID.hop_s
         self.embedding_size = loaded.hidden_size
         self.params = {"layer": loaded.layer, "pool": "mean",
-                       "do_normalize": bool(loaded.features.do_normalize)}
-        self._window = GRID.model_frames(GRID.window_s, loaded.stack.stride)
-        self._hop = GRID.model_frames(GRID.hop_s, loaded.stack.stride)
-        self.network = load_network(loaded.network, resolve(runtime), loaded.masks)
+                       "do_normalize": bool(getattr(loaded.features, "do_normalize", False))}
+        self._window = GRID.model_frames(GRID.window_s, loaded.inputs.stride)
+        self._hop = GRID.model_frames(GRID.hop_s, loaded.inputs.stride)
+        example = loaded.inputs.batch(loaded.features, [np.zeros(GRID.sample_rate, np.float32)] * 2,
+                                      GRID.sample_rate)
+        self.network = load_network(loaded.network, resolve(runtime), example)
         self.runtime = self.network.runtime
 
     def stream(self, clips: Iterable[tuple[Key, np.ndarray]]
@@ -65,9 +65,9 @@ class HFEncoder:
         return frames
 
     def _calls(self, lengths: Sequence[int]) -> list[list[int]]:
-        """Indices of the clips of each network call: all at once where the model masks padding,
+        """Indices of the clips of each network call: all at once where they may share one,
         else one call per distinct length."""
-        if self._loaded.masks:
+        if self._loaded.inputs.shares_calls:
             return [list(range(len(lengths)))]
         by_length: dict[int, list[int]] = {}
         for index, length in enumerate(lengths):
@@ -76,17 +76,10 @@ class HFEncoder:
 
     def _states(self, waveforms: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Each clip's model frames [T, D] of the kept layer, from one network call."""
-        stack = self._loaded.stack
-        # The convolutions need one receptive field of samples: shorter clips get zeros.
-        waveforms = [np.pad(waveform, (0, max(0, stack.min_samples - len(waveform))))
-                     for waveform in waveforms]
-        batch = self._loaded.features(waveforms, sampling_rate=GRID.sample_rate,
-                                      padding="longest", return_tensors="np",
-                                      return_attention_mask=self._loaded.masks)
-        states = self.network(batch["input_values"].astype(np.float32),
-                              batch.get("attention_mask"))
-        return [row[: stack.count(len(waveform))] for row, waveform in zip(states, waveforms,
-                                                                           strict=True)]
+        inputs = self._loaded.inputs
+        states = self.network(*inputs.batch(self._loaded.features, waveforms, GRID.sample_rate))
+        return [row[: inputs.count(len(waveform))] for row, waveform in zip(states, waveforms,
+                                                                            strict=True)]
 
 
 def _groups(clips: Iterable[tuple[Key, np.ndarray]]) -> Iterator[list[tuple[Key, np.ndarray]]]:

@@ -2,66 +2,40 @@
 
 One path for a Hub id and a local folder: `from_pretrained` reads either, downloading into the
 Hugging Face cache (`HF_HOME`, `HF_ENDPOINT` and `HF_HUB_OFFLINE` apply) when given an id.
-The models read are those with a strided convolution stack over raw 16 kHz samples and a
-transformer above it: wav2vec2, HuBERT, WavLM, XLS-R.
+The models read are wav2vec2, HuBERT, WavLM, XLS-R and Whisper's encoder (`inputs.py`).
 """
 
 from __future__ import annotations
 
 import hashlib
-import math
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from . import inputs
 from .brogue_api import BrogueError, require
+from .inputs import ConvStack, WhisperWindow
 from .spec import Spec, default_layer, name_of
 
 if TYPE_CHECKING:
     import torch
 
 
-class ConvStack(NamedTuple):
-    """The convolution stack's geometry: how many model frames a clip of n samples gives."""
-
-    kernels: tuple[int, ...]
-    strides: tuple[int, ...]
-
-    @property
-    def stride(self) -> int:
-        """Samples between consecutive model frames (320: 20 ms)."""
-        return math.prod(self.strides)
-
-    @property
-    def min_samples(self) -> int:
-        """The receptive field of one frame (400 samples): shorter clips are zero-padded to it."""
-        field = 1
-        for kernel, stride in zip(reversed(self.kernels), reversed(self.strides), strict=True):
-            field = (field - 1) * stride + kernel
-        return field
-
-    def count(self, samples: int) -> int:
-        """Model frames from `samples` samples (at least `min_samples`)."""
-        for kernel, stride in zip(self.kernels, self.strides, strict=True):
-            samples = (samples - kernel) // stride + 1
-        return samples
-
-
 class Loaded(NamedTuple):
     name: str  # hf:MODEL@LAYER, the layer written out
     handle: str  # the Hub id or folder it was read from
     features: Any  # the checkpoint's feature extractor
-    network: torch.nn.Module  # input values [B, S] (and attention mask) -> kept states [B, T, D]
-    stack: ConvStack
+    network: torch.nn.Module  # a batch (and attention mask) -> kept states [B, T, D]
+    inputs: ConvStack | WhisperWindow
     layer: int
     hidden_size: int
     fingerprint: str
-    masks: bool  # clips of different lengths may share a call, padded and masked
 
 
 def load(spec: Spec) -> Loaded:
     """The model `spec` names, in eval mode, with the layers above the kept state removed."""
     transformers = require("transformers", "hf", f"the encoder hf:{spec.model}")
     require("torch", "hf", f"the encoder hf:{spec.model}")
-    from .network import KeptState
+    from .network import KeptState, layer_stack
+
     try:
         features = transformers.AutoFeatureExtractor.from_pretrained(spec.model)
         model = transformers.AutoModel.from_pretrained(spec.model)
@@ -69,18 +43,20 @@ def load(spec: Spec) -> Loaded:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise BrogueError(f"hf:{spec.model}: cannot load the model: {reason}") from None
     config = model.config
-    if not hasattr(config, "conv_stride"):
+    family = inputs.of(config, features)
+    if family is None:
         raise BrogueError(f"hf:{spec.model}: a {config.model_type} model, not one of wav2vec2, "
-                          "HuBERT, WavLM or XLS-R (a convolution stack over raw audio)")
-    layers = config.num_hidden_layers
+                          "HuBERT, WavLM, XLS-R or Whisper")
+    # Whisper's decoder is not needed: its encoder is the network.
+    network = model.get_encoder() if config.is_encoder_decoder else model
+    layers = len(layer_stack(network).layers)
     layer = default_layer(layers) if spec.layer is None else spec.layer
     if not 0 <= layer <= layers:
         raise BrogueError(f"hf:{spec.model}@{layer}: the model has layers 0 to {layers}")
-    fingerprint = weights_fingerprint(model)
-    model.eval()
-    return Loaded(name_of(spec.model, layer), spec.model, features, KeptState(model, layer),
-                  ConvStack(tuple(config.conv_kernel), tuple(config.conv_stride)), layer,
-                  config.hidden_size, fingerprint, bool(features.return_attention_mask))
+    fingerprint = weights_fingerprint(network)
+    network.eval()
+    return Loaded(name_of(spec.model, layer), spec.model, features, KeptState(network, layer),
+                  family, layer, config.hidden_size, fingerprint)
 
 
 def weights_fingerprint(model: torch.nn.Module) -> str:

@@ -24,14 +24,20 @@ class KeptState(torch.nn.Module):
 
     def __init__(self, model: torch.nn.Module, layer: int) -> None:
         super().__init__()
-        layers = model.encoder.layers
-        model.encoder.layers = layers[: min(layer + 1, len(layers))]
+        stack = layer_stack(model)
+        stack.layers = stack.layers[: min(layer + 1, len(stack.layers))]
         self.model, self.layer = model, layer
 
     def forward(self, values: torch.Tensor, attention_mask: torch.Tensor | None = None
                 ) -> torch.Tensor:
         return self.model(values, attention_mask=attention_mask,
                           output_hidden_states=True).hidden_states[self.layer]
+
+
+def layer_stack(model: torch.nn.Module) -> torch.nn.Module:
+    """The module holding the transformer's `layers`: the model's encoder, or Whisper's encoder
+    itself."""
+    return getattr(model, "encoder", model)
 
 
 class TorchNetwork:
@@ -49,11 +55,13 @@ class TorchNetwork:
 class OpenVINONetwork:
     runtime = "openvino"
 
-    def __init__(self, module: torch.nn.Module, masks: bool) -> None:
+    def __init__(self, module: torch.nn.Module, example: tuple[np.ndarray, np.ndarray | None]
+                 ) -> None:
+        """`module` traced on `example`, a batch as the encoder builds them; the batch size and
+        the input's length stay free."""
         import openvino as ov
 
-        values = torch.zeros(2, 16000)
-        example = (values, torch.ones(2, 16000, dtype=torch.int64)) if masks else (values,)
+        example = tuple(torch.from_numpy(array) for array in example if array is not None)
         with torch.inference_mode():
             converted = ov.convert_model(module, example_input=example)
         self._compiled = ov.Core().compile_model(converted, "CPU",
@@ -64,11 +72,11 @@ class OpenVINONetwork:
         return self._compiled(inputs)[0]
 
 
-def load_network(module: torch.nn.Module, runtime: str, masks: bool
-                 ) -> TorchNetwork | OpenVINONetwork:
+def load_network(module: torch.nn.Module, runtime: str,
+                 example: tuple[np.ndarray, np.ndarray | None]) -> TorchNetwork | OpenVINONetwork:
     if runtime == "torch":
         return TorchNetwork(module)
-    return OpenVINONetwork(module, masks)
+    return OpenVINONetwork(module, example)
 
 
 def resolve(runtime: str) -> str:
