@@ -147,14 +147,22 @@ def test_the_fingerprint_follows_the_weights(tiny_models, tmp_path: Path) -> Non
 
 @pytest.mark.parametrize(("family", "masks"), [("wav2vec2", True), ("hubert", False),
                                                ("whisper", False)])
-def test_openvino_matches_torch(tiny_models, family: str, masks: bool) -> None:
-    pytest.importorskip("openvino")
+def test_openvino_matches_torch_and_converts_once(tiny_models, family: str, masks: bool,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    openvino = pytest.importorskip("openvino")
     name = f"hf:{tiny_models[family, masks]}@1"
     clips = [waveform(length, seed) for seed, length in enumerate([9000, 40000, 40000, 70000])]
     by_torch = HFEncoder(name, "torch").encode(clips)
     in_openvino = HFEncoder(name, "openvino")
     assert in_openvino.runtime == "openvino"
     for ours, theirs in zip(in_openvino.encode(clips), by_torch, strict=True):
+        np.testing.assert_allclose(ours.embeddings, theirs.embeddings, atol=1e-4)
+
+    def no_conversion(*args, **kwargs):
+        raise AssertionError("converted again")
+
+    monkeypatch.setattr(openvino, "convert_model", no_conversion)
+    for ours, theirs in zip(HFEncoder(name, "openvino").encode(clips), by_torch, strict=True):
         np.testing.assert_allclose(ours.embeddings, theirs.embeddings, atol=1e-4)
 
 

@@ -43,7 +43,8 @@ class HFEncoder:
         self._hop = GRID.model_frames(GRID.hop_s, loaded.inputs.stride)
         example = loaded.inputs.batch(loaded.features, [np.zeros(GRID.sample_rate, np.float32)] * 2,
                                       GRID.sample_rate)
-        self.network = load_network(loaded.network, resolve(runtime), example)
+        self.network = load_network(loaded.network, resolve(runtime), example,
+                                    f"{loaded.fingerprint}-layer{loaded.layer}")
         self.runtime = self.network.runtime
 
     def stream(self, clips: Iterable[tuple[Key, np.ndarray]]

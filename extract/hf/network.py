@@ -2,13 +2,19 @@
 
 `KeptState` keeps hidden state k and drops the layers above it. The OpenVINO network is the
 same module converted by `openvino.convert_model` (its PyTorch frontend), compiled for fp32:
-OpenVINO would otherwise pick bf16 by itself on a CPU that has it.
+OpenVINO would otherwise pick bf16 by itself on a CPU that has it. Converting wav2vec2-base took
+74 s here, so the IR is kept in brogue's cache, keyed by weights, layer and OpenVINO version.
 """
 
 from __future__ import annotations
 
+from importlib.metadata import version
+from pathlib import Path
+
 import numpy as np
 import torch
+
+from .brogue_api import atomic, cache_root
 
 RUNTIMES = ("auto", "torch", "openvino")
 
@@ -55,28 +61,49 @@ class TorchNetwork:
 class OpenVINONetwork:
     runtime = "openvino"
 
-    def __init__(self, module: torch.nn.Module, example: tuple[np.ndarray, np.ndarray | None]
-                 ) -> None:
-        """`module` traced on `example`, a batch as the encoder builds them; the batch size and
-        the input's length stay free."""
+    def __init__(self, xml: Path) -> None:
         import openvino as ov
 
-        example = tuple(torch.from_numpy(array) for array in example if array is not None)
-        with torch.inference_mode():
-            converted = ov.convert_model(module, example_input=example)
-        self._compiled = ov.Core().compile_model(converted, "CPU",
-                                                 {"INFERENCE_PRECISION_HINT": "f32"})
+        self._compiled = ov.Core().compile_model(xml, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
 
     def __call__(self, values: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
         inputs = [values] if mask is None else [values, mask.astype(np.int64)]
         return self._compiled(inputs)[0]
 
 
+def converted(module: torch.nn.Module, example: tuple[np.ndarray, np.ndarray | None], key: str
+              ) -> Path:
+    """The OpenVINO IR of `module`, traced on `example` (a batch as the encoder builds them;
+    batch size and length stay free), converted on first use and kept as `key`."""
+    import openvino as ov
+
+    xml = cache_root() / "hf" / f"{key}-{'masked' if example[1] is not None else 'unmasked'}" \
+        f".openvino-{version('openvino')}.xml"
+    if not xml.exists():
+        xml.parent.mkdir(parents=True, exist_ok=True)
+        temporary = atomic.temporary_path(xml)
+        try:
+            with torch.inference_mode():
+                model = ov.convert_model(module, example_input=tuple(
+                    torch.from_numpy(array) for array in example if array is not None))
+            ov.save_model(model, temporary, compress_to_fp16=False)
+            # OpenVINO reads the weights from the .xml's name with .bin: publish the .bin
+            # first, so a reader that finds the .xml finds its weights beside it.
+            atomic.publish(temporary.with_suffix(".bin"), xml.with_suffix(".bin"))
+            atomic.publish(temporary, xml)
+        finally:
+            temporary.unlink(missing_ok=True)
+            temporary.with_suffix(".bin").unlink(missing_ok=True)
+    return xml
+
+
 def load_network(module: torch.nn.Module, runtime: str,
-                 example: tuple[np.ndarray, np.ndarray | None]) -> TorchNetwork | OpenVINONetwork:
+                 example: tuple[np.ndarray, np.ndarray | None], key: str
+                 ) -> TorchNetwork | OpenVINONetwork:
+    """`module` in `runtime` (resolved); `key` names its OpenVINO IR in the cache."""
     if runtime == "torch":
         return TorchNetwork(module)
-    return OpenVINONetwork(module, example)
+    return OpenVINONetwork(converted(module, example, key))
 
 
 def resolve(runtime: str) -> str:
