@@ -120,6 +120,22 @@ def test_batched_calls_give_each_clip_what_it_gets_alone(tiny_models, masks: boo
                                    atol=1e-5)
 
 
+def test_a_long_recordings_blocks_give_its_frames_exactly_once(tiny_models) -> None:
+    """The pipeline cuts a long recording into 16 s blocks on YAMNet's count (the last padded
+    with zeros); on the shared grid each block gives its planned frames, and together the
+    whole recording's count. Their values differ from the whole's: attention sees one block."""
+    from brogue.extract.decode import blocks
+
+    encoder = HFEncoder(f"hf:{tiny_models['wav2vec2', True]}", "torch")
+    recording = waveform(50 * 16000)
+    plan = blocks(len(recording))
+    pieces = [np.pad(recording[block.start : block.stop],
+                     (0, max(0, block.stop - len(recording)))) for block in plan]
+    assert [len(frames.embeddings) for frames in encoder.encode(pieces)] == [
+        block.frames for block in plan]
+    assert sum(block.frames for block in plan) == len(encoder.encode([recording])[0].embeddings)
+
+
 def test_padding_changes_an_unmasked_model_which_is_why_its_calls_hold_one_length(
         tiny_models) -> None:
     folder = tiny_models["wav2vec2", False]
