@@ -1,8 +1,10 @@
 """`hf:MODEL[@LAYER]` behind the Encoder protocol: clips in, frames on the grid out, in order.
 
-The clips go to the network in calls of about SAMPLES_PER_CALL samples: all of them at once
-where the model's inputs allow clips of different lengths in one call, else one call per
-length (`inputs.py`).
+The clips come in groups of about SAMPLES_PER_CALL samples; each group goes to the network in
+calls of clips sorted by length, padded to the longest in the call (every clip to 30 s for
+Whisper), at most SAMPLES_PER_CALL padded samples per call. A model that changes its output
+when padded (no attention mask: wav2vec2-base, HuBERT base) gets calls of one length only,
+such as a long recording's 16 s blocks (`inputs.py`).
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from .model import load
 from .spec import parse
 
 Key = TypeVar("Key")
-# Audio per network call: MEASURED below.
-SAMPLES_PER_CALL = 64 * 16000
+# Padded audio per network call. Batching barely pays on a CPU (wav2vec2-base: BENCH), so a
+# call is kept small: two of a long recording's 16.3 s blocks, one Whisper window.
+SAMPLES_PER_CALL = 33 * 16000
 
 
 class HFEncoder:
@@ -55,25 +58,30 @@ class HFEncoder:
 
     def encode(self, waveforms: Sequence[np.ndarray]) -> list[EncodedFrames]:
         """The frames of each waveform (16 kHz mono float32), in as few calls as allowed."""
+        lengths = [len(waveform) for waveform in waveforms]
+        counts = frame_counts(np.array(lengths))
         frames: list[EncodedFrames | None] = [None] * len(waveforms)
-        for indices in self._calls([len(waveform) for waveform in waveforms]):
+        for indices in self._calls(lengths):
             for index, states in zip(indices, self._states([waveforms[i] for i in indices]),
                                      strict=True):
-                embeddings = pool(states, int(frame_counts(np.array([len(waveforms[index])]))[0]),
-                                  self._window, self._hop)
+                embeddings = pool(states, int(counts[index]), self._window, self._hop)
                 # All frames are speech until the shared speech rule is plugged in.
                 frames[index] = EncodedFrames(embeddings, np.ones(len(embeddings), bool), None)
         return frames
 
     def _calls(self, lengths: Sequence[int]) -> list[list[int]]:
-        """Indices of the clips of each network call: all at once where they may share one,
-        else one call per distinct length."""
-        if self._loaded.inputs.shares_calls:
-            return [list(range(len(lengths)))]
-        by_length: dict[int, list[int]] = {}
-        for index, length in enumerate(lengths):
-            by_length.setdefault(length, []).append(index)
-        return list(by_length.values())
+        """Indices of the clips of each network call: sorted by length, a new call when the
+        padded samples would pass SAMPLES_PER_CALL, or at each new length where clips of
+        different lengths may not share a call."""
+        inputs = self._loaded.inputs
+        calls: list[list[int]] = []
+        for index in sorted(range(len(lengths)), key=lambda index: lengths[index]):
+            call = calls[-1] if calls else []
+            if not call or (len(call) + 1) * inputs.padded(lengths[index]) > SAMPLES_PER_CALL \
+                    or not inputs.shares_calls and lengths[call[0]] != lengths[index]:
+                calls.append(call := [])
+            call.append(index)
+        return calls
 
     def _states(self, waveforms: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Each clip's model frames [T, D] of the kept layer, from one network call."""

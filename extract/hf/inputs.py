@@ -45,9 +45,13 @@ class ConvStack(NamedTuple):
             field = (field - 1) * stride + kernel
         return field
 
+    def padded(self, samples: int) -> int:
+        """The samples a clip of `samples` takes in a call by itself."""
+        return max(samples, self.min_samples)
+
     def count(self, samples: int) -> int:
         """The model frames of a clip of `samples` samples."""
-        samples = max(samples, self.min_samples)
+        samples = self.padded(samples)
         for kernel, stride in zip(self.kernels, self.strides, strict=True):
             samples = (samples - kernel) // stride + 1
         return samples
@@ -69,6 +73,9 @@ class WhisperWindow(NamedTuple):
         return 2 * self.hop_length
 
     shares_calls = True
+
+    def padded(self, samples: int) -> int:
+        return self.n_samples
 
     def count(self, samples: int) -> int:
         """Encoder frame j is centred on sample 320·j: those centred inside the clip."""
