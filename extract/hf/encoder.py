@@ -20,8 +20,9 @@ from .model import load
 from .spec import parse
 
 Key = TypeVar("Key")
-# Padded audio per network call. Batching barely pays on a CPU (wav2vec2-base: BENCH), so a
-# call is kept small: two of a long recording's 16.3 s blocks, one Whisper window.
+# Padded audio per network call. Batching does not pay on a CPU: wav2vec2-base's architecture
+# ran as fast or faster one clip per call (OpenVINO 1.8 audio-s/s against 1.5 for two 16 s blocks
+# per call), so a call is kept small: two of a long recording's blocks, one Whisper window.
 SAMPLES_PER_CALL = 33 * 16000
 
 
