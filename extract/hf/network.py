@@ -3,7 +3,7 @@
 `KeptState` keeps hidden state k and drops the layers above it. The OpenVINO network is the
 same module converted by `openvino.convert_model` (its PyTorch frontend), compiled for fp32:
 OpenVINO would otherwise pick bf16 by itself on a CPU that has it. Converting wav2vec2-base took
-74 s here, so the IR is kept in brogue's cache, keyed by weights, layer and OpenVINO version.
+55-106 s here, so the IR is kept in brogue's cache, keyed by weights, layer and OpenVINO version.
 """
 
 from __future__ import annotations
@@ -109,7 +109,8 @@ def load_network(module: torch.nn.Module, runtime: str,
 def resolve(runtime: str) -> str:
     """The runtime `auto` stands for: OpenVINO, the faster on CPUs. On this project's 2-core
     Xeon (fp32, busy with other work; `brogue.dev.bench_hf`), wav2vec2-base's architecture ran at
-    1.5-1.8 audio-s/s in OpenVINO against 0.5-0.7 in torch, the tiny test model 5-10x faster."""
+    1.5-2.3 audio-s/s in OpenVINO against 0.5-0.9 in torch (2.2-3.3x), the tiny test model
+    5-10x faster."""
     if runtime not in RUNTIMES:
         raise ValueError(f"runtime {runtime!r}: choose from {RUNTIMES}")
     return "openvino" if runtime == "auto" else runtime
