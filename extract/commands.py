@@ -34,9 +34,9 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     """--engine, --runtime, --precision and --batch-size, for every verb that runs YAMNet."""
     parser.add_argument("--engine", choices=("native", "hub"), default="native",
                         help="YAMNet engine: native (batched) or hub (the reference)")
-    parser.add_argument("--runtime", choices=RUNTIMES, default="auto",
-                        help="where the native engine runs the network; auto: openvino on a "
-                        "CPU, keras where jax has a GPU (default: auto)")
+    parser.add_argument("--runtime", choices=(*RUNTIMES, "torch"), default="auto",
+                        help="where the encoder's network runs; auto: openvino on a CPU, keras "
+                        "where jax has a GPU; torch for hf: encoders only (default: auto)")
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32",
                         help="bf16 needs openvino and a CPU with AMX or AVX512-BF16; a cache "
                         "holds one precision (default: fp32)")

@@ -16,7 +16,7 @@ from typing import Any, NamedTuple, Protocol, TypeVar
 import numpy as np
 
 from brogue.cache import EncoderRecord
-from brogue.errors import BrogueError
+from brogue.errors import BrogueError, require
 
 from .grid import FrameGrid
 
@@ -98,4 +98,12 @@ class EngineSpec:
             from .ge2e.encoder import GE2EEncoder
 
             return GE2EEncoder(self.handle, self.runtime, self.precision, **batching)
+        if self.encoder.startswith(HF_PREFIX):
+            require("transformers", "hf", f"--encoder {self.encoder}")
+            from .hf.encoder import HFEncoder
+
+            if self.precision != "fp32" or batching:
+                raise EncoderError(f"{self.encoder} runs in fp32 and batches as it measured "
+                                   "fastest: drop --precision and --batch-size")
+            return HFEncoder(self.encoder, self.runtime)
         raise EncoderError(f"unknown encoder {self.encoder!r}; choose from {', '.join(ENCODERS)}")

@@ -130,8 +130,9 @@ def test_the_model_route_describes_the_run(api, tested_run):
     assert model["run"] == tested_run.name
     assert model["classes"] == facts["classes"]
     assert model["family"] == facts["model"]
-    assert model["cache"]["fingerprint"] == facts["cache"]["fingerprint"]
-    assert model["encoder"]["fingerprint"] == facts["cache"]["fingerprint"]
+    assert model["cache"]["fingerprint"] == facts["cache"]["encoder"]["fingerprint"]
+    assert model["encoder"]["fingerprint"] == facts["cache"]["encoder"]["fingerprint"]
+    assert model["encoder"]["name"] == facts["cache"]["encoder"]["name"] == "yamnet"
     assert model["test"]["value"] == test["clip"]["balanced_accuracy"]
     assert model["test"]["interval"] == test["clip"]["interval"]
     assert model["test"]["speakers"] == test["speakers"]

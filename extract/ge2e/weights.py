@@ -25,6 +25,7 @@ import numpy as np
 from brogue import atomic
 from brogue.errors import BrogueError
 
+from ..user_cache import cache_root
 from .network import build_ge2e, keras_weights
 from .params import WEIGHTS_WHEEL, Params
 from .torch_pickle import read_checkpoint
@@ -55,10 +56,7 @@ def resolve_handle(handle: str | None) -> str:
 
 
 def cache_dir() -> Path:
-    # One cache root for every encoder; YAMNet's module is its home today.
-    from brogue.extract.yamnet.weights import cache_dir as yamnet_cache_dir
-
-    return yamnet_cache_dir().parent / "ge2e"
+    return cache_root() / "ge2e"
 
 
 def import_weights(handle: str, params: Params) -> ImportedWeights:

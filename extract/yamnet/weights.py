@@ -24,6 +24,7 @@ import numpy as np
 from brogue import atomic
 from brogue.errors import BrogueError, require
 
+from ..user_cache import cache_root
 from .params import DEFAULT_HANDLE, Params
 
 
@@ -46,7 +47,7 @@ def resolve_handle(handle: str | None) -> str:
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("BROGUE_CACHE", Path.home() / ".cache" / "brogue")) / "yamnet"
+    return cache_root() / "yamnet"
 
 
 def saved_model_dir(handle: str) -> Path:

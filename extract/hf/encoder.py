@@ -1,0 +1,116 @@
+"""`hf:MODEL[@LAYER]` behind the Encoder protocol: clips in, frames on the grid out, in order.
+
+The clips come in groups of about SAMPLES_PER_CALL samples; each group goes to the network in
+calls of clips sorted by length, padded to the longest in the call (every clip to 30 s for
+Whisper), at most SAMPLES_PER_CALL padded samples per call. A model that changes its output
+when padded (no attention mask: wav2vec2-base, HuBERT base) gets calls of one length only,
+such as a long recording's 16 s blocks (`inputs.py`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, TypeVar
+
+import numpy as np
+
+from brogue.errors import BrogueError
+from brogue.extract.engine import EncodedFrames
+from brogue.extract.vad import SileroVad
+
+from .grid import GRID, pool
+from .model import load
+from .spec import parse
+
+if TYPE_CHECKING:
+    from brogue.extract.grid import FrameGrid
+
+Key = TypeVar("Key")
+# Padded audio per network call. Batching does not pay on a CPU: wav2vec2-base's architecture in
+# OpenVINO ran at 1.5-2.1 audio-s/s batched and 1.7-2.3 one clip per call (two runs on 2 busy
+# cores), so a call is kept small: two of a long recording's blocks, one Whisper window. Unsorted
+# calls, 3-7 s clips padded to a 16 s block, had run at 0.7 against 1.7.
+SAMPLES_PER_CALL = 33 * 16000
+
+
+class HFEncoder:
+    precision = "fp32"
+    score_names = None
+
+    def __init__(self, name: str, runtime: str = "auto",
+                 speech: Callable[[np.ndarray, FrameGrid], np.ndarray] | None = None) -> None:
+        loaded = load(parse(name))
+        from .network import load_network, resolve
+
+        if loaded.features.sampling_rate != GRID.sample_rate:
+            raise BrogueError(f"{loaded.name}: the model hears {loaded.features.sampling_rate} Hz "
+                              f"audio, and brogue's clips are {GRID.sample_rate} Hz")
+        self._loaded = loaded
+        self.name, self.handle, self.fingerprint = loaded.name, loaded.handle, loaded.fingerprint
+        self.grid = GRID.frames
+        # Which frames are speech: the rule of encoders without scores unless another is given.
+        self.speech = speech or SileroVad()
+        self.embedding_size = loaded.hidden_size
+        self.params = {"layer": loaded.layer, "pool": "mean",
+                       "do_normalize": bool(getattr(loaded.features, "do_normalize", False))}
+        self._window = GRID.model_frames(GRID.window_s, loaded.inputs.stride)
+        self._hop = GRID.model_frames(GRID.hop_s, loaded.inputs.stride)
+        example = loaded.inputs.batch(loaded.features, [np.zeros(GRID.sample_rate, np.float32)] * 2,
+                                      GRID.sample_rate)
+        self.network = load_network(loaded.network, resolve(runtime), example,
+                                    f"{loaded.fingerprint}-layer{loaded.layer}")
+        self.runtime = self.network.runtime
+
+    def stream(self, clips: Iterable[tuple[Key, np.ndarray]]
+               ) -> Iterator[tuple[Key, EncodedFrames]]:
+        for group in _groups(clips):
+            keys = [key for key, _ in group]
+            yield from zip(keys, self.encode([waveform for _, waveform in group]), strict=True)
+
+    def encode(self, waveforms: Sequence[np.ndarray]) -> list[EncodedFrames]:
+        """The frames of each waveform (16 kHz mono float32), in as few calls as allowed."""
+        lengths = [len(waveform) for waveform in waveforms]
+        counts = self.grid.frame_counts(np.array(lengths))
+        frames: list[EncodedFrames | None] = [None] * len(waveforms)
+        for indices in self._calls(lengths):
+            for index, states in zip(indices, self._states([waveforms[i] for i in indices]),
+                                     strict=True):
+                embeddings = pool(states, int(counts[index]), self._window, self._hop)
+                speech = self.speech(waveforms[index], self.grid)
+                frames[index] = EncodedFrames(embeddings, speech, None)
+        return frames
+
+    def _calls(self, lengths: Sequence[int]) -> list[list[int]]:
+        """Indices of the clips of each network call: sorted by length, a new call when the
+        padded samples would pass SAMPLES_PER_CALL, or at each new length where clips of
+        different lengths may not share a call."""
+        inputs = self._loaded.inputs
+        calls: list[list[int]] = []
+        for index in sorted(range(len(lengths)), key=lambda index: lengths[index]):
+            call = calls[-1] if calls else []
+            if not call or (len(call) + 1) * inputs.padded(lengths[index]) > SAMPLES_PER_CALL \
+                    or not inputs.shares_calls and lengths[call[0]] != lengths[index]:
+                calls.append(call := [])
+            call.append(index)
+        return calls
+
+    def _states(self, waveforms: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Each clip's model frames [T, D] of the kept layer, from one network call."""
+        inputs = self._loaded.inputs
+        states = self.network(*inputs.batch(self._loaded.features, waveforms, GRID.sample_rate))
+        return [row[: inputs.count(len(waveform))] for row, waveform in zip(states, waveforms,
+                                                                            strict=True)]
+
+
+def _groups(clips: Iterable[tuple[Key, np.ndarray]]) -> Iterator[list[tuple[Key, np.ndarray]]]:
+    """Consecutive clips of about SAMPLES_PER_CALL samples in all (a longer clip alone)."""
+    group: list[tuple[Key, np.ndarray]] = []
+    samples = 0
+    for key, waveform in clips:
+        if group and samples + len(waveform) > SAMPLES_PER_CALL:
+            yield group
+            group, samples = [], 0
+        group.append((key, waveform))
+        samples += len(waveform)
+    if group:
+        yield group
