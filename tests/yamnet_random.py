@@ -69,7 +69,7 @@ def published_front_end(waveform: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def random_variables(rng: np.random.Generator) -> dict[str, np.ndarray]:
     """The Hub checkpoint's variables by name: He-scaled random kernels and random BatchNorm
-    offsets; the BatchNorm statistics neutral until `RandomYamnet.calibrate` measures them."""
+    offsets; the BatchNorm statistics neutral until `network(..., calibrate=True)` measures them."""
     values: dict[str, np.ndarray] = {}
 
     def add(prefix: str, kernel_name: str, shape: tuple[int, ...], fan_in: int) -> None:
@@ -164,11 +164,11 @@ def save_random_yamnet(folder: Path, speech: list[np.ndarray], sounds: list[np.n
 
     Its BatchNorm statistics are measured layer by layer on the `speech` and other `sounds`
     waveforms, as training would have left them: far from neutral (the first layer's means
-    reach +-3 and its variances 0.2-8), so that the importer's folding is exercised, and
+    reach +-6 and its variances 0.3-94), so that the importer's folding is exercised, and
     normalising each layer's input, so that the embeddings still depend on the audio after 14
     random layers. With random statistics instead, every clip's embeddings were the same to
-    within 0.2%; with statistics of speech alone, white noise drove embeddings to 25 and the
-    float32 difference between two implementations past the parity tolerance.
+    within 0.2%; with statistics of speech alone, white noise drove embeddings to 25, and two
+    implementations' float32 difference past the parity tolerance.
 
     Random logits would make Speech (class 0) the top class of about one frame in 521, but the
     pipeline's tests need speech frames and non-speech frames alike (clips pooled over their
