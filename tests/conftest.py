@@ -6,6 +6,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from corpus_fixture import write_mirror
 from http_fixture import FileServer, serve
@@ -47,7 +48,32 @@ def stand_in_handle() -> str | None:
 
 
 @pytest.fixture(scope="session")
-def yamnet_handle() -> str:
+def random_yamnet_handle(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A random-weights YAMNet SavedModel with TF Hub's interface (tests/yamnet_random.py),
+    its BatchNorm calibrated on speech-like babble, white noise and a chirp."""
+    from yamnet_random import save_random_yamnet
+
+    from dev.signals import speech_like
+
+    rng = np.random.default_rng(2024)
+    speech = [speech_like(6.0, rng) for _ in range(4)]
+    time_s = np.arange(6 * 16000) / 16000
+    sounds = [rng.uniform(-0.5, 0.5, len(time_s)).astype(np.float32),
+              (0.5 * np.sin(2 * np.pi * (100 * time_s + 600 * time_s**2))).astype(np.float32)]
+    return str(save_random_yamnet(tmp_path_factory.mktemp("random-yamnet"), speech, sounds))
+
+
+@pytest.fixture(scope="session")
+def yamnet_handle(request: pytest.FixtureRequest) -> str:
+    """The stand-in when it is there, else the random-weights YAMNet: for every test that needs
+    a YAMNet with the Hub's interface but not the real weights' numbers."""
+    return stand_in_handle() or request.getfixturevalue("random_yamnet_handle")
+
+
+@pytest.fixture(scope="session")
+def real_yamnet_handle() -> str:
+    """The stand-in, for the tests that hold brogue to the real weights' numbers or behaviour
+    (AudioSet classes of real sounds); they skip without it."""
     handle = stand_in_handle()
     if handle is None:
         pytest.skip("needs the YAMNet stand-in: ../shared/yamnet or $BROGUE_YAMNET is absent")

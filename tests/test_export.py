@@ -52,7 +52,8 @@ def test_the_export_agrees_with_predict(
         for name, ours in (("probabilities", prediction.probabilities),
                            ("frame_probabilities", prediction.frame_probabilities)):  # fmt: skip
             worst = max(worst, float(np.abs(served[name].numpy() - ours).max()))
-    assert worst < 1e-4
+    # The README's promise; the stand-in's weights measured 1.2e-7.
+    assert worst < 2e-5
 
 
 def test_serving_signature_and_refusals(exported: Path, speech_run: Path, capsys) -> None:

@@ -42,7 +42,11 @@ def predictions(speech_run: Path, synthetic_corpus: Path) -> list[FilePrediction
     return found
 
 
-def test_predict_gives_the_accent_it_was_trained_on(predictions: list[FilePrediction]) -> None:
+def test_predict_gives_the_accent_it_was_trained_on(
+    real_yamnet_handle: str, predictions: list[FilePrediction]
+) -> None:
+    """How well a head learns the synthetic accents is the real weights' embeddings' doing: on
+    the random-weights YAMNet it got 21 of 24 clips right."""
     right = [p.accent == ACCENTS[Path(p.path).name[:2]] for p in predictions]
     assert sum(right) >= 0.9 * len(right)
     for p in predictions:
@@ -72,8 +76,11 @@ def test_predict_pools_the_cached_frames_as_evaluate_does(
 
 
 def test_command_line_json_plots_and_a_bad_file(
-    speech_run: Path, odd_files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture
+    real_yamnet_handle: str, speech_run: Path, odd_files: dict[str, Path], tmp_path: Path,
+    capsys: pytest.CaptureFixture,
 ) -> None:
+    """The resampled copy's probabilities within 0.02 of the original's are the real weights'
+    robustness: the random-weights YAMNet moved them by 0.022."""
     files = [odd_files[name] for name in ("original", "broken", "flac", "silence")]
     plot = tmp_path / "accent.png"
     code = main(["predict", str(speech_run), *map(str, files), "--json", "--plot", str(plot)])

@@ -101,6 +101,16 @@ def test_speaker_folds_validate_every_speaker_once() -> None:
     assert sorted(len(fold) for fold in folds) == [3, 3, 4, 4]
 
 
+def pandas_validated(rows: list[str], valid_ratio: float, seed: int) -> set[str]:
+    """The rows the Keras example validates on, the example's own way: pandas shuffles the
+    table with `sample(frac=1, random_state=seed)`, the first `int(n * (1 - valid_ratio))`
+    rows train and the rest validate."""
+    import pandas as pd
+
+    shuffled = pd.DataFrame({"row": rows}).sample(frac=1, random_state=seed)["row"].tolist()
+    return set(shuffled[int(len(rows) * (1 - valid_ratio)) :])
+
+
 @pytest.mark.skipif(not OPENSLR83_INDEX.is_file(), reason="needs ../shared/openslr83")
 def test_random_split_is_the_examples_on_the_real_index() -> None:
     from brogue.openslr83 import parse_openslr83_index
@@ -108,36 +118,74 @@ def test_random_split_is_the_examples_on_the_real_index() -> None:
     rows = [row["file_id"] for row in parse_openslr83_index(OPENSLR83_INDEX)]
     valid = set(example_holdout(rows, 0.1, seed=1337))
     assert (len(rows) - len(valid), len(valid)) == (16089, 1788)
-    order = np.random.RandomState(1337).permutation(len(rows))
-    assert [rows[i] for i in order[:5]] == EXAMPLE_HEAD
-    assert valid == {rows[i] for i in order[16089:]}
+    assert not valid & set(EXAMPLE_HEAD)  # the head of the example's table trains
+    assert valid == pandas_validated(rows, 0.1, seed=1337)
+
+
+def test_example_holdout_is_the_examples_pandas_split() -> None:
+    rows = [f"row{i:03d}" for i in range(203)]
+    valid = example_holdout(rows, 0.1, seed=1337)
+
+    assert len(valid) == 203 - int(203 * 0.9) == 21 and len(set(valid)) == 21
+    assert set(valid) <= set(rows)
+    assert set(valid) == pandas_validated(rows, 0.1, seed=1337)
+    assert example_holdout(rows, 0.1, seed=1337) == valid
+    assert set(example_holdout(rows, 0.1, seed=7)) != set(valid)
+    assert len(example_holdout(rows, 0.25, seed=1337)) == 203 - int(203 * 0.75)
 
 
 def test_random_split_without_an_index_uses_cache_order(corpus) -> None:
     (split,) = make_splits(corpus, make_config({"split": "random"}), index=None)
     keys = corpus.key.tolist()
     assert len(keys) == 114  # SyntheticCorpus: 3 + 4 + 8 + 4 speakers x 6 clips
-    # pandas' sample(frac=1, random_state=1337) is this permutation; the last 10% validate.
-    order = np.random.RandomState(1337).permutation(114)
-    assert set(corpus.key[split.valid]) == {keys[i] for i in order[102:]}
-    assert split.valid.sum() == 12
+
+    assert set(corpus.key[split.valid]) == pandas_validated(keys, 0.1, seed=1337)
+    assert split.valid.sum() == 12  # 114 - int(114 * 0.9)
     assert not (split.valid & split.train).any() and (split.valid | split.train).all()
+    assert not split.test.any()  # the example's split has two sides
+    (again,) = make_splits(corpus, make_config({"split": "random"}), index=None)
+    np.testing.assert_array_equal(again.valid, split.valid)
+    (other,) = make_splits(corpus, make_config({"split": "random", "seed": 7}), index=None)
+    assert (other.valid != split.valid).any()
 
 
 def test_random_split_follows_the_index_order(corpus, tmp_path: Path) -> None:
     # An index listing the cache's clips shuffled, and rows the cache lacks (failed or unused).
-    rows = np.random.default_rng(5).permutation([*corpus.stem, "wem_99999_00000000001"])
+    rows = np.random.default_rng(5).permutation([*corpus.stem, "wem_99999_00000000001"]).tolist()
     index = tmp_path / "line_index_all.csv"
     index.write_text("".join(f"EN{i:04d}, {row}, Some text\n" for i, row in enumerate(rows)))
     config = make_config({"split": "random", "seed": 7})
     (split,) = make_splits(corpus, config, index=index)
-    order = np.random.RandomState(7).permutation(len(rows))
-    expected = {rows[i] for i in order[int(len(rows) * 0.9) :]} - {"wem_99999_00000000001"}
+
+    expected = pandas_validated(rows, 0.1, seed=7) - {"wem_99999_00000000001"}
     assert set(corpus.stem[split.valid]) == expected
+    # The index's order, not the cache's, decides: the same clips in cache order split otherwise.
+    (cache_order,) = make_splits(corpus, config, index=None)
+    assert (cache_order.valid != split.valid).any()
     assert split.to_json(corpus)["index"] == str(index)
     index.write_text("".join(f"EN{i:04d}, {row}, Text\n" for i, row in enumerate(rows[1:])))
     with pytest.raises(SplitError, match="lacks 1 of the cache's clips"):
         make_splits(corpus, config, index=index)
+
+
+def test_speaker_split_is_speaker_disjoint_seeded_and_proportioned(corpus) -> None:
+    (split,) = make_splits(corpus, make_config({}), index=None)
+    sides = {name: set(corpus.speaker[mask]) for name, mask in split.sides()}
+
+    assert set(sides) == {"train", "valid", "test"}
+    assert not sides["train"] & sides["valid"] and not sides["train"] & sides["test"]
+    assert not sides["valid"] & sides["test"]
+    assert (split.train | split.valid | split.test).all()
+    # 19 speakers in 4 accents of 3, 4, 8 and 4: 10% of each, at least one, on valid and test.
+    assert len(sides["valid"]) == len(sides["test"]) == 4
+    labels = corpus.speaker_labels()
+    for side in ("valid", "test"):
+        assert sorted(labels[s] for s in sides[side]) == sorted(set(labels.values()))
+    (again,) = make_splits(corpus, make_config({}), index=None)
+    np.testing.assert_array_equal(again.test, split.test)
+    np.testing.assert_array_equal(again.valid, split.valid)
+    (other,) = make_splits(corpus, make_config({"seed": 1}), index=None)
+    assert (other.test != split.test).any() or (other.valid != split.valid).any()
 
 
 def test_class_weights_match_a_count_by_hand(corpus) -> None:

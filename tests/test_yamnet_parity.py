@@ -1,9 +1,11 @@
 """The native engine computes TF Hub YAMNet's function: front end, BatchNorm folding, network.
 
-With the stand-in SavedModel, `native` and `hub` are compared clip by clip on clips chosen to
-hit every padding case and every kind of content. Without it, the parts that do not need it
-still run: the front end against `tf.signal`, the folding against Keras's BatchNormalization,
-and the native engine's batching on seeded random weights.
+`native` and `hub` are compared clip by clip on clips chosen to hit every padding case and every
+kind of content: on the stand-in SavedModel where it is there, else on a random-weights one
+written from tf.signal and plain tf ops (tests/yamnet_random.py), an independent implementation
+of the same function. The other parts run on their own: the front end against `tf.signal`, the
+folding against Keras's BatchNormalization, and the native engine's batching on seeded random
+weights.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from yamnet_random import published_front_end
 from yamnet_reference import mel_matrix as reference_mel_matrix
 from yamnet_reference import stft_magnitude, waveform_to_patches
 
@@ -155,8 +158,9 @@ def test_native_matches_hub(outputs: dict[str, tuple[Frames, Frames]], name: str
     assert np.abs(native.log_mel - hub.log_mel).max() <= LOG_MEL_TOLERANCE
 
 
-def test_clips_are_what_they_claim(hub_outputs: list[Frames]):
-    """Guards the parity set itself: the speech-like clips must sound like speech to YAMNet."""
+def test_clips_are_what_they_claim(real_yamnet_handle: str, hub_outputs: list[Frames]):
+    """Guards the parity set itself: the speech-like clips must sound like speech to YAMNet's
+    real weights (`hub_outputs` are theirs where `real_yamnet_handle` is there)."""
     speech = [name for name in CLIPS if name.startswith("speech_") and CLIPS[name][0] >= FIRST]
     assert len(speech) >= 4
     for name in speech:
@@ -167,7 +171,8 @@ def test_clips_are_what_they_claim(hub_outputs: list[Frames]):
 def test_folding_matches_the_saved_model_with_real_batch_norm(
     yamnet_handle: str, native_engine: NativeEngine
 ):
-    """The stand-in's BatchNorm is neutral; give it real statistics and compare end to end."""
+    """Give the SavedModel's BatchNorm other statistics (the stand-in's are neutral) and
+    compare end to end."""
     from brogue.extract.yamnet.weights import load_saved_model
 
     saved_model = load_saved_model(yamnet_handle)  # a private copy: its variables are changed
@@ -194,8 +199,8 @@ def test_folding_matches_the_saved_model_with_real_batch_norm(
     assert np.abs(native_embeddings - embeddings.numpy()).max() <= OUTPUT_TOLERANCE
     assert np.abs(native_scores - scores.numpy()).max() <= OUTPUT_TOLERANCE
     # The new statistics did change the function, so the comparison above has teeth.
-    (neutral,) = native_engine.frames([waveform])
-    assert np.abs(neutral.embeddings - embeddings.numpy()).max() > 0.01
+    (unchanged,) = native_engine.frames([waveform])
+    assert np.abs(unchanged.embeddings - embeddings.numpy()).max() > 0.01
 
 
 # --- the front end against tf.signal (no stand-in needed) ---
@@ -229,25 +234,6 @@ def test_stft_magnitude_matches_tensorflow():
 
     assert magnitude.shape == expected.shape
     np.testing.assert_allclose(magnitude, expected, rtol=0, atol=1e-4 * np.abs(expected).max())
-
-
-def published_front_end(waveform: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """YAMNet's front end as its model card describes it, from tf.signal and the published
-    constants alone, nothing of brogue's: 16 kHz, zero-padded at the end to whole 0.96 s
-    patches every 0.48 s (the hop count in float32, as the Hub graph divides); 25 ms periodic
-    Hann windows every 10 ms, a 512-point FFT; 64 mel bands from 125 to 7500 Hz;
-    log(mel + 0.001); patches of 96 frames every 48."""
-    rate, window, hop = 16000, 400, 160
-    first_patch = int(0.96 * rate) + window - hop  # samples behind one patch of 96 frames
-    patch_hop = int(0.48 * rate)
-    after_first = max(0, len(waveform) - first_patch)
-    hops = int(tf.math.ceil(tf.constant(after_first, tf.float32) / tf.constant(patch_hop,
-                                                                             tf.float32)))
-    padded = tf.pad(waveform, [[0, first_patch + hops * patch_hop - len(waveform)]])
-    magnitude = tf.abs(tf.signal.stft(padded, window, hop, 512, window_fn=tf.signal.hann_window))
-    mel = tf.signal.linear_to_mel_weight_matrix(64, 257, rate, 125.0, 7500.0)
-    log_mel = tf.math.log(tf.matmul(magnitude, mel) + 0.001)
-    return log_mel.numpy(), tf.signal.frame(log_mel, 96, 48, axis=0).numpy()
 
 
 @pytest.mark.parametrize("front_end", ["frontend.LogMelPatches", "numpy reference"])

@@ -176,8 +176,10 @@ def test_extract_refuses_to_mix_precisions(synthetic_corpus, native_engine, tmp_
 
 
 @pytest.fixture(scope="module")
-def bf16_engine(yamnet_handle: str) -> NativeEngine:
-    return NativeEngine(yamnet_handle, precision="bf16")
+def bf16_engine(real_yamnet_handle: str) -> NativeEngine:
+    """On the real weights only: how closely bf16 follows fp32 is their conditioning. The
+    random-weights YAMNet amplifies rounding far more (bf16 embeddings at cosine 0.98)."""
+    return NativeEngine(real_yamnet_handle, precision="bf16")
 
 
 def _speech_clips() -> list[np.ndarray]:
@@ -230,8 +232,12 @@ np.save(sys.argv[3], np.concatenate([f.embeddings for f in frames]))
 """
 
 
-def test_keras_runtime_runs_under_jax_without_tensorflow(yamnet_handle, native_engine, tmp_path):
-    """Once the weights are imported (the native_engine fixture did it), jax alone suffices."""
+def test_keras_runtime_runs_under_jax_without_tensorflow(real_yamnet_handle, native_engine,
+                                                          tmp_path):
+    """Once the weights are imported (the native_engine fixture did it), jax alone suffices.
+
+    On the real weights only: the 1e-4 between jax's and TensorFlow's float32 is their
+    conditioning; the random-weights YAMNet amplifies the same rounding to 4e-4."""
     import os
     import subprocess
     import sys
@@ -240,7 +246,7 @@ def test_keras_runtime_runs_under_jax_without_tensorflow(yamnet_handle, native_e
     clips = {name: make_clip(name) for name in ("speech_hop5", "speech_0.5s", "loud_7s")}
     np.savez(tmp_path / "clips.npz", **clips)
     environment = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
-    subprocess.run([sys.executable, "-c", JAX_RUN, yamnet_handle, str(tmp_path / "clips.npz"),
+    subprocess.run([sys.executable, "-c", JAX_RUN, real_yamnet_handle, str(tmp_path / "clips.npz"),
                     str(tmp_path / "jax.npy")], env=environment, check=True, timeout=300)
 
     expected = native_engine.frames([clips[name] for name in sorted(clips)])
