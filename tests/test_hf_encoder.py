@@ -131,7 +131,7 @@ def test_a_long_recordings_blocks_give_its_frames_exactly_once(tiny_models) -> N
 
     encoder = HFEncoder(f"hf:{tiny_models['wav2vec2', True]}", "torch")
     recording = waveform(50 * 16000)
-    plan = blocks(len(recording))
+    plan = blocks(len(recording), encoder.grid)
     pieces = [np.pad(recording[block.start : block.stop],
                      (0, max(0, block.stop - len(recording)))) for block in plan]
     assert [len(frames.embeddings) for frames in encoder.encode(pieces)] == [
