@@ -70,28 +70,28 @@ stress: setup
 bench: bench-yamnet bench-extract bench-train bench-sweep
 
 bench-yamnet: setup
-	$(PY) -m dev bench yamnet
+	$(PY) -m dev bench yamnet $(ARGS)
 
 bench-extract: setup
-	$(PY) -m dev bench extract
+	$(PY) -m dev bench extract $(ARGS)
 
 bench-train: setup
-	$(PY) -m dev bench train
+	$(PY) -m dev bench train $(ARGS)
 
 bench-sweep: setup
-	$(PY) -m dev bench sweep
+	$(PY) -m dev bench sweep $(ARGS)
 
 bench-shards: setup
-	$(PY) -m dev bench shards
+	$(PY) -m dev bench shards $(ARGS)
 
 bench-families: setup
-	$(PY) -m dev bench families
+	$(PY) -m dev bench families $(ARGS)
 
 bench-ray: setup
-	$(PY) -m dev bench ray
+	$(PY) -m dev bench ray $(ARGS)
 
 bench-vad: setup
-	$(PY) -m dev bench vad
+	$(PY) -m dev bench vad $(ARGS)
 
 # brogue serve on loopback: req/s and latency at 1, 4 and 16 clients, and bursts of the largest
 # uploads (~3 min on 2 cores with the small run it trains; RUN=... serves a run of yours).
@@ -99,7 +99,7 @@ bench-serve: setup
 	$(PY) -m dev bench serve $(if $(filter command line,$(origin RUN)),--run $(RUN))
 
 bench-encoders: setup
-	$(PY) -m dev bench encoders
+	$(PY) -m dev bench encoders $(ARGS)
 
 bench-ge2e: setup
-	$(PY) -m dev bench ge2e
+	$(PY) -m dev bench ge2e $(ARGS)
