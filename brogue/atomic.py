@@ -73,6 +73,22 @@ def publish(temporary: Path, final: Path, *, overwrite: bool = True) -> None:
 
 
 @contextlib.contextmanager
+def openvino_ir(xml: Path) -> Iterator[Path]:
+    """A temporary .xml path to save an OpenVINO IR to; when the block ends normally its .bin
+    is published first, then the .xml, so a reader that finds the .xml finds its weights (OpenVINO
+    reads them from the .xml's name with .bin)."""
+    xml = Path(xml)
+    temporary = temporary_path(xml)
+    try:
+        yield temporary
+        publish(temporary.with_suffix(".bin"), xml.with_suffix(".bin"))
+        publish(temporary, xml)
+    finally:
+        temporary.unlink(missing_ok=True)
+        temporary.with_suffix(".bin").unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
 def atomic_folder(final: Path) -> Iterator[Path]:
     """A new temporary folder to fill with `final`'s content; published by `publish_folder`
     when the block ends normally, removed on an exception."""

@@ -69,6 +69,22 @@ def encoder_record(encoder: Encoder) -> EncoderRecord:
                          encoder.grid.hop_s, encoder.embedding_size)  # fmt: skip
 
 
+def clip_groups(clips: Iterable[tuple[Key, np.ndarray]], max_samples: int,
+                max_clips: int | None = None) -> Iterator[list[tuple[Key, np.ndarray]]]:
+    """Consecutive clips in groups of at most `max_clips` clips and, unless one clip is longer by
+    itself, `max_samples` samples: how encoders bound the audio of one call."""
+    group: list[tuple[Key, np.ndarray]] = []
+    samples = 0
+    for key, waveform in clips:
+        if group and (len(group) == max_clips or samples + len(waveform) > max_samples):
+            yield group
+            group, samples = [], 0
+        group.append((key, waveform))
+        samples += len(waveform)
+    if group:
+        yield group
+
+
 def frames_of(encoder: Encoder, waveforms: Sequence[np.ndarray]) -> list[EncodedFrames]:
     """The frames of each waveform: `stream` on a list."""
     return [frames for _, frames in encoder.stream(enumerate(waveforms))]

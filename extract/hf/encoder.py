@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, TypeVar
 import numpy as np
 
 from brogue.errors import BrogueError
-from brogue.extract.engine import EncodedFrames
+from brogue.extract.engine import EncodedFrames, clip_groups
 from brogue.extract.vad import SileroVad
 
 from .grid import GRID, pool
@@ -63,7 +63,7 @@ class HFEncoder:
 
     def stream(self, clips: Iterable[tuple[Key, np.ndarray]]
                ) -> Iterator[tuple[Key, EncodedFrames]]:
-        for group in _groups(clips):
+        for group in clip_groups(clips, SAMPLES_PER_CALL):
             keys = [key for key, _ in group]
             yield from zip(keys, self.encode([waveform for _, waveform in group]), strict=True)
 
@@ -100,17 +100,3 @@ class HFEncoder:
         states = self.network(*inputs.batch(self._loaded.features, waveforms, GRID.sample_rate))
         return [row[: inputs.count(len(waveform))] for row, waveform in zip(states, waveforms,
                                                                             strict=True)]
-
-
-def _groups(clips: Iterable[tuple[Key, np.ndarray]]) -> Iterator[list[tuple[Key, np.ndarray]]]:
-    """Consecutive clips of about SAMPLES_PER_CALL samples in all (a longer clip alone)."""
-    group: list[tuple[Key, np.ndarray]] = []
-    samples = 0
-    for key, waveform in clips:
-        if group and samples + len(waveform) > SAMPLES_PER_CALL:
-            yield group
-            group, samples = [], 0
-        group.append((key, waveform))
-        samples += len(waveform)
-    if group:
-        yield group

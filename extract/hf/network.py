@@ -82,19 +82,10 @@ def converted(module: torch.nn.Module, example: tuple[np.ndarray, np.ndarray | N
         f".openvino-{version('openvino')}.xml"
     if not xml.exists():
         xml.parent.mkdir(parents=True, exist_ok=True)
-        temporary = atomic.temporary_path(xml)
-        try:
-            with torch.inference_mode():
-                model = ov.convert_model(module, example_input=tuple(
-                    torch.from_numpy(array) for array in example if array is not None))
+        with atomic.openvino_ir(xml) as temporary, torch.inference_mode():
+            model = ov.convert_model(module, example_input=tuple(
+                torch.from_numpy(array) for array in example if array is not None))
             ov.save_model(model, temporary, compress_to_fp16=False)
-            # OpenVINO reads the weights from the .xml's name with .bin: publish the .bin
-            # first, so a reader that finds the .xml finds its weights beside it.
-            atomic.publish(temporary.with_suffix(".bin"), xml.with_suffix(".bin"))
-            atomic.publish(temporary, xml)
-        finally:
-            temporary.unlink(missing_ok=True)
-            temporary.with_suffix(".bin").unlink(missing_ok=True)
     return xml
 
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 import numpy as np
 
 from brogue.cache.speech import top_class_is_speech
-from brogue.extract.engine import EncodedFrames, frames_of
+from brogue.extract.engine import EncodedFrames, clip_groups, frames_of
 
 from . import runtime as runtimes
 from .features import CLIPS_PER_FRONT_END_CALL, SAMPLES_PER_FRONT_END_CALL, lay_out, log_mel_rows
@@ -216,17 +216,7 @@ def front_end_groups(clips: Iterable[tuple[Key, np.ndarray]]
                       ) -> Iterator[list[tuple[Key, np.ndarray]]]:
     """The clips in groups for one front-end call each: at most CLIPS_PER_FRONT_END_CALL clips
     and, unless one clip is longer by itself, SAMPLES_PER_FRONT_END_CALL samples."""
-    group: list[tuple[Key, np.ndarray]] = []
-    samples = 0
-    for key, waveform in clips:
-        if group and (len(group) == CLIPS_PER_FRONT_END_CALL
-                      or samples + len(waveform) > SAMPLES_PER_FRONT_END_CALL):
-            yield group
-            group, samples = [], 0
-        group.append((key, waveform))
-        samples += len(waveform)
-    if group:
-        yield group
+    return clip_groups(clips, SAMPLES_PER_FRONT_END_CALL, CLIPS_PER_FRONT_END_CALL)
 
 
 class PatchBatcher(Generic[Key]):

@@ -198,15 +198,7 @@ def converted(imported: ImportedWeights, params: Params) -> Path:
         f"{imported.fingerprint}.openvino-{version('openvino')}.xml"
     )
     if not xml.exists():
-        temporary = atomic.temporary_path(xml)
-        try:
+        with atomic.openvino_ir(xml) as temporary:
             keras_model(imported, params).export(str(temporary), format="openvino",
-                                                 verbose=False)
-            # OpenVINO reads the weights from the .xml's name with .bin: publish the .bin
-            # first, so a reader that finds the .xml finds its weights beside it.
-            atomic.publish(temporary.with_suffix(".bin"), xml.with_suffix(".bin"))
-            atomic.publish(temporary, xml)
-        finally:
-            temporary.unlink(missing_ok=True)
-            temporary.with_suffix(".bin").unlink(missing_ok=True)
+                                                 verbose=False)  # fmt: skip
     return xml
