@@ -18,6 +18,15 @@ activations have the outliers that make transformers hard to quantize); its spee
     python -m dev.int8_encoders --encoder hf --data ../shared/accents-dev --clips 24
 
 Ends with `RESULT {json}`.
+
+GE2E on this project's 2-core Xeon (AMX, AVX512-BF16, VNNI; load 4-6 from other work; 102
+calibration clips, 93 test clips, 250 test frames; speed medians of 5 interleaved rounds, each
+round's ratios ranged 0.4-3x, so only the large ones mean anything): no variant passes.
+Full PTQ (2.2x) wrecks the embeddings (cosine 0.43), and so does PTQ with LSTMs 1 or 1-2 kept
+fp32, to the same digits: quantizing the last LSTM alone does it. Weights-only compression
+(NNCF compresses the Dense's weights only, not the LSTMSequence's) and PTQ with every LSTM in
+fp32 keep cosine >= 0.9996 but run no faster (1.0-1.1x). The accent gate is fragile at 93 clips:
+one change fails it, and bf16 (cosine 0.99996, 1.8x) changes two.
 """
 
 from __future__ import annotations
