@@ -1,4 +1,4 @@
-"""`python -m brogue.dev.bench_hf`: the hf encoder in torch against OpenVINO, batched against one
+"""`python -m dev.bench_hf`: the hf encoder in torch against OpenVINO, batched against one
 clip per call, on randomly initialised models of two sizes (no download).
 
 `tiny` is the tests' model (hidden 32, 2 layers); `base` is wav2vec2-base's architecture
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from brogue.dev.signals import speech_like
+from dev.signals import speech_like
 from brogue.extract.hf.encoder import HFEncoder
 
 SIZES = {
