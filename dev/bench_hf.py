@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from dev.signals import speech_like
 from brogue.extract.hf.encoder import HFEncoder
+from dev.signals import speech_like
 
 SIZES = {
     "tiny": dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,

@@ -41,6 +41,7 @@ import soxr
 from brogue.serve.settings import DEFAULT_MAX_BYTES, DEFAULT_MAX_SECONDS
 from dev.memory import tree_rss_bytes
 from dev.signals import speech_like
+from dev.synthetic_corpus import write_corpus
 
 HOST = "127.0.0.1"  # loopback only
 LEVELS = (1, 4, 16)
@@ -71,8 +72,7 @@ def brogue(*args: str) -> None:
 
 def small_run(folder: Path) -> Path:
     """A frame-dense run on 24 numpy clips: what the bench measures is the server, not it."""
-    brogue("synthetic", str(folder / "corpus"), "--voice", "numpy", "--speakers", "2",
-           "--clips", "3")  # fmt: skip
+    write_corpus(folder / "corpus", 2, 3, voice="numpy")
     brogue("extract", "--corpus", str(folder / "corpus"), "--out", str(folder / "cache"))
     brogue("fit", "--cache", str(folder / "cache"), "--out", str(folder / "run"), "--split",
            "random", "--epochs", "5", "--no-tensorboard")  # fmt: skip
