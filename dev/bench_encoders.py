@@ -5,8 +5,10 @@ the whole stage, model loading excluded; cache MB per audio hour), then scores e
 family by nested speaker folds: every speaker is tested once by a model that never heard them,
 and the pooled test decisions give clip and speaker balanced accuracy with their 95% intervals
 (a bootstrap over speakers). Chance is 1 / accents. The default corpus is `../shared/accents-dev`
-(real VCTK speech, 68 speakers, 6 accents). Small sets give wide intervals: read them before
-the point estimates. The last line is `RESULT {json}`.
+(real VCTK speech, 68 speakers, 6 accents). Given several encoders, a last row fuses all their
+caches (`fit --cache A --cache B`) into one clip-linear model, scored on the same speaker folds:
+its rate is the encoders' rates chained, its size their caches' sum. Small sets give wide
+intervals: read them before the point estimates. The last line is `RESULT {json}`.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from dev.machine import cpu_line
 
 ACCENTS_DEV = Path(__file__).resolve().parents[2] / "shared" / "accents-dev" / "manifest.csv"
 CLIP_FAMILIES = ("clip-linear", "clip-attention")
+FUSED_FAMILY = "clip-linear"  # the fused row's: no epochs to tune on a few hundred clips
 
 
 def extract(spec: EngineSpec, corpus: str, out: Path) -> dict:
@@ -47,7 +50,7 @@ def extract(spec: EngineSpec, corpus: str, out: Path) -> dict:
             "mb_per_audio_hour": size / 2**20 / (report.seconds / 3600)}  # fmt: skip
 
 
-def score(cache: Path, out: Path, family: str, folds: int) -> dict:
+def score(cache: Path | list[Path], out: Path, family: str, folds: int) -> dict:
     """Pooled nested-CV test balanced accuracy of `family`, clips and speakers, with intervals."""
     config = make_config({"model": family, "folds": folds, "tensorboard": False})
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
@@ -57,6 +60,17 @@ def score(cache: Path, out: Path, family: str, folds: int) -> dict:
     return {level: {"balanced_accuracy": pooled[level]["balanced_accuracy"],
                     "interval": pooled[level]["interval"], "count": pooled[level]["count"]}
             for level in ("clip", "speaker")}  # fmt: skip
+
+
+def fused_row(rows: list[dict], caches: list[Path], out: Path, folds: int) -> dict:
+    """The encoders' caches fused into one clip-linear model (each file through every encoder)."""
+    return {"encoder": "+".join(row["encoder"] for row in rows),
+            "dimensions": sum(row["dimensions"] for row in rows), "accents": rows[0]["accents"],
+            "clips": min(row["clips"] for row in rows),
+            "failed": max(row["failed"] for row in rows),
+            "audio_s_per_s": 1 / sum(1 / row["audio_s_per_s"] for row in rows),
+            "mb_per_audio_hour": sum(row["mb_per_audio_hour"] for row in rows),
+            "families": {FUSED_FAMILY: score(caches, out, FUSED_FAMILY, folds)}}  # fmt: skip
 
 
 def _cell(level: dict) -> str:
@@ -76,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--folds", type=int, default=5, help="outer speaker folds (default 5)")
     args = parser.parse_args(argv)
     print(cpu_line(), flush=True)
-    rows = []
+    rows, caches = [], []
     with tempfile.TemporaryDirectory() as folder:
         for name in args.encoders.split(","):
             cache = Path(folder) / name.replace("/", "_").replace(":", "_") / "cache"
@@ -84,8 +98,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             row["families"] = {family: score(cache, cache.parent / family, family, args.folds)
                                for family in CLIP_FAMILIES}  # fmt: skip
             rows.append(row)
+            caches.append(cache)
             print(f"{name}: {row['audio_s_per_s']:.1f} audio-s/s, "
                   f"{row['mb_per_audio_hour']:.1f} MB per audio hour", flush=True)
+        if len(rows) > 1:
+            rows.append(fused_row(rows, caches, Path(folder) / "fused", args.folds))
     accents = rows[0]["accents"]
     print(f"\nnested {args.folds}-fold speaker CV on {args.corpus} ({rows[0]['clips']} clips, "
           f"{accents} accents, chance {1 / accents:.3f}); balanced accuracy [95% interval]")

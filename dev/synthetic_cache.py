@@ -42,10 +42,12 @@ class SyntheticCorpus:
     clips_per_shard: int = 40
 
 
-def write_synthetic_cache(directory: Path, corpus: SyntheticCorpus, seed: int) -> Path:
-    """Write `corpus` as a cache in `directory` (created) and return the directory."""
+def write_synthetic_cache(directory: Path, corpus: SyntheticCorpus, seed: int,
+                          encoder: EncoderRecord = ENCODER) -> Path:
+    """Write `corpus` as a cache in `directory` (created) and return the directory; `encoder`
+    names the producer and sets the width (another one makes a cache to fuse with this)."""
     rng = np.random.default_rng(seed)
-    size = ENCODER.embedding_size
+    size = encoder.embedding_size
     means = rng.normal(0.0, corpus.accent_scale, (len(corpus.accents) + 1, size))
     clips = []
     for accent, (label, speakers) in enumerate(zip(corpus.accents, corpus.speakers, strict=True)):
@@ -57,7 +59,7 @@ def write_synthetic_cache(directory: Path, corpus: SyntheticCorpus, seed: int) -
             offset = rng.normal(0.0, corpus.speaker_scale, size)
             clips += [(label, speaker, accent, offset, n) for n in range(corpus.clips_per_speaker)]
     for shard, first in enumerate(range(0, len(clips), corpus.clips_per_shard)):
-        with ShardWriter(directory, shard, ENCODER, "synthetic",
+        with ShardWriter(directory, shard, encoder, "synthetic",
                          extra_columns=("gender",)) as writer:  # fmt: skip
             for label, speaker, accent, offset, n in clips[first : first + corpus.clips_per_shard]:
                 frames = int(rng.integers(corpus.frames_per_clip[0], corpus.frames_per_clip[1] + 1))
@@ -73,7 +75,7 @@ def write_synthetic_cache(directory: Path, corpus: SyntheticCorpus, seed: int) -
                     "extra": {"gender": {"f": "female", "m": "male"}[speaker[2]]},
                 }
                 writer.add_clip(meta, embeddings, speech)
-    write_manifest(directory, {**summarise(directory), "failures": []}, ENCODER)
+    write_manifest(directory, {**summarise(directory), "failures": []}, encoder)
     return directory
 
 

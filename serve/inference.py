@@ -20,7 +20,7 @@ from brogue.extract.frames import LOG_MEL_HOP_S, LOG_MEL_WINDOW_S
 from brogue.train.predict import (
     FilePrediction,
     PredictError,
-    load_encoder,
+    load_encoders,
     load_run,
     predict_waveforms,
 )
@@ -70,13 +70,14 @@ class Model:
     `predict`."""
 
     run: Any  # brogue.train.predict.TrainedRun
-    engine: Any  # brogue.extract.engine.Encoder
+    engines: list[Any]  # brogue.extract.engine.Encoder, one per cache of the run (fused: several)
     description: dict[str, Any]
 
     @classmethod
     def load(cls, folder: Path) -> Model:
         run = load_run(folder)
-        engine = load_encoder(run)
+        engines = load_encoders(run)
+        engine = engines[0]
         description = {
             "run": folder.resolve().name,
             "family": run.family,
@@ -87,9 +88,11 @@ class Model:
             "cache": {"fingerprint": run.encoder.fingerprint, "precision": run.encoder.precision},
             "test": test_score(folder),
         }  # fmt: skip
-        return cls(run, engine, description)
+        if len(engines) > 1:
+            description["fused"] = [other.name for other in engines[1:]]
+        return cls(run, engines, description)
 
     def predict(self, clips: Sequence[tuple[str, np.ndarray]]) -> list[FilePrediction]:
         """The prediction of every (name, 16 kHz waveform), in order, in as few engine and
         head calls as the engine likes."""
-        return list(predict_waveforms(self.run, self.engine, clips))
+        return list(predict_waveforms(self.run, self.engines, clips))

@@ -59,8 +59,8 @@ def test_clip_linear_serves_what_scikit_learn_fitted(accents: int) -> None:
     features = np.asarray(StatsPooling()(frames, pool_weights(speech, present)))
     scaler = StandardScaler().fit(features)
     regression = LogisticRegression(C=0.5, max_iter=500).fit(scaler.transform(features), labels)
-    served = carried_model(scaler, regression, accents).predict([frames, speech, present],
-                                                                verbose=0)  # fmt: skip
+    served = carried_model(scaler, regression, accents, [frames.shape[-1]]).predict(
+        [frames, speech, present], verbose=0)  # fmt: skip
     expected = regression.predict_proba(scaler.transform(features))
     np.testing.assert_allclose(served, expected, atol=1e-5)
 
@@ -84,7 +84,7 @@ def test_every_family_fits_evaluates_predicts_and_exports(
 
     from brogue.extract.audio import load_audio
     from brogue.openslr83 import ACCENTS
-    from brogue.train.predict import load_encoder, load_run, predict_files
+    from brogue.train.predict import load_encoders, load_run, predict_files
 
     facts = json.loads((family_run / "run.json").read_text())
     metrics = json.loads((family_run / "metrics.json").read_text())
@@ -99,7 +99,7 @@ def test_every_family_fits_evaluates_predicts_and_exports(
     sf.write(silence, np.zeros(40000, np.float32), 16000)
     files = [*sorted(synthetic_corpus.glob("*/*.wav"))[::3], silence]
     run = load_run(family_run)
-    predictions = list(predict_files(run, load_encoder(run), files, []))
+    predictions = list(predict_files(run, load_encoders(run), files, []))
     right = [p.accent == ACCENTS[Path(p.path).name[:2]] for p in predictions[:-1]]
     assert sum(right) >= 0.75 * len(right)  # the random split trains on these speakers
     for p in predictions:

@@ -109,14 +109,14 @@ def test_a_piece_that_fails_drops_its_clip_and_the_run_goes_on(synthetic_corpus,
 
 
 def test_predict_streams_a_long_file_with_per_frame_times(speech_run, tmp_path, monkeypatch):
-    from brogue.train.predict import load_encoder, load_run, predict_files
+    from brogue.train.predict import load_encoders, load_run, predict_files
 
     run = load_run(speech_run)
-    engine = load_encoder(run)
+    engines = load_encoders(run)
     path = long_recording(tmp_path, 20.0)
-    (whole,) = predict_files(run, engine, [path], [])
+    (whole,) = predict_files(run, engines, [path], [])
     monkeypatch.setattr(decode, "FRAMES_PER_BLOCK", 17)
-    (streamed,) = predict_files(run, engine, [path], [])
+    (streamed,) = predict_files(run, engines, [path], [])
 
     assert streamed.to_json()["frame_times"] == pytest.approx(np.arange(41) * 0.48)
     np.testing.assert_array_equal(streamed.speech, whole.speech)

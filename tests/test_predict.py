@@ -14,7 +14,7 @@ import soxr
 from brogue.cache import Cache
 from brogue.main import main
 from brogue.openslr83 import ACCENTS
-from brogue.train.predict import FilePrediction, load_encoder, load_run, predict_files
+from brogue.train.predict import FilePrediction, load_encoders, load_run, predict_files
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +37,7 @@ def predictions(speech_run: Path, synthetic_corpus: Path) -> list[FilePrediction
     run = load_run(speech_run)
     files = sorted(synthetic_corpus.glob("*/*.wav"))
     failures: list[str] = []
-    found = list(predict_files(run, load_encoder(run), files, failures))
+    found = list(predict_files(run, load_encoders(run), files, failures))
     assert failures == [] and [p.path for p in found] == [str(f) for f in files]
     return found
 

@@ -56,7 +56,7 @@ def upload(api: TestClient, data: bytes, name: str = "clip.wav", **params) -> ht
 def test_an_upload_gets_the_json_of_brogue_predict(api, speech_run, native_engine, speech_clips):
     clip = speech_clips[0]
     answer = upload(api, clip.read_bytes(), clip.name)
-    (expected,) = [p.to_json() for p in predict_files(load_run(speech_run), native_engine,
+    (expected,) = [p.to_json() for p in predict_files(load_run(speech_run), [native_engine],
                                                        [clip], [])]  # fmt: skip
 
     assert answer.status_code == 200, answer.text

@@ -210,9 +210,10 @@ def test_a_head_trained_on_fp32_gives_the_same_accents_from_bf16(
     run = load_run(speech_run)
     assert run.encoder.precision == "fp32"
     files = sorted(synthetic_corpus.glob("*/*.wav"))
-    fp32 = [p.accent for p in predict_files(run, native_engine, files, [])]
-    as_bf16 = dataclasses.replace(run, encoder=dataclasses.replace(run.encoder, precision="bf16"))
-    bf16 = [p.accent for p in predict_files(as_bf16, bf16_engine, files, [])]
+    fp32 = [p.accent for p in predict_files(run, [native_engine], files, [])]
+    as_bf16 = dataclasses.replace(
+        run, encoders=[dataclasses.replace(run.encoder, precision="bf16")])
+    bf16 = [p.accent for p in predict_files(as_bf16, [bf16_engine], files, [])]
 
     assert len(fp32) == len(bf16) == len(files)
     assert np.mean(np.array(fp32) == np.array(bf16)) >= 0.98

@@ -53,8 +53,9 @@ def _fit_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--cache",
         type=Path,
-        default=DEFAULT_CACHE,
-        help=f"shard cache folder (default {DEFAULT_CACHE})",
+        action="append",
+        help=f"shard cache folder (default {DEFAULT_CACHE}); give it again to fuse caches of "
+        "the same clips by other encoders (clip-level families)",
     )
     parser.add_argument(
         "--out", type=Path, help=f"new run folder (default {DEFAULT_RUNS}/<date-time>)"
@@ -73,20 +74,22 @@ def _fit(args: argparse.Namespace) -> int:
     from brogue.train.fit import fit
 
     out = args.out or DEFAULT_RUNS / time.strftime("%Y%m%d-%H%M%S")
-    fit(args.cache, out, _config_from(args), index=args.index)
+    fit(args.cache or [DEFAULT_CACHE], out, _config_from(args), index=args.index)
     print(f"run written to {out}")
     return 0
 
 
 def _evaluate_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run", type=Path, help="a run folder written by fit")
-    parser.add_argument("--cache", type=Path, help="shard cache (default: the run's own)")
+    parser.add_argument("--cache", type=Path, action="append",
+                        help="shard cache (default: the run's own); a fused run's caches in "
+                        "the order it was fitted with")  # fmt: skip
 
 
 def _evaluate(args: argparse.Namespace) -> int:
     from brogue.train.evaluate import evaluate
 
-    evaluate(args.run, args.cache)
+    evaluate(args.run, args.cache or ())
     print(f"metrics and plots written to {args.run}")
     return 0
 
@@ -95,7 +98,8 @@ def _sweep_flags(parser: argparse.ArgumentParser) -> None:
     from brogue.train.config import DEFAULT_JOBS, DEFAULT_OBJECTIVE, DEFAULT_TRIALS, OBJECTIVES
 
     flag = parser.add_argument
-    flag("--cache", type=Path, default=DEFAULT_CACHE, help=f"default {DEFAULT_CACHE}")
+    flag("--cache", type=Path, action="append",
+         help=f"default {DEFAULT_CACHE}; a sweep takes one cache, not fused ones")  # fmt: skip
     flag("--out", type=Path, default=DEFAULT_SWEEP, help=f"sweep folder, resumed if it holds "
          f"this sweep (default {DEFAULT_SWEEP})")  # fmt: skip
     flag("--space", type=Path, help="JSON search space (default train/sweep_space.json)")
@@ -114,10 +118,13 @@ def _sweep_flags(parser: argparse.ArgumentParser) -> None:
 
 def _sweep(args: argparse.Namespace) -> int:
     from brogue.train.config import OBJECTIVES
-    from brogue.train.sweep import DEFAULT_SPACE, load_space, sweep
+    from brogue.train.sweep import DEFAULT_SPACE, SweepError, load_space, sweep
 
+    caches = args.cache or [DEFAULT_CACHE]
+    if len(caches) > 1:
+        raise SweepError(f"a sweep takes one --cache, not {len(caches)}: fuse caches with fit")
     space = load_space(args.space or DEFAULT_SPACE)
-    best = sweep(args.cache, args.out, _config_from(args), space, args.trials, args.objective,
+    best = sweep(caches[0], args.out, _config_from(args), space, args.trials, args.objective,
                  args.jobs, args.index, args.storage)  # fmt: skip
     level, name = OBJECTIVES[args.objective]
     valid, test = best["metrics"]["valid"][level], best["metrics"]["test"][level]
@@ -144,13 +151,13 @@ def _predict_flags(parser: argparse.ArgumentParser) -> None:
 def _predict(args: argparse.Namespace) -> int:
     import json
 
-    from brogue.train.predict import load_encoder, load_run, predict_files
+    from brogue.train.predict import load_encoders, load_run, predict_files
     from brogue.train.prediction_plot import plot_prediction
 
     run = load_run(args.run)
-    encoder = load_encoder(run)  # at the precision of the cache the run was trained on
+    encoders = load_encoders(run)  # at the precisions of the caches the run was trained on
     failures: list[str] = []
-    for prediction in predict_files(run, encoder, args.files, failures):
+    for prediction in predict_files(run, encoders, args.files, failures):
         print(json.dumps(prediction.to_json()) if args.json else prediction.describe())
         if args.plot:
             plot = args.plot

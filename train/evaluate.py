@@ -25,8 +25,9 @@ from sklearn.metrics import balanced_accuracy_score
 from brogue import atomic
 from brogue.errors import BrogueError
 from brogue.train.config import TrainConfig, load_config
-from brogue.train.dataset import Corpus, load_corpus
+from brogue.train.dataset import Corpus
 from brogue.train.families import FAMILIES, Family
+from brogue.train.fusion import load_fused, run_caches
 from brogue.train.metrics import clip_and_speaker_metrics, majority_baseline, speaker_bootstrap
 from brogue.train.plots import plot_confusion, plot_history
 from brogue.train.splits import Split, split_from_json
@@ -103,11 +104,15 @@ def evaluate_run(
     if facts["classes"] != corpus.classes:
         raise EvaluateError(f"{run} was trained on classes {facts['classes']}, the cache has "
                             f"{corpus.classes}")  # fmt: skip
-    trained_on = facts["cache"].get("encoder", {}).get("fingerprint",
-                                                       facts["cache"].get("fingerprint"))
-    if trained_on != corpus.encoder.fingerprint:
-        raise EvaluateError(f"{run} was trained on embeddings of other weights than the "
-                            f"cache's ({corpus.encoder.describe()})")  # fmt: skip
+    trained_on = [cache.get("encoder", {}).get("fingerprint", cache.get("fingerprint"))
+                  for cache in run_caches(facts)]  # fmt: skip
+    if len(trained_on) != len(corpus.encoders):
+        raise EvaluateError(f"{run} was trained on {len(trained_on)} caches fused, not "
+                            f"{len(corpus.encoders)}")  # fmt: skip
+    for fingerprint, encoder in zip(trained_on, corpus.encoders, strict=True):
+        if fingerprint != encoder.fingerprint:
+            raise EvaluateError(f"{run} was trained on embeddings of other weights than the "
+                                f"cache's ({encoder.describe()})")  # fmt: skip
     config = load_config(run / "config.json", {})
     family = FAMILIES[config.model]
     split = split_from_json(corpus, json.loads((run / "split.json").read_text()))
@@ -263,10 +268,12 @@ def fold_table(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def evaluate(run: Path, cache: Path | None = None) -> dict[str, Any]:
-    """Re-score a finished run, on its own cache or on `cache` (same YAMNet required)."""
+def evaluate(run: Path, caches: Sequence[Path] = ()) -> dict[str, Any]:
+    """Re-score a finished run, on its own caches or on `caches` (same encoders required; a
+    fused run's in the order it was fitted with)."""
     if not (run / "run.json").is_file():
         raise EvaluateError(f"{run} is not a finished run folder (no run.json)")
-    if cache is None:
-        cache = Path(json.loads((run / "run.json").read_text())["cache"]["directory"])
-    return evaluate_run(run, load_corpus(cache))
+    if not caches:
+        facts = json.loads((run / "run.json").read_text())
+        caches = [Path(cache["directory"]) for cache in run_caches(facts)]
+    return evaluate_run(run, load_fused(caches))

@@ -30,7 +30,7 @@ from keras import ops
 
 from brogue import atomic
 from brogue.train.fit import RunError
-from brogue.train.predict import TrainedRun, load_encoder, load_run
+from brogue.train.predict import TrainedRun, load_encoders, load_run
 
 
 class OneClip(keras.layers.Layer):
@@ -43,14 +43,16 @@ class OneClip(keras.layers.Layer):
     def call(self, embeddings, speech):
         speech = ops.expand_dims(speech, 0)
         probabilities, frame_probabilities = self.head(
-            ops.expand_dims(embeddings, 0), speech, ops.ones_like(speech)
+            [(ops.expand_dims(embeddings, 0), speech, ops.ones_like(speech))]
         )
         return probabilities[0], frame_probabilities[0]
 
 
 def waveform_model(run: TrainedRun) -> keras.Model:
     """Waveform [samples] -> {probabilities, frame_probabilities, speech}, weights loaded."""
-    encoder = load_encoder(run)
+    if len(run.encoders) > 1:
+        raise RunError(f"{run.folder}: a fused run has several encoders; serve or predict it")
+    (encoder,) = load_encoders(run)
     if not hasattr(encoder, "waveform_model"):
         raise RunError(f"{run.folder}: its encoder, {encoder.name}, has no Keras graph to "
                        "export; serve it with `brogue serve` instead")  # fmt: skip

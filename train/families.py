@@ -16,7 +16,7 @@ import keras
 import numpy as np
 
 from brogue.train import clip_attention, clip_linear, frame_dense
-from brogue.train.config import TrainConfig
+from brogue.train.config import ConfigError, TrainConfig
 from brogue.train.dataset import Corpus
 from brogue.train.keras_training import EpochHook
 from brogue.train.pooling import ClipHead, FrameHead
@@ -42,16 +42,27 @@ class Family:
     score: Scorer
     head: type[FrameHead] | type[ClipHead]
     epochs: bool  # trains by epochs, with a validation score after each
+    fuses: bool  # pools each stream of a fused corpus (`train.fusion`) on its own grid
 
 
 FAMILIES = {
-    "frame-dense": Family(frame_dense.train, frame_dense.score, FrameHead, epochs=True),
-    "clip-linear": Family(clip_linear.train, score_clips, ClipHead, epochs=False),
-    "clip-attention": Family(clip_attention.train, score_clips, ClipHead, epochs=True),
+    "frame-dense": Family(frame_dense.train, frame_dense.score, FrameHead, epochs=True,
+                          fuses=False),
+    "clip-linear": Family(clip_linear.train, score_clips, ClipHead, epochs=False, fuses=True),
+    "clip-attention": Family(clip_attention.train, score_clips, ClipHead, epochs=True,
+                             fuses=True),
 }
 
 
+def check_fusion(family: str, caches: int) -> None:
+    """Refuse several caches for a family that cannot fuse them."""
+    if caches > 1 and not FAMILIES[family].fuses:
+        raise ConfigError(f"{family} cannot fuse {caches} caches: its frames of different "
+                          "encoders lie on different grids; fuse with a clip-level family "
+                          f"({', '.join(name for name, f in FAMILIES.items() if f.fuses)})")
+
+
 def serving_head(model: keras.Model, family: str, num_classes: int) -> keras.layers.Layer:
-    """(embeddings [B, T, D], speech [B, T], present [B, T]) -> (probabilities [B, C],
-    frame probabilities [B, T, C]) for a run's model of any family."""
+    """[(embeddings [B, T, D], speech [B, T], present [B, T]) per encoder] -> (probabilities
+    [B, C], frame probabilities [B, T, C]) for a run's model of any family."""
     return FAMILIES[family].head(model, num_classes)

@@ -2,7 +2,8 @@
 
 A run folder holds everything needed to judge and reuse the run, whatever the family:
 config.json (the settings actually used), split.json (who trained, validated and tested),
-run.json (family, classes, cache identity, class weights, epochs, timing), model.keras,
+run.json (family, classes, cache identity, class weights, epochs, timing; a fused run lists
+its other caches under cache.fused, in stream order), model.keras,
 metrics.json, decisions.csv and the PNG plots written by `train.evaluate`; Keras families add
 history.csv and logs/ (TensorBoard).
 """
@@ -13,7 +14,7 @@ import dataclasses
 import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +23,10 @@ import keras
 from brogue import atomic
 from brogue.errors import BrogueError
 from brogue.train.config import TrainConfig, save_config
-from brogue.train.dataset import Corpus, load_corpus
+from brogue.train.dataset import Corpus
 from brogue.train.evaluate import evaluate_run, fold_summary, fold_table, side_metrics
-from brogue.train.families import FAMILIES
+from brogue.train.families import FAMILIES, check_fusion
+from brogue.train.fusion import load_fused
 from brogue.train.splits import Split, make_splits
 
 # Called after each epoch of a Keras family with the epoch and the valid side's metrics.
@@ -51,13 +53,12 @@ def fit_split(
     started = time.perf_counter()
     model, trained = family.train(corpus, split, config, run, verbose,
                                   None if on_valid is None else on_epoch)  # fmt: skip
+    caches = [{"directory": str(stream.cache.directory.absolute()),
+               "encoder": dataclasses.asdict(stream.cache.encoder)} for stream in corpus.streams]
     facts = {
         "model": config.model,
         "classes": corpus.classes,
-        "cache": {
-            "directory": str(corpus.cache.directory.absolute()),
-            "encoder": dataclasses.asdict(corpus.encoder),
-        },
+        "cache": {**caches[0], **({"fused": caches[1:]} if corpus.fused else {})},
         **trained,
         "train_seconds": round(time.perf_counter() - started, 3),
     }
@@ -66,10 +67,11 @@ def fit_split(
 
 
 def fit(
-    cache: Path, out: Path, config: TrainConfig, index: Path | None = None,
+    cache: Path | Sequence[Path], out: Path, config: TrainConfig, index: Path | None = None,
     verbose: int | None = None, on_valid: ValidHook | None = None, test: bool = True,
 ) -> dict[str, Any]:
-    """Train as `config` says on the cache in `cache`, into the new run folder `out`.
+    """Train as `config` says on the cache in `cache` (several: fused, `train.fusion`), into
+    the new run folder `out`.
 
     With `config.folds` > 1 each fold trains into `out/fold-<k>`, and `out/metrics.json`
     summarises the folds. `verbose` is Keras's; by default a progress bar on a terminal,
@@ -81,7 +83,8 @@ def fit(
         verbose = 1 if sys.stdout.isatty() else 2
     if out.exists() and any(out.iterdir()):
         raise RunError(f"{out} already holds files; choose a new --out")
-    corpus = load_corpus(cache)
+    check_fusion(config.model, 1 if isinstance(cache, Path) else len(cache))
+    corpus = load_fused(cache)
     splits = make_splits(corpus, config, index)
     if len(splits) == 1:
         return fit_split(corpus, splits[0], config, out, verbose, on_valid, test)

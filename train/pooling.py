@@ -5,10 +5,15 @@ class is Speech) and `present` [B, T] (0 for padding), and pool over the frames 
 `pool_weights` picks by the rule `train.metrics.pool` also follows: the speech frames, or all
 frames of a clip without one.
 
-A serving head turns any family's model into one interface for `predict` and `export`:
-(embeddings [B, T, 1024], speech [B, T], present [B, T]) -> (probabilities [B, C], frame
-probabilities [B, T, C]). A clip-level model's frame probabilities are what it answers for each
-frame alone, and its "Not a speech" probability is 0: it only tells accents apart.
+A fused clip-level model (`train.fusion`) takes one such triple per stream, one after another:
+[frames, speech, present, frames_1, speech_1, present_1, ...].
+
+A serving head turns any family's model into one interface for `predict` and `export`: a list
+of streams (embeddings [B, T, D], speech [B, T], present [B, T]), one per encoder of the run,
+-> (probabilities [B, C], frame probabilities [B, T, C] on the first stream's grid). A
+clip-level model's frame probabilities are what it answers for each frame alone (a fused one
+has no answer for a frame of one encoder alone: each of its frames gets the clip's answer), and
+its "Not a speech" probability is 0: it only tells accents apart.
 """
 
 from __future__ import annotations
@@ -19,6 +24,20 @@ from keras import ops
 # Inside the square root of the pooled variance: a clip of one frame has variance 0, and the
 # gradient of sqrt is infinite there.
 VARIANCE_FLOOR = 1e-6
+
+
+def stream_name(name: str, number: int) -> str:
+    """A layer's or input's name in stream `number`: the first stream keeps the plain name, so a
+    model of one cache is the model it always was."""
+    return name if number == 0 else f"{name}_{number}"
+
+
+def clip_inputs(widths: list[int]) -> list[keras.KerasTensor]:
+    """A clip-level model's inputs: (frames, speech, present) for each stream `widths` wide."""
+    return [tensor for number, width in enumerate(widths) for tensor in (
+        keras.Input((None, width), name=stream_name("frames", number)),
+        keras.Input((None,), name=stream_name("speech", number)),
+        keras.Input((None,), name=stream_name("present", number)))]  # fmt: skip
 
 
 def pool_weights(speech, present):
@@ -102,7 +121,8 @@ class _Head(keras.layers.Layer):
 class FrameHead(_Head):
     """A frame-level model (frame-dense): frame probabilities, pooled over `pool_weights`."""
 
-    def call(self, embeddings, speech, present):
+    def call(self, streams):
+        ((embeddings, speech, present),) = streams  # frame-level families never fuse
         frame_probabilities = self.frame_view(embeddings, self.model)
         weights = ops.expand_dims(pool_weights(speech, present), -1)
         pooled = ops.sum(frame_probabilities * weights, axis=1)
@@ -116,12 +136,17 @@ class ClipHead(_Head):
     def _with_not_speech(accents):
         return ops.pad(accents, [(0, 0), (0, 1)])  # "Not a speech", the last class, never
 
-    def call(self, embeddings, speech, present):
-        probabilities = self.model([embeddings, speech, present])
+    def call(self, streams):
+        probabilities = self._with_not_speech(
+            self.model([tensor for stream in streams for tensor in stream]))
+        embeddings = streams[0][0]
+        if len(streams) > 1:  # no frame of one encoder stands alone: each gets the clip's answer
+            ones = ops.ones(ops.shape(embeddings)[:2])[..., None]
+            return probabilities, ones * probabilities[:, None, :]
 
         def alone(flat):
             frames = ops.expand_dims(flat, 1)
             ones = ops.ones(ops.shape(frames)[:2])
             return self._with_not_speech(self.model([frames, ones, ones]))
 
-        return self._with_not_speech(probabilities), self.frame_view(embeddings, alone)
+        return probabilities, self.frame_view(embeddings, alone)

@@ -6,7 +6,9 @@ speech mask), or all its frames when it has none, and the accent is the most pro
 ("Not a speech" never is the answer). Files reach their frames through extraction's one path
 (`brogue.extract.frames`: decoded by its worker, a long one in blocks, batched across files by
 the encoder, pieces joined), and the head runs once per group of files, padded to the longest.
-The encoder runs at the precision of the cache the run was trained on.
+The encoder runs at the precision of the cache the run was trained on. A fused run
+(`train.fusion`) has an encoder per cache: each file goes through the one path once per encoder,
+and the head takes every encoder's frames; its frame view is on the first encoder's grid.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from brogue.errors import BrogueError
 from brogue.extract.engine import Encoder, EngineSpec
 from brogue.extract.frames import FileFrames, decoded_files, numbered_sources, whole_files
 from brogue.train.families import serving_head
+from brogue.train.fusion import run_caches
 
 # Files whose frames go through the head together: one call for many short files, while the
 # probabilities held stay small.
@@ -43,11 +46,16 @@ class TrainedRun:
 
     folder: Path
     classes: list[str]  # the accents, then "Not a speech"
-    # (embeddings [B, T, D], speech [B, T], present [B, T]) -> (probabilities [B, C],
-    # frame probabilities [B, T, C]), for every family: `train.families.serving_head`.
+    # [(embeddings [B, T, D], speech [B, T], present [B, T]) per encoder] -> (probabilities
+    # [B, C], frame probabilities [B, T, C]), for every family: `train.families.serving_head`.
     head: keras.layers.Layer
-    encoder: EncoderRecord  # the producer of the cache the run was trained on
+    encoders: list[EncoderRecord]  # the producers of the caches the run was trained on
     facts: dict[str, Any]  # run.json
+
+    @property
+    def encoder(self) -> EncoderRecord:
+        """The first cache's producer: the one of a run that is not fused."""
+        return self.encoders[0]
 
     @property
     def accents(self) -> list[str]:
@@ -63,29 +71,35 @@ def _family(facts: dict[str, Any]) -> str:
     return facts.get("model", "frame-dense")
 
 
+def _record(cache: dict[str, Any], facts_path: Path) -> EncoderRecord:
+    """The producer a cache section of run.json records."""
+    if "encoder" in cache:
+        return EncoderRecord.from_mapping(cache["encoder"])
+    if "handle" in cache and "fingerprint" in cache:  # runs fitted on schema 2 caches
+        return EncoderRecord("yamnet", cache["handle"], cache["fingerprint"], {}, "unknown",
+                             cache.get("precision", "fp32"), 0.96, 0.48, 1024)  # fmt: skip
+    raise PredictError(f"{facts_path} does not say which encoder made its cache; fit again")
+
+
 def load_run(folder: Path) -> TrainedRun:
-    """The run in `folder`, with the encoder its cache was made by."""
+    """The run in `folder`, with the encoders its caches were made by."""
     facts_path, model_path = folder / "run.json", folder / "model.keras"
     if not facts_path.is_file() or not model_path.is_file():
         raise PredictError(f"{folder} is not a finished run folder (no run.json or model.keras)")
     facts = json.loads(facts_path.read_text())
-    cache = facts.get("cache", {})
-    if "encoder" in cache:
-        encoder = EncoderRecord.from_mapping(cache["encoder"])
-    elif "handle" in cache and "fingerprint" in cache:  # runs fitted on schema 2 caches
-        encoder = EncoderRecord("yamnet", cache["handle"], cache["fingerprint"], {}, "unknown",
-                                cache.get("precision", "fp32"), 0.96, 0.48, 1024)  # fmt: skip
-    else:
-        raise PredictError(f"{facts_path} does not say which encoder made its cache; fit again")
+    encoders = [_record(cache, facts_path) for cache in run_caches({"cache": {}, **facts})]
     head = serving_head(keras.models.load_model(model_path), _family(facts),
                         len(facts["classes"]))  # fmt: skip
-    return TrainedRun(folder, facts["classes"], head, encoder, facts)
+    return TrainedRun(folder, facts["classes"], head, encoders, facts)
 
 
-def load_encoder(run: TrainedRun, runtime: str = "auto") -> Encoder:
-    """The run's encoder at the run's precision, refused unless its weights are the ones the
-    run was trained on."""
-    record = run.encoder
+def load_encoders(run: TrainedRun, runtime: str = "auto") -> list[Encoder]:
+    """The run's encoders (one per cache it was trained on), each at its cache's precision and
+    refused unless its weights are the ones the run was trained on."""
+    return [_load_encoder(run, record, runtime) for record in run.encoders]
+
+
+def _load_encoder(run: TrainedRun, record: EncoderRecord, runtime: str) -> Encoder:
     try:
         encoder = EngineSpec(record.name, record.handle, runtime, record.precision).load()
     except BrogueError as error:  # weights that cannot load, a precision this CPU lacks
@@ -149,24 +163,29 @@ class FilePrediction:
         )
 
 
-def _readable(files: Iterator[FileFrames], failures: list[str]) -> Iterator[FileFrames]:
-    """The files that reached their frames; each one that failed is reported on stderr at once
-    and noted."""
-    for file in files:
-        if file.frames is None:
-            print(f"error: {file.clip.failure}", file=sys.stderr)
-            failures.append(file.clip.failure)
+# One file's frames by each encoder of the run, in the run's order.
+Streams = tuple[FileFrames, ...]
+
+
+def _readable(files: Iterator[Streams], failures: list[str]) -> Iterator[Streams]:
+    """The files that reached their frames by every encoder; each one that failed is reported
+    on stderr at once and noted, once."""
+    for streams in files:
+        failed = [file.clip.failure for file in streams if file.frames is None]
+        if failed:
+            print(f"error: {failed[0]}", file=sys.stderr)
+            failures.append(failed[0])
             continue
-        yield file
+        yield streams
 
 
-def _head_groups(files: Iterator[FileFrames]) -> Iterator[list[FileFrames]]:
+def _head_groups(files: Iterator[Streams]) -> Iterator[list[Streams]]:
     """Whole files in groups for the head, each group's padded frames within the budget: one
     long recording must not pad 63 short files to its length."""
-    group: list[FileFrames] = []
+    group: list[Streams] = []
     longest = 0
     for file in files:
-        frames = len(file.frames.speech)
+        frames = max(len(stream.frames.speech) for stream in file)
         padded = (len(group) + 1) * max(longest, frames)
         if group and (len(group) == FILES_PER_HEAD_CALL or padded > PADDED_FRAMES_PER_HEAD_CALL):
             yield group
@@ -177,22 +196,31 @@ def _head_groups(files: Iterator[FileFrames]) -> Iterator[list[FileFrames]]:
         yield group
 
 
-def predictions(run: TrainedRun, encoder: Encoder, files: Iterator[FileFrames],
+def _padded(group: list[FileFrames], width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One encoder's (embeddings, speech, present) of a group's files, padded to the longest."""
+    counts = [len(file.frames.speech) for file in group]
+    embeddings = np.zeros((len(group), max(counts), width), np.float32)
+    speech = np.zeros(embeddings.shape[:2], np.float32)
+    present = np.zeros(embeddings.shape[:2], np.float32)
+    for row, file in enumerate(group):
+        embeddings[row, : counts[row]] = file.frames.embeddings
+        speech[row, : counts[row]] = file.frames.speech
+        present[row, : counts[row]] = 1.0
+    return embeddings, speech, present
+
+
+def predictions(run: TrainedRun, encoders: Sequence[Encoder], files: Iterator[Streams],
                 failures: list[str]) -> Iterator[FilePrediction]:  # fmt: skip
-    """A prediction for each file the one path brings, in order; failed files are reported on
-    stderr and their messages appended to `failures`. Each file's position among those asked
-    for rides in its source's `extra["number"]`."""
+    """A prediction for each file the one path brings (by each encoder), in order; failed
+    files are reported on stderr and their messages appended to `failures`. Each file's
+    position among those asked for rides in its source's `extra["number"]`."""
+    encoder = encoders[0]  # the grid of the frame view
     for group in _head_groups(_readable(files, failures)):
-        counts = [len(file.frames.speech) for file in group]
-        embeddings = np.zeros((len(group), max(counts), encoder.embedding_size), np.float32)
-        speech = np.zeros(embeddings.shape[:2], np.float32)
-        present = np.zeros(embeddings.shape[:2], np.float32)
-        for row, file in enumerate(group):
-            embeddings[row, : counts[row]] = file.frames.embeddings
-            speech[row, : counts[row]] = file.frames.speech
-            present[row, : counts[row]] = 1.0
-        pooled, per_frame = (np.asarray(x) for x in run.head(embeddings, speech, present))
-        rows = zip(group, counts, pooled, per_frame, strict=True)
+        streams = [_padded([file[number] for file in group], stream_encoder.embedding_size)
+                   for number, stream_encoder in enumerate(encoders)]  # fmt: skip
+        pooled, per_frame = (np.asarray(x) for x in run.head(streams))
+        counts = [len(file[0].frames.speech) for file in group]
+        rows = zip((file[0] for file in group), counts, pooled, per_frame, strict=True)
         for file, count, file_probs, frame_probs in rows:
             yield FilePrediction(
                 number=int(file.clip.source.extra["number"]),
@@ -210,21 +238,26 @@ def predictions(run: TrainedRun, encoder: Encoder, files: Iterator[FileFrames],
 
 
 def predict_files(
-    run: TrainedRun, encoder: Encoder, paths: Sequence[str | Path], failures: list[str]
+    run: TrainedRun, encoders: Sequence[Encoder], paths: Sequence[str | Path],
+    failures: list[str],
 ) -> Iterator[FilePrediction]:
     """A prediction for every readable file, in the order given; unreadable files are reported
     on stderr as they are met and their messages appended to `failures`."""
-    files = whole_files(encoder, numbered_sources(paths))
+    sources = numbered_sources(paths)
+    streams = [whole_files(encoder, sources) for encoder in encoders]
     try:
-        yield from predictions(run, encoder, files, failures)
+        yield from predictions(run, encoders, zip(*streams, strict=True), failures)
     finally:
-        files.close()
+        for files in streams:
+            files.close()
 
 
-def predict_waveforms(run: TrainedRun, encoder: Encoder,
+def predict_waveforms(run: TrainedRun, encoders: Sequence[Encoder],
                       waveforms: Iterable[tuple[str, np.ndarray]]) -> Iterator[FilePrediction]:
     """A prediction for every (name, waveform already decoded to 16 kHz mono float32), in
     order, as `predict_files` gives for a file of that name: a server batches its requests'
     audio through here."""
     failures: list[str] = []
-    yield from predictions(run, encoder, decoded_files(encoder, waveforms), failures)
+    waveforms = list(waveforms)  # each encoder reads them
+    streams = [decoded_files(encoder, waveforms) for encoder in encoders]
+    yield from predictions(run, encoders, zip(*streams, strict=True), failures)
