@@ -89,6 +89,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "hf:MODEL[@LAYER] where its weights can be had)")
     parser.add_argument("--folds", type=int, default=5, help="outer speaker folds (default 5)")
     args = parser.parse_args(argv)
+    if not Path(args.corpus).exists():
+        parser.error(f"{args.corpus} does not exist: name a labelled corpus with --corpus")
     print(cpu_line(), flush=True)
     rows, caches = [], []
     with tempfile.TemporaryDirectory() as folder:
