@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from brogue.extract.openvino_streams import StreamQueue
+
 # YAMNet's rules for which runtime `auto` means and where bf16 runs hold for every encoder.
 from brogue.extract.yamnet.runtime import cpu_has_bf16, resolve  # noqa: F401 (the encoder's)
 
@@ -80,7 +82,7 @@ class KerasNetwork:
 
 
 class OpenVINONetwork:
-    """The translated graph, one inference stream per core, each on its share of a batch."""
+    """The translated graph, one inference stream per core (`openvino_streams.StreamQueue`)."""
 
     runtime = "openvino"
 
@@ -92,24 +94,11 @@ class OpenVINONetwork:
             openvino_model(model), "CPU",
             {"INFERENCE_PRECISION_HINT": _OPENVINO_PRECISION[precision],
              "PERFORMANCE_HINT": "THROUGHPUT"})  # fmt: skip
-        self._streams = compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")
-        self._rows = -(-batch_size // self._streams)  # a batch's share of one stream
-        self._queue = ov.AsyncInferQueue(compiled, self._streams)
-        self._queue.set_callback(self._collect)
-        self._results: dict[int, np.ndarray] = {}
-
-    def _collect(self, request, part: int) -> None:
-        self._results[part] = request.get_output_tensor(0).data.copy()
+        self._queue = StreamQueue(compiled, batch_size, [compiled.outputs[0]])
 
     def __call__(self, windows: np.ndarray) -> np.ndarray:
-        windows = np.ascontiguousarray(windows, np.float32)
-        requests = max(-(-len(windows) // self._rows), min(self._streams, len(windows)))
-        parts = np.array_split(windows, requests)
-        for index, part in enumerate(parts):
-            self._queue.start_async({0: part}, index)
-        self._queue.wait_all()
-        results, self._results = self._results, {}
-        return np.concatenate([results[index] for index in range(len(parts))])
+        (embeddings,) = self._queue(windows)
+        return embeddings
 
 
 def openvino_model(model: keras.Model):

@@ -27,6 +27,8 @@ import numpy as np
 from brogue import atomic
 from brogue.errors import BrogueError
 
+from ..openvino_streams import StreamQueue
+
 if TYPE_CHECKING:  # the command lines read RUNTIMES and PRECISIONS without waiting for Keras
     import keras
 
@@ -132,13 +134,7 @@ class KerasNetwork:
 
 
 class OpenVINONetwork:
-    """The converted network, one inference stream per core, each on its share of a batch.
-
-    Single-threaded streams need no barrier between cores, so a core lent for a moment to a
-    decoding worker stalls only its own share. Against one two-thread request, on 2 cores
-    while other processes ran, they gave 1.46x in fp32 and 1.24x in bf16; on a quiet machine
-    they were level (1.05-1.15x).
-    """
+    """The converted network, one inference stream per core (`openvino_streams.StreamQueue`)."""
 
     runtime = "openvino"
 
@@ -153,33 +149,16 @@ class OpenVINONetwork:
             {"INFERENCE_PRECISION_HINT": _OPENVINO_PRECISION[precision],
              "PERFORMANCE_HINT": "THROUGHPUT"},
         )
-        self._streams = compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")
-        self._rows = -(-batch_size // self._streams)  # a batch's share of one stream
-        self._queue = ov.AsyncInferQueue(compiled, self._streams)
-        self._queue.set_callback(self._collect)
-        self._results: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         # Outputs by width, not position: the converter orders them as it likes.
         width = {output.get_partial_shape()[1].get_length(): output
                  for output in compiled.outputs}
-        self._scores, self._embeddings = width[params.num_classes], width[params.embedding_size]
-
-    def _collect(self, request, part: int) -> None:
-        self._results[part] = (request.get_tensor(self._scores).data.copy(),
-                               request.get_tensor(self._embeddings).data.copy())
+        self._queue = StreamQueue(compiled, batch_size,
+                                  [width[params.num_classes], width[params.embedding_size]])
 
     def __call__(self, patches: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The outputs for `patches`: requests of about `batch_size / streams` rows, all queued
-        at once, so each stream goes on to the next request without waiting for the other.
-        Fewer patches than one batch are shared out over the streams."""
-        patches = np.ascontiguousarray(patches, np.float32)
-        requests = max(-(-len(patches) // self._rows), min(self._streams, len(patches)))
-        parts = np.array_split(patches, requests)
-        for index, part in enumerate(parts):
-            self._queue.start_async({0: part}, index)
-        self._queue.wait_all()
-        results, self._results = [self._results[index] for index in range(len(parts))], {}
-        return (np.concatenate([scores for scores, _ in results]),
-                np.concatenate([embeddings for _, embeddings in results]))
+        """(scores, embeddings) of `patches`."""
+        scores, embeddings = self._queue(patches)
+        return scores, embeddings
 
 
 def keras_model(imported: ImportedWeights, params: Params) -> keras.Model:
