@@ -26,7 +26,7 @@ from brogue.quiet import quiet_frameworks
 # Modules whose COMMANDS tables make up the verbs, in the order `brogue --help` lists them.
 # They import no framework at import time, so `--help` and decode workers start at once.
 COMMAND_MODULES = ("brogue.extract.commands", "brogue.train.commands",
-                   "brogue.extract.yamnet.commands", "brogue.serve.commands")  # fmt: skip
+                   "brogue.inference.commands", "brogue.serve.commands")  # fmt: skip
 
 
 def commands() -> dict[str, Command]:

@@ -141,9 +141,28 @@ def prepare_piece(clip: Prepared, piece: int) -> Prepared:
                               sample_rate)  # fmt: skip
     except AudioError as error:
         return dataclasses.replace(clip, piece=piece, failure=str(error))
-    # The last block ends in the zeros that pad the whole waveform to whole patches.
-    waveform = np.pad(waveform, (0, block.stop - block.start - len(waveform)))
-    return dataclasses.replace(clip, piece=piece, frames=block.frames, waveform=waveform)
+    return dataclasses.replace(clip, piece=piece, frames=block.frames,
+                               waveform=_whole_block(waveform, block))  # fmt: skip
+
+
+def _whole_block(samples: np.ndarray, block: Block) -> np.ndarray:
+    # The last block ends in the zeros that pad the whole waveform to whole frames.
+    return np.pad(samples, (0, block.stop - block.start - len(samples)))
+
+
+def waveform_pieces(source: ClipSource, waveform: np.ndarray, grid: FrameGrid
+                    ) -> Iterator[Prepared]:  # fmt: skip
+    """A waveform already decoded (16 kHz mono float32) as `prepare` and `prepare_piece` give a
+    file of the same samples: whole when it fits one block, else its blocks."""
+    seconds = len(waveform) / SAMPLE_RATE
+    plan = blocks(len(waveform), grid)
+    if len(plan) <= 1:
+        yield Prepared(source, seconds=seconds, waveform=waveform)
+        return
+    for piece, block in enumerate(plan):
+        yield Prepared(source, seconds=seconds, piece=piece, pieces=len(plan),
+                       frames=block.frames, grid=grid,
+                       waveform=_whole_block(waveform[block.start : block.stop], block))
 
 
 class _Inline(Executor):

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from brogue.command import Command
 from brogue.errors import SOME_FAILED
+from brogue.inference import run_folder
 from brogue.train.config import CHOICES, TrainConfig, load_config, parse_layers
 
 DEFAULT_CACHE = Path("data/embeddings")
@@ -145,27 +146,39 @@ def _predict_flags(parser: argparse.ArgumentParser) -> None:
     flag("--json", action="store_true",
          help="one JSON object per file and line, with per-frame probabilities")  # fmt: skip
     flag("--plot", type=Path, metavar="OUT.png",
-         help="the example's figure; for several files OUT-1.png, OUT-2.png, ...")  # fmt: skip
+         help="draw each file's figure as the Keras example does: its waveform, the log-mel "
+         "the encoder heard (where it has one) and every class's probability frame by frame; "
+         "for several files OUT-1.png, OUT-2.png, ... numbered by their place among FILE; "
+         "each path written is printed on stderr")  # fmt: skip
+
+
+def _plot_path(plot: Path, number: int, files: int) -> Path:
+    return plot if files == 1 else plot.with_name(f"{plot.stem}-{number + 1}{plot.suffix}")
 
 
 def _predict(args: argparse.Namespace) -> int:
+    run_folder.check_finished(args.run)  # before Keras loads: a wrong path is told at once
     import json
 
-    from brogue.train.predict import load_encoders, load_run, predict_files
+    from brogue.inference.predict import Unreadable, predict
+    from brogue.inference.trained_run import load_encoders, load_run
     from brogue.train.prediction_plot import plot_prediction
 
     run = load_run(args.run)
     encoders = load_encoders(run)  # at the precisions of the caches the run was trained on
-    failures: list[str] = []
-    for prediction in predict_files(run, encoders, args.files, failures):
-        print(json.dumps(prediction.to_json()) if args.json else prediction.describe())
+    failures = 0
+    for answer in predict(run, encoders, args.files):
+        if isinstance(answer, Unreadable):
+            print(f"error: {answer.reason}", file=sys.stderr)
+            failures += 1
+            continue
+        print(json.dumps(answer.to_json()) if args.json else answer.describe())
         if args.plot:
-            plot = args.plot
-            if len(args.files) > 1:
-                plot = plot.with_name(f"{plot.stem}-{prediction.number + 1}{plot.suffix}")
-            plot_prediction(prediction, plot)
+            plot = _plot_path(args.plot, answer.number, len(args.files))
+            plot_prediction(answer, plot)
+            print(f"figure of {answer.path} written to {plot}", file=sys.stderr)
     if failures:
-        print(f"error: {len(failures)} of {len(args.files)} files could not be read",
+        print(f"error: {failures} of {len(args.files)} files could not be read",
               file=sys.stderr)
         return SOME_FAILED
     return 0
@@ -177,6 +190,7 @@ def _export_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _export(args: argparse.Namespace) -> int:
+    run_folder.check_finished(args.run)
     from brogue.train.export import export
 
     export(args.run, args.out)

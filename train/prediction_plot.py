@@ -19,7 +19,7 @@ import numpy as np  # noqa: E402
 
 from brogue import atomic  # noqa: E402
 from brogue.extract.frames import LOG_MEL_HOP_S, LOG_MEL_WINDOW_S  # noqa: E402
-from brogue.train.predict import FilePrediction  # noqa: E402
+from brogue.inference.predict import FilePrediction  # noqa: E402
 
 
 def _extent(count: int, hop: float, window: float) -> tuple[float, float]:
