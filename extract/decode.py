@@ -1,14 +1,15 @@
 """The worker side of extraction: hash, decode and resample, a long recording in blocks.
 
 Kept free of Keras and TensorFlow, so that spawned workers start in a fraction of
-a second and leave the cores to YAMNet. The log-mel front end runs in the main
-process, in the engine, so that cache, `predict` and `frames()` share one STFT.
+a second and leave the cores to the encoder. The encoder's front end runs in the main
+process, in the engine, so that the cache, `predict` and the server share one front end.
 
-A recording longer than one block reaches YAMNet as pieces: waveform blocks on the
-0.48 s patch hop that overlap by the rest of a patch (0.495 s), so each piece's
-patches are exactly the whole recording's patches from that point on (a patch
-depends only on its own 0.975 s of samples). Memory then holds a few blocks at
-a time, whatever the recording's length.
+A recording longer than one block reaches the encoder as pieces: waveform blocks on the
+encoder's frame hop that overlap by the rest of a frame's window (YAMNet: blocks on the
+0.48 s patch hop overlapping by 0.495 s), so each piece's frames are exactly the whole
+recording's frames from that point on (a frame depends only on its own samples). Memory then
+holds a few blocks at a time, whatever the recording's length. A waveform already decoded (the
+server's) is cut into the same blocks (`waveform_pieces`).
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ Modules:
   one answer per recording out (a `FilePrediction`, or an `Unreadable` saying why), long
   recordings in blocks of the encoder's grid through `brogue.extract.frames`, the speech mask
   the encoder's own rule (`brogue.cache.speech`);
-- `commands.py`: the `yamnet` verb.
+- `commands.py`: the verb brogue yamnet.
 
 Its callers: `brogue predict` (`train.commands`), `brogue serve` (`serve.inference`, whose size
 and duration checks are guards in front of it), `brogue yamnet`, `evaluate` (which loads the

@@ -53,7 +53,7 @@ def test_the_export_agrees_with_predict(
         for name, ours in (("probabilities", prediction.probabilities),
                            ("frame_probabilities", prediction.frame_probabilities)):  # fmt: skip
             worst = max(worst, float(np.abs(served[name].numpy() - ours).max()))
-    # The README's promise; the stand-in's weights measured 1.2e-7.
+    # The README's bound; the stand-in's weights measured 1.2e-7.
     assert worst < 2e-5
 
 
