@@ -26,6 +26,6 @@ extract and cache, never `train/`: what loading a run needs of training (the cus
 model.keras, the serving heads, the run folder's layout) lives here, and `train/` imports it
 from here. The family a run was trained as is a name in run.json; the head that serves it is
 chosen by what its model takes, so a new family needs nothing here unless it brings a new
-custom layer. Nothing in this package imports Keras when imported: `run_folder` refuses a
-missing run before any framework loads.
+custom layer. The package and `run_folder` import no framework: the verbs refuse a missing
+run there, before Keras and TensorFlow take seconds to load.
 """

@@ -160,3 +160,23 @@ def test_a_waveform_goes_through_in_the_blocks_of_its_file(speech_run, tmp_path,
         np.testing.assert_array_equal(getattr(from_waveform.frames, name),
                                       getattr(from_file.frames, name))  # fmt: skip
     np.testing.assert_array_equal(from_waveform.envelope, from_file.envelope)
+
+
+def test_brogue_yamnet_reads_files_by_inference_s_path(yamnet_handle, tmp_path, capsys):
+    """The verb's files reach YAMNet as `predict`'s do: a long one in blocks (its frames are the
+    whole file's), an unreadable one told in its place and counted in the exit code."""
+    from brogue.main import main
+
+    path = long_recording(tmp_path, 20.0)
+    broken = tmp_path / "broken.wav"
+    broken.write_text("not audio")
+    assert main(["yamnet", str(path), str(broken), "--yamnet", yamnet_handle]) == 3
+    out, err = capsys.readouterr()
+    engine_line, line = out.strip().splitlines()
+    assert engine_line.startswith("yamnet ")
+    frames = PARAMS.grid.frame_count(len(load_audio(path)))
+    assert line.startswith(f"{path}: 20.00 s, {frames} frames, top: ")
+    assert line.endswith(f"/{frames}")
+    assert err.strip().splitlines() == [
+        f"error: {broken}: not readable as audio (Error opening '{broken}': Format not "
+        "recognised.)"]
