@@ -96,7 +96,7 @@ def test_the_wheel_holds_the_brogue_namespace_only(tmp_path: Path) -> None:
     tops = {name.split("/")[0] for name in names}
     assert {top for top in tops if not top.endswith(".dist-info")} == {"brogue"}
     for member in ("brogue/main.py", "brogue/cache/reader.py", "brogue/extract/yamnet/params.py",
-                   "brogue/extract/engine.py", "brogue/train/fit.py",
+                   "brogue/extract/engine.py", "brogue/inference/predict.py", "brogue/train/fit.py",
                    "brogue/train/sweep_space.json", "brogue/serve/app.py",
                    "brogue/serve/static/index.html",
                    "brogue/extract/yamnet/front_end_constants.npz"):  # fmt: skip
