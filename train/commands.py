@@ -29,10 +29,12 @@ DEFAULT_SWEEP = Path("data/sweep")
 
 
 # `--help`'s groups of settings, each with its sentence; a setting in none is every family's.
+EVERY_FAMILY = "every family"
+BY_EPOCHS = "families trained by epochs (frame-dense, clip-attention)"
 GROUPS = {
-    "every family": "settings every --model reads (they override --config; defaults: the Keras "
+    EVERY_FAMILY: "settings every --model reads (they override --config; defaults: the Keras "
                     "example's, but a split by speaker)",
-    "families trained by epochs (frame-dense, clip-attention)":
+    BY_EPOCHS:
         "the Keras optimizer and early stopping on the valid speakers' AUC; clip-linear has no "
         "epochs and ignores them (clip-attention's own defaults: learning rate 1e-3, 16 clips "
         "a batch)",
@@ -70,7 +72,7 @@ def _group_of(name: str) -> str:
     for family, names in FAMILY_SETTINGS.items():
         if name in names:
             return next(group for group in GROUPS if group.startswith(family))
-    return list(GROUPS)[1] if name in EPOCH_SETTINGS else list(GROUPS)[0]
+    return BY_EPOCHS if name in EPOCH_SETTINGS else EVERY_FAMILY
 
 
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
