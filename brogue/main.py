@@ -13,6 +13,7 @@ frameworks' start-up logs); 2 usage; 130 interrupted (Ctrl-C).
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import sys
 import warnings
@@ -26,7 +27,7 @@ from brogue.quiet import quiet_frameworks
 # Modules whose COMMANDS tables make up the verbs, in the order `brogue --help` lists them.
 # They import no framework at import time, so `--help` and decode workers start at once.
 COMMAND_MODULES = ("brogue.extract.commands", "brogue.train.commands",
-                   "brogue.extract.yamnet.commands", "brogue.serve.commands")  # fmt: skip
+                   "brogue.inference.commands", "brogue.serve.commands")  # fmt: skip
 
 
 def commands() -> dict[str, Command]:
@@ -62,9 +63,23 @@ def build_parser(table: dict[str, Command]) -> argparse.ArgumentParser:
     return parser
 
 
+def _check_verb(parser: argparse.ArgumentParser, argv: Sequence[str],
+                table: dict[str, Command]) -> None:  # fmt: skip
+    """A misspelt verb is answered with the verb it is closest to, as git does."""
+    verb = next((word for word in argv if not word.startswith("-")), None)
+    if verb is None or verb in table:
+        return
+    close = difflib.get_close_matches(verb, table, n=1)
+    if close:
+        parser.error(f"unknown verb {verb!r}; did you mean {close[0]!r}?")
+
+
 def main(argv: Sequence[str] | None = None, table: dict[str, Command] | None = None) -> int:
     table = table or commands()
-    args = build_parser(table).parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(table)
+    _check_verb(parser, argv, table)
+    args = parser.parse_args(argv)
     if not args.verbose:
         quiet_frameworks()
     warnings.formatwarning = lambda message, category, *_: f"warning: {message}\n"

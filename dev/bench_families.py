@@ -15,7 +15,6 @@ import argparse
 import contextlib
 import csv
 import io
-import json
 import tempfile
 import time
 import warnings
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from brogue.inference import run_folder
 from brogue.train.config import MODELS, make_config
 from brogue.train.fit import fit
 from brogue.train.sweep import DEFAULT_SPACE, load_space, sweep
@@ -52,7 +52,7 @@ def families_by_folds(cache: Path, folder: Path, folds: int) -> None:
         test = summary["test"]["clip"]["balanced_accuracy"]
         pooled = summary["test_pooled"]["clip"]
         low, high = pooled["interval"]
-        seconds = [json.loads((out / f"fold-{k}" / "run.json").read_text())["train_seconds"]
+        seconds = [run_folder.read_facts(out / f"fold-{k}")["train_seconds"]
                    for k in range(1, folds + 1)]  # fmt: skip
         print(f"{family:16} {test['mean']:.3f} ± {test['std']:.3f}          "
               f"{pooled['balanced_accuracy']:.3f} [{low:.3f}, {high:.3f}]     "

@@ -1,7 +1,7 @@
-"""Audio files -> float32 mono waveforms at YAMNet's 16 kHz.
+"""Audio files -> float32 mono waveforms at 16 kHz, the rate every encoder takes.
 
 Decoding is libsndfile's (`soundfile`: wav, flac, ogg, mp3, aiff, ...) and
-resampling is `soxr`'s. Anything that would make YAMNet's output meaningless
+resampling is `soxr`'s. Anything that would make an encoder's output meaningless
 (no samples, NaN or Inf, a file cut short) raises `AudioError`, whose message is
 one line naming the file and the reason, so a long run can record it and go on.
 
@@ -12,7 +12,7 @@ starts on a whole number of both rates' samples keeps the whole file's sample gr
 block equals that stretch of the whole file's waveform. Bit for bit at soxr's VHQ quality,
 which computes in double precision; at HQ (single precision) blocks differed by 3e-7, which
 the log-mel's quiet bands magnified to 1.3e-5 in embeddings. VHQ resamples 44.1 kHz at
-3,600 audio-s/s against HQ's 4,700, in the decode worker, far above YAMNet's rate.
+3,600 audio-s/s against HQ's 4,700, in the decode worker, far above any encoder's rate.
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ def _truncated(path: str | Path) -> AudioError:
 
 
 def resampled_length(frames: int, sample_rate: int) -> int:
-    """Samples of `to_yamnet_input` for `frames` input frames: soxr rounds to the nearest."""
+    """Samples of `to_encoder_input` for `frames` input frames: soxr rounds to the nearest."""
     return (2 * frames * SAMPLE_RATE + sample_rate) // (2 * sample_rate)
 
 
@@ -105,7 +105,7 @@ def load_block(path: str | Path, start: int, stop: int, frames: int, sample_rate
     # First input frame on both rates' grids, a margin before the block's first sample.
     first = max(0, (start * step_in // step_out - margin) // step_in * step_in)
     last = min(frames, -(-stop * step_in // step_out) + margin)
-    waveform = to_yamnet_input(_read(path, first, last - first), sample_rate)
+    waveform = to_encoder_input(_read(path, first, last - first), sample_rate)
     offset = first * step_out // step_in
     return waveform[start - offset : stop - offset]
 
@@ -131,7 +131,7 @@ def _missing_wav_bytes(path: str | Path) -> int:
     return 0
 
 
-def to_yamnet_input(samples: np.ndarray, sample_rate: int) -> np.ndarray:
+def to_encoder_input(samples: np.ndarray, sample_rate: int) -> np.ndarray:
     """Mix [frames, channels] down to mono and resample to 16 kHz, within [-1, 1]."""
     # One channel is its own mean, bit for bit; numpy's mean over an axis of length one, and
     # the copies it and a clip into a new array made, took half the decode worker's time.
@@ -143,14 +143,14 @@ def to_yamnet_input(samples: np.ndarray, sample_rate: int) -> np.ndarray:
         mono = soxr.resample(mono, sample_rate, SAMPLE_RATE, _RESAMPLE_QUALITY)
     else:
         mono = mono.copy()  # the clip below writes in place; the caller keeps its samples
-    # Resampling can ring a hair past full scale; YAMNet was trained on [-1, 1].
+    # Resampling can ring a hair past full scale; the encoders were trained on [-1, 1].
     return np.clip(mono, -1.0, 1.0, out=mono)
 
 
 def load_audio(path: str | Path) -> np.ndarray:
-    """The waveform YAMNet expects: float32, mono, 16 kHz, in [-1, 1]."""
+    """The waveform every encoder takes: float32, mono, 16 kHz, in [-1, 1]."""
     samples, sample_rate = decode(path)
-    return to_yamnet_input(samples, sample_rate)
+    return to_encoder_input(samples, sample_rate)
 
 
 def _first_line(error: Exception) -> str:

@@ -31,7 +31,7 @@ from .yamnet.runtime import PRECISIONS, RUNTIMES
 
 
 def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
-    """--engine, --runtime, --precision and --batch-size, for every verb that runs YAMNet."""
+    """--engine, --runtime, --precision and --batch-size, for every verb that runs an encoder."""
     parser.add_argument("--engine", choices=("native", "hub"), default="native",
                         help="YAMNet engine: native (batched) or hub (the reference)")
     parser.add_argument("--runtime", choices=(*RUNTIMES, "torch"), default="auto",
@@ -41,7 +41,8 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
                         help="bf16 needs openvino and a CPU with AMX or AVX512-BF16; a cache "
                         "holds one precision (default: fp32)")
     parser.add_argument("--batch-size", type=positive_int,
-                        help="patches per native YAMNet batch (default: the engine's)")
+                        help="frames per network call of the encoder (YAMNet's patches, GE2E's "
+                        "windows; default: the encoder's own)")
 
 
 def add_yamnet_argument(parser: argparse.ArgumentParser) -> None:
@@ -100,9 +101,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ray.add_argument("--address", help="the Ray cluster: auto or ray://HOST:PORT (default: "
                      "$RAY_ADDRESS, else a Ray started on this machine)")
     ray.add_argument("--num-gpus-per-actor", type=non_negative_float, default=0.0, metavar="G",
-                     help="GPUs each YAMNet actor asks for; fractions share a GPU (default: 0)")
+                     help="GPUs each encoder actor asks for; fractions share a GPU (default: 0)")
     ray.add_argument("--actors", type=positive_int, metavar="N",
-                     help="YAMNet actors (default: one per node, or as many as the GPUs allow)")
+                     help="encoder actors (default: one per node, or as many as the GPUs allow)")
 
 
 def summary(report: pipeline.RunReport) -> str:
@@ -118,7 +119,7 @@ def summary(report: pipeline.RunReport) -> str:
 
 
 def _executor_context(args: argparse.Namespace) -> contextlib.AbstractContextManager:
-    """Connected to Ray for the run, checked before YAMNet is loaded, with --executor ray."""
+    """Connected to Ray for the run, checked before the encoder is loaded, with --executor ray."""
     if args.executor == "ray":
         from .ray_executor import connected
 
@@ -135,7 +136,7 @@ def _executor(args: argparse.Namespace, spec: EngineSpec) -> pipeline.Executor |
 
 
 def run(args: argparse.Namespace) -> int:
-    refuse_if_busy(args.out)  # before a download or loading YAMNet, not after
+    refuse_if_busy(args.out)  # before a download or loading the encoder, not after
     try:
         with _executor_context(args):
             sources = resolve_corpus(args.corpus, args.download_dir, args.subsets)

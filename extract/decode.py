@@ -1,14 +1,15 @@
 """The worker side of extraction: hash, decode and resample, a long recording in blocks.
 
 Kept free of Keras and TensorFlow, so that spawned workers start in a fraction of
-a second and leave the cores to YAMNet. The log-mel front end runs in the main
-process, in the engine, so that cache, `predict` and `frames()` share one STFT.
+a second and leave the cores to the encoder. The encoder's front end runs in the main
+process, in the engine, so that the cache, `predict` and the server share one front end.
 
-A recording longer than one block reaches YAMNet as pieces: waveform blocks on the
-0.48 s patch hop that overlap by the rest of a patch (0.495 s), so each piece's
-patches are exactly the whole recording's patches from that point on (a patch
-depends only on its own 0.975 s of samples). Memory then holds a few blocks at
-a time, whatever the recording's length.
+A recording longer than one block reaches the encoder as pieces: waveform blocks on the
+encoder's frame hop that overlap by the rest of a frame's window (YAMNet: blocks on the
+0.48 s patch hop overlapping by 0.495 s), so each piece's frames are exactly the whole
+recording's frames from that point on (a frame depends only on its own samples). Memory then
+holds a few blocks at a time, whatever the recording's length. A waveform already decoded (the
+server's) is cut into the same blocks (`waveform_pieces`).
 """
 
 from __future__ import annotations
@@ -141,9 +142,28 @@ def prepare_piece(clip: Prepared, piece: int) -> Prepared:
                               sample_rate)  # fmt: skip
     except AudioError as error:
         return dataclasses.replace(clip, piece=piece, failure=str(error))
-    # The last block ends in the zeros that pad the whole waveform to whole patches.
-    waveform = np.pad(waveform, (0, block.stop - block.start - len(waveform)))
-    return dataclasses.replace(clip, piece=piece, frames=block.frames, waveform=waveform)
+    return dataclasses.replace(clip, piece=piece, frames=block.frames,
+                               waveform=_whole_block(waveform, block))  # fmt: skip
+
+
+def _whole_block(samples: np.ndarray, block: Block) -> np.ndarray:
+    # The last block ends in the zeros that pad the whole waveform to whole frames.
+    return np.pad(samples, (0, block.stop - block.start - len(samples)))
+
+
+def waveform_pieces(source: ClipSource, waveform: np.ndarray, grid: FrameGrid
+                    ) -> Iterator[Prepared]:  # fmt: skip
+    """A waveform already decoded (16 kHz mono float32) as `prepare` and `prepare_piece` give a
+    file of the same samples: whole when it fits one block, else its blocks."""
+    seconds = len(waveform) / SAMPLE_RATE
+    plan = blocks(len(waveform), grid)
+    if len(plan) <= 1:
+        yield Prepared(source, seconds=seconds, waveform=waveform)
+        return
+    for piece, block in enumerate(plan):
+        yield Prepared(source, seconds=seconds, piece=piece, pieces=len(plan),
+                       frames=block.frames, grid=grid,
+                       waveform=_whole_block(waveform[block.start : block.stop], block))
 
 
 class _Inline(Executor):

@@ -1,5 +1,7 @@
-"""One path from audio files to their whole-file frames: extraction (local and Ray), predict,
-its plot and the server all go through `whole_files`.
+"""One path from audio to its whole-file frames: local extraction goes through `whole_files`,
+Ray's actors through `encoded_files` and `join_pieces`, and `brogue.inference` (predict, its
+plot, the server, `brogue yamnet`) through `whole_files` for files and `decoded_files` for
+waveforms already decoded, which are cut into the same blocks.
 
 The path: decode (`decode.py`; a long recording in blocks of the encoder's grid, so memory
 holds a few blocks of its audio), the encoder (batched across files as it likes), and the
@@ -18,7 +20,7 @@ import numpy as np
 from brogue.cache import CachedFile
 
 from .corpus import ClipSource
-from .decode import DEFAULT_WORKERS, Prepared, prepared_in_order
+from .decode import DEFAULT_WORKERS, Prepared, prepared_in_order, waveform_pieces
 from .engine import EncodedFrames, Encoder
 from .grid import SAMPLE_RATE
 
@@ -50,10 +52,11 @@ def numbered_sources(paths: Sequence[str | Path]) -> list[ClipSource]:
 def decoded_files(encoder: Encoder, waveforms: Iterable[tuple[str, np.ndarray]]
                   ) -> Iterator[FileFrames]:  # fmt: skip
     """`whole_files` for waveforms already decoded to 16 kHz mono float32, each named, and
-    numbered as `numbered_sources` numbers files: each is one piece, however long."""
-    clips = (Prepared(ClipSource(Path(name), "", "", {"number": str(n)}, name),
-                      seconds=len(waveform) / SAMPLE_RATE, waveform=waveform)
-             for n, (name, waveform) in enumerate(waveforms))  # fmt: skip
+    numbered as `numbered_sources` numbers files: a long one goes in the blocks a file of the
+    same samples would (`decode.waveform_pieces`), so both give the same frames."""
+    clips = (piece for n, (name, waveform) in enumerate(waveforms)
+             for piece in waveform_pieces(ClipSource(Path(name), "", "", {"number": str(n)}, name),
+                                          waveform, encoder.grid))  # fmt: skip
     return encoded_files(encoder, clips)
 
 

@@ -3,11 +3,11 @@
 `pipeline.run` stays the driver: it holds the cache's writer lock, lists what is cached
 and turns outcomes into the report and the manifest. This executor hands it the clips
 whose file changed or is new (the same `unchanged` test as the local executor) as a Ray
-Dataset. Hashing and decoding (`decode.prepare`) run as Ray tasks; YAMNet runs in an actor pool, one
-encoder per actor (`--num-gpus-per-actor` GPUs each). Each actor call takes its clips through the
-one path (`frames.encoded_files`) into whole shards (`pipeline.ShardSink`), publishes them
-atomically under free names, and returns what became of each clip; the driver rewrites the manifest
-as the shards arrive.
+Dataset. Hashing and decoding (`decode.prepare`) run as Ray tasks; the encoder runs in an actor
+pool, one encoder per actor (`--num-gpus-per-actor` GPUs each). Each actor call takes its clips
+through the one path (`frames.encoded_files`) into whole shards (`pipeline.ShardSink`),
+publishes them atomically under free names, and returns what became of each clip; the driver
+rewrites the manifest as the shards arrive.
 
 Faults: Ray Data restarts a lost actor and retries its call, so a shard the lost call had
 not published is simply redone. A call can fill more than one shard, so before computing
@@ -44,8 +44,8 @@ from .pipeline import Job, Outcome, Output
 # Clips per actor call: its shards are published when it returns, so this is the work a lost
 # actor redoes (~4 min of one CPU on OpenSLR 83 clips), and ~1 min of 16 kHz audio in its memory.
 CLIPS_PER_CALL = 256
-# CPUs a decoding task asks for: decoding is a small part of YAMNet's time. Asking for less
-# than an actor (1 CPU) also keeps Ray Data from fusing decoding into the YAMNet actors,
+# CPUs a decoding task asks for: decoding is a small part of the encoder's time. Asking for less
+# than an actor (1 CPU) also keeps Ray Data from fusing decoding into the encoder actors,
 # where it would wait for inference instead of running beside it.
 DECODE_CPUS = 0.5
 
@@ -121,7 +121,7 @@ def _outcomes(job: Job, engine: EngineSpec, actors: int | None, gpus: float,
 
 
 class _Registry:
-    """The handles of a run's YAMNet actors: Ray Data lets a running call finish after the
+    """The handles of a run's encoder actors: Ray Data lets a running call finish after the
     run's end, which must not write into a cache whose lock the driver is about to release."""
 
     def __init__(self) -> None:

@@ -28,7 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from brogue.errors import BrogueError
 from brogue.serve.batcher import Batcher
 from brogue.serve.figure import figure_json
-from brogue.serve.inference import AudioError, Model, TooLong, decode
+from brogue.serve.inference import AudioError, Model, TooLong, Unreadable, decode
 from brogue.serve.settings import Settings
 from brogue.serve.upload import BodyTooLarge, NoFile, NotAudio, discard, limited, save_upload
 
@@ -47,6 +47,10 @@ class Unauthorized(BrogueError):
     """A /v1 call without the server's token."""
 
 
+class NoFrames(BrogueError):
+    """Audio that decoded but gave the encoder nothing to hear."""
+
+
 # The status of every error a client can cause; the most specific class wins.
 STATUS = {
     Unauthorized: 401,
@@ -55,6 +59,7 @@ STATUS = {
     NotAudio: 415,
     NoFile: 422,
     AudioError: 422,
+    NoFrames: 422,
     Busy: 503,
     ClientDisconnect: 400,  # nobody hears it; it keeps a client that left out of the error log
 }
@@ -170,6 +175,8 @@ def create_app(settings: Settings, model: Model | None = None) -> FastAPI:
                 waveform = await anyio.to_thread.run_sync(
                     decode, path, name, settings.max_seconds, limiter=decoders)
             prediction = await request.app.state.batcher.predict(name, waveform)
+        if isinstance(prediction, Unreadable):
+            raise NoFrames(prediction.reason)
         answer = prediction.to_json()
         if figure:
             answer["figure"] = figure_json(prediction)

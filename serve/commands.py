@@ -8,6 +8,7 @@ from pathlib import Path
 
 from brogue.command import Command, positive_int
 from brogue.errors import require
+from brogue.inference import run_folder
 from brogue.serve.settings import DEFAULT_MAX_BYTES, DEFAULT_MAX_REQUESTS, DEFAULT_MAX_SECONDS
 
 SETTINGS_VARIABLE = "BROGUE_SERVE_SETTINGS"  # how worker processes learn their settings
@@ -28,7 +29,7 @@ def _flags(parser: argparse.ArgumentParser) -> None:
     flag("run", type=Path, help="a run folder written by fit (or a sweep's best/)")
     flag("--host", default="127.0.0.1",
          help="address to listen on; 0.0.0.0 opens it to the network")  # fmt: skip
-    flag("--port", type=int, default=8000)
+    flag("--port", type=int, default=8000, help="port to listen on (default: 8000)")
     flag("--workers", type=positive_int, default=1,
          help="processes, each with its own model (about 1 GB each)")  # fmt: skip
     flag("--token", default=os.environ.get(TOKEN_VARIABLE),
@@ -44,6 +45,7 @@ def _flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    run_folder.check_finished(args.run)  # before the frameworks load: a wrong path is told at once
     uvicorn = require("uvicorn", "serve", "brogue serve")
     require("fastapi", "serve", "brogue serve")
     from brogue.serve.app import create_app

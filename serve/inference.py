@@ -1,12 +1,15 @@
-"""The server's one way into brogue's inference (`brogue.train.predict`, `brogue.extract.audio`).
+"""The server's way into brogue's inference (`brogue.inference`): guards, then the one entry.
 
-Everything the server knows of runs, engines, decoding and predictions passes through here, so
-that a change to those modules is met in one place.
+A request's audio meets two guards before inference: its size (`upload.limited`, as it
+arrives) and its duration, read from the file's header before anything is decoded (`decode`).
+What passes is decoded here, on the server's decoding threads, and handed to the batcher as a
+`Waveform`; the batcher's thread runs `brogue.inference.predict.predict` on a batch, which
+cuts a long waveform into the blocks a file of it would be read in, and answers each clip with
+its prediction or with why it has none (`Unreadable`), which the app maps to a status code.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,16 +20,12 @@ import numpy as np
 from brogue.errors import BrogueError
 from brogue.extract.audio import SAMPLE_RATE, AudioError, load_audio, probe, resampled_length
 from brogue.extract.frames import LOG_MEL_HOP_S, LOG_MEL_WINDOW_S
-from brogue.train.predict import (
-    FilePrediction,
-    PredictError,
-    load_encoders,
-    load_run,
-    predict_waveforms,
-)
+from brogue.inference.predict import FilePrediction, Unreadable, Waveform, predict
+from brogue.inference.run_folder import test_score
+from brogue.inference.trained_run import TrainedRun, load_encoders, load_run
 
 __all__ = ["LOG_MEL_HOP_S", "LOG_MEL_WINDOW_S", "SAMPLE_RATE", "AudioError", "FilePrediction",
-           "Model", "PredictError", "TooLong", "check_run", "decode"]
+           "Model", "TooLong", "Unreadable", "check_run", "decode"]
 
 
 class TooLong(BrogueError):
@@ -47,29 +46,17 @@ def decode(path: Path, name: str, max_seconds: float) -> np.ndarray:
         raise AudioError(name, error.reason.replace(str(path), name)) from None
 
 
-def test_score(folder: Path) -> dict[str, Any] | None:
-    """The run's clip-level test balanced accuracy with its 95% speaker-bootstrap interval and
-    the test side's speakers, as `evaluate` wrote them; None for a run never tested."""
-    path = folder / "metrics.json"
-    test = json.loads(path.read_text()).get("test") if path.is_file() else None
-    if not test:
-        return None
-    clip = test["clip"]
-    return {"metric": "balanced_accuracy", "level": "clip", "value": clip["balanced_accuracy"],
-            "interval": clip.get("interval"), "speakers": test.get("speakers")}  # fmt: skip
-
-
 def check_run(folder: Path) -> None:
-    """Raise PredictError unless `folder` holds a run whose head loads."""
+    """Raise a BrogueError unless `folder` holds a run whose head loads."""
     load_run(folder)
 
 
 @dataclass(frozen=True)
 class Model:
-    """A run's head and its encoder, loaded once per worker; only the batcher's thread calls
+    """A run's head and its encoders, loaded once per worker; only the batcher's thread calls
     `predict`."""
 
-    run: Any  # brogue.train.predict.TrainedRun
+    run: TrainedRun
     engines: list[Any]  # brogue.extract.engine.Encoder, one per cache of the run (fused: several)
     description: dict[str, Any]
 
@@ -92,7 +79,8 @@ class Model:
             description["fused"] = [other.name for other in engines[1:]]
         return cls(run, engines, description)
 
-    def predict(self, clips: Sequence[tuple[str, np.ndarray]]) -> list[FilePrediction]:
-        """The prediction of every (name, 16 kHz waveform), in order, in as few engine and
-        head calls as the engine likes."""
-        return list(predict_waveforms(self.run, self.engines, clips))
+    def predict(self, clips: Sequence[tuple[str, np.ndarray]]
+                ) -> list[FilePrediction | Unreadable]:  # fmt: skip
+        """The answer to every (name, 16 kHz waveform), in order, in as few engine and head
+        calls as the engine likes."""
+        return list(predict(self.run, self.engines, [Waveform(*clip) for clip in clips]))

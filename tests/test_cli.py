@@ -96,7 +96,7 @@ def test_the_wheel_holds_the_brogue_namespace_only(tmp_path: Path) -> None:
     tops = {name.split("/")[0] for name in names}
     assert {top for top in tops if not top.endswith(".dist-info")} == {"brogue"}
     for member in ("brogue/main.py", "brogue/cache/reader.py", "brogue/extract/yamnet/params.py",
-                   "brogue/extract/engine.py", "brogue/train/fit.py",
+                   "brogue/extract/engine.py", "brogue/inference/predict.py", "brogue/train/fit.py",
                    "brogue/train/sweep_space.json", "brogue/serve/app.py",
                    "brogue/serve/static/index.html",
                    "brogue/extract/yamnet/front_end_constants.npz"):  # fmt: skip
@@ -181,3 +181,54 @@ def test_quiet_import_replays_what_it_hid_when_the_import_fails(
         os.write(2, b"the reason the import failed\n")
         raise ImportError("broken")
     assert "the reason the import failed" in capfd.readouterr().err
+
+
+@pytest.mark.parametrize("verb", [["predict", "{missing}", "a.wav"], ["export", "{missing}", "out"],
+                                  ["evaluate", "{missing}"], ["serve", "{missing}"],
+                                  ["fit", "--cache", "{missing}"],
+                                  ["sweep", "--cache", "{missing}"]])  # fmt: skip
+def test_a_missing_run_or_cache_is_one_line_before_any_framework(verb: list[str],
+                                                                   tmp_path: Path) -> None:
+    """The folder is checked before Keras and TensorFlow load; the report's timing is measured
+    by hand (under 1 s against 6-13 s), never asserted here."""
+    missing = tmp_path / "nowhere"
+    command = [str(BROGUE), *(word.format(missing=missing) for word in verb)]
+    done = subprocess.run(command, capture_output=True, text=True, env=_quiet_env(),
+                          cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 1
+    expected = (f"error: no manifest.json in {missing}; run `brogue extract` first"
+                if "--cache" in verb else
+                f"error: {missing} is not a finished run folder (no run.json or model.keras)")
+    assert done.stderr.strip().splitlines() == [expected]
+
+
+def test_a_misspelt_verb_is_told_the_closest_one(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        main(["prdict", "run", "a.wav"])
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "brogue: error: unknown verb 'prdict'; did you mean 'predict'?")
+
+
+def test_fit_help_groups_the_settings_by_family(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit):
+        main(["fit", "--help"])
+    text = capsys.readouterr().out
+    sections = {title: text.split(title, 1)[1].split("\nsettings for ", 1)[0] for title in (
+        "settings for frame-dense", "settings for clip-linear", "settings for clip-attention",
+        "settings for families trained by epochs", "settings for every family")}  # fmt: skip
+    assert "--layers" in sections["settings for frame-dense"]
+    assert "--block-frames" in sections["settings for frame-dense"]
+    assert "--linear-c" in sections["settings for clip-linear"]
+    assert "--attention-width" in sections["settings for clip-attention"]
+    assert "--learning-rate" in sections["settings for families trained by epochs"]
+    assert "--class-weight" in sections["settings for every family"]
+    assert "--linear-c" not in sections["settings for frame-dense"]
+    words = " ".join(text.split())
+    assert "example: each class weighted total/count as the Keras example does" in words
+
+
+def test_serve_help_shows_the_port(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    assert "port to listen on (default: 8000)" in " ".join(capsys.readouterr().out.split())

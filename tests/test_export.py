@@ -13,8 +13,9 @@ from yamnet_reference import waveform_to_patches
 from brogue.extract.audio import load_audio
 from brogue.extract.yamnet.frontend import LogMelPatches
 from brogue.extract.yamnet.params import PARAMS
+from brogue.inference.predict import predict
+from brogue.inference.trained_run import load_encoders, load_run
 from brogue.main import main
-from brogue.train.predict import load_encoders, load_run, predict_files
 
 
 @pytest.fixture(scope="module")
@@ -46,13 +47,13 @@ def test_the_export_agrees_with_predict(
     model = tf.saved_model.load(str(exported))
     assert [name.decode() for name in model.classes().numpy()] == run.classes
     worst = 0.0
-    for prediction in predict_files(run, load_encoders(run), files, []):
+    for prediction in predict(run, load_encoders(run), files):
         served = model.serve(tf.constant(load_audio(prediction.path)))
         np.testing.assert_array_equal(served["speech"].numpy() == 1.0, prediction.speech)
         for name, ours in (("probabilities", prediction.probabilities),
                            ("frame_probabilities", prediction.frame_probabilities)):  # fmt: skip
             worst = max(worst, float(np.abs(served[name].numpy() - ours).max()))
-    # The README's promise; the stand-in's weights measured 1.2e-7.
+    # The README's bound; the stand-in's weights measured 1.2e-7.
     assert worst < 2e-5
 
 

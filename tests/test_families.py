@@ -11,10 +11,10 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
+from brogue.inference.pooling import StatsPooling, pool_weights
 from brogue.main import main
 from brogue.train.clip_linear import carried_model
 from brogue.train.metrics import pool
-from brogue.train.pooling import StatsPooling, pool_weights
 
 
 def _clips(rng: np.random.Generator, count: int, longest: int):
@@ -83,8 +83,9 @@ def test_every_family_fits_evaluates_predicts_and_exports(
     import tensorflow as tf
 
     from brogue.extract.audio import load_audio
+    from brogue.inference.predict import predict
+    from brogue.inference.trained_run import load_encoders, load_run
     from brogue.openslr83 import ACCENTS
-    from brogue.train.predict import load_encoders, load_run, predict_files
 
     facts = json.loads((family_run / "run.json").read_text())
     metrics = json.loads((family_run / "metrics.json").read_text())
@@ -99,7 +100,7 @@ def test_every_family_fits_evaluates_predicts_and_exports(
     sf.write(silence, np.zeros(40000, np.float32), 16000)
     files = [*sorted(synthetic_corpus.glob("*/*.wav"))[::3], silence]
     run = load_run(family_run)
-    predictions = list(predict_files(run, load_encoders(run), files, []))
+    predictions = list(predict(run, load_encoders(run), files))
     right = [p.accent == ACCENTS[Path(p.path).name[:2]] for p in predictions[:-1]]
     assert sum(right) >= 0.75 * len(right)  # the random split trains on these speakers
     for p in predictions:

@@ -167,9 +167,10 @@ def test_predict_runs_each_file_through_every_encoder_of_a_fused_run(
     from brogue.extract import pipeline
     from brogue.extract.corpus import openslr83_clips
     from brogue.extract.ge2e.encoder import GE2EEncoder
+    from brogue.inference.predict import predict
+    from brogue.inference.trained_run import load_encoders, load_run
     from brogue.train.config import make_config
     from brogue.train.fusion import load_fused
-    from brogue.train.predict import load_encoders, load_run, predict_files
 
     yamnet, ge2e = speech_run.parent / "cache", tmp_path / "ge2e"
     pipeline.run(openslr83_clips(synthetic_corpus), GE2EEncoder(str(ge2e_checkpoint)), ge2e,
@@ -181,7 +182,7 @@ def test_predict_runs_each_file_through_every_encoder_of_a_fused_run(
     encoders = load_encoders(trained)
     assert [encoder.name for encoder in encoders] == ["yamnet", "ge2e"]
     files = sorted(synthetic_corpus.glob("*/*.wav"))[::6]
-    predictions = list(predict_files(trained, encoders, files, []))
+    predictions = list(predict(trained, encoders, files))
 
     # What evaluate scores for the same clips, from both caches' frames.
     corpus = load_fused([yamnet, ge2e])

@@ -109,14 +109,15 @@ def test_a_piece_that_fails_drops_its_clip_and_the_run_goes_on(synthetic_corpus,
 
 
 def test_predict_streams_a_long_file_with_per_frame_times(speech_run, tmp_path, monkeypatch):
-    from brogue.train.predict import load_encoders, load_run, predict_files
+    from brogue.inference.predict import predict
+    from brogue.inference.trained_run import load_encoders, load_run
 
     run = load_run(speech_run)
     engines = load_encoders(run)
     path = long_recording(tmp_path, 20.0)
-    (whole,) = predict_files(run, engines, [path], [])
+    (whole,) = predict(run, engines, [path])
     monkeypatch.setattr(decode, "FRAMES_PER_BLOCK", 17)
-    (streamed,) = predict_files(run, engines, [path], [])
+    (streamed,) = predict(run, engines, [path])
 
     assert streamed.to_json()["frame_times"] == pytest.approx(np.arange(41) * 0.48)
     np.testing.assert_array_equal(streamed.speech, whole.speech)
@@ -128,3 +129,54 @@ def test_predict_streams_a_long_file_with_per_frame_times(speech_run, tmp_path, 
     assert len(whole.envelope) == -(-len(waveform) // 160)
     assert whole.envelope[:, 0].min() == waveform.min() and whole.envelope[:, 1].max() == (
         waveform.max())
+
+
+def test_a_waveform_goes_through_in_the_blocks_of_its_file(speech_run, tmp_path, monkeypatch):
+    """The server hands inference waveforms it decoded; they meet the encoder in the blocks
+    `predict` reads the same file in, so both give the same frames."""
+    from brogue.inference.predict import Waveform, encoded
+    from brogue.inference.trained_run import load_encoders, load_run
+
+    (engine,) = load_encoders(load_run(speech_run))
+    pieces: list[int] = []
+    original = engine.stream
+
+    def noting(clips):
+        def noted():
+            for clip, waveform in clips:
+                pieces.append(len(waveform))
+                yield clip, waveform
+        return original(noted())
+
+    monkeypatch.setattr(engine, "stream", noting)
+    path = long_recording(tmp_path, 40.0)
+    ((from_file,),) = encoded([engine], [path])
+    read_pieces, pieces[:] = list(pieces), []
+    ((from_waveform,),) = encoded([engine], [Waveform("upload", load_audio(path))])
+
+    assert len(read_pieces) == 3 and pieces == read_pieces
+    assert str(from_waveform.clip.source.path) == "upload"
+    for name in ("embeddings", "speech", "scores"):
+        np.testing.assert_array_equal(getattr(from_waveform.frames, name),
+                                      getattr(from_file.frames, name))  # fmt: skip
+    np.testing.assert_array_equal(from_waveform.envelope, from_file.envelope)
+
+
+def test_brogue_yamnet_reads_files_by_inference_s_path(yamnet_handle, tmp_path, capsys):
+    """The verb's files reach YAMNet as `predict`'s do: a long one in blocks (its frames are the
+    whole file's), an unreadable one told in its place and counted in the exit code."""
+    from brogue.main import main
+
+    path = long_recording(tmp_path, 20.0)
+    broken = tmp_path / "broken.wav"
+    broken.write_text("not audio")
+    assert main(["yamnet", str(path), str(broken), "--yamnet", yamnet_handle]) == 3
+    out, err = capsys.readouterr()
+    engine_line, line = out.strip().splitlines()
+    assert engine_line.startswith("yamnet ")
+    frames = PARAMS.grid.frame_count(len(load_audio(path)))
+    assert line.startswith(f"{path}: 20.00 s, {frames} frames, top: ")
+    assert line.endswith(f"/{frames}")
+    assert err.strip().splitlines() == [
+        f"error: {broken}: not readable as audio (Error opening '{broken}': Format not "
+        "recognised.)"]

@@ -12,9 +12,10 @@ import soundfile as sf
 import soxr
 
 from brogue.cache import Cache
+from brogue.inference.predict import FilePrediction, predict
+from brogue.inference.trained_run import load_encoders, load_run
 from brogue.main import main
 from brogue.openslr83 import ACCENTS
-from brogue.train.predict import FilePrediction, load_encoders, load_run, predict_files
 
 
 @pytest.fixture(scope="module")
@@ -36,9 +37,9 @@ def odd_files(synthetic_corpus: Path, tmp_path_factory: pytest.TempPathFactory) 
 def predictions(speech_run: Path, synthetic_corpus: Path) -> list[FilePrediction]:
     run = load_run(speech_run)
     files = sorted(synthetic_corpus.glob("*/*.wav"))
-    failures: list[str] = []
-    found = list(predict_files(run, load_encoders(run), files, failures))
-    assert failures == [] and [p.path for p in found] == [str(f) for f in files]
+    found = list(predict(run, load_encoders(run), files))
+    assert all(isinstance(p, FilePrediction) for p in found)
+    assert [p.path for p in found] == [str(f) for f in files]
     return found
 
 
@@ -86,9 +87,13 @@ def test_command_line_json_plots_and_a_bad_file(
     code = main(["predict", str(speech_run), *map(str, files), "--json", "--plot", str(plot)])
     out, err = capsys.readouterr()
     assert code == 3  # finished, but a file failed: it is listed
+    # Answers and failures come in the files' order; each figure's path is told as written.
     assert err.strip().splitlines() == [
+        f"figure of {files[0]} written to {tmp_path / 'accent-1.png'}",
         f"error: {odd_files['broken']}: not readable as audio "
         "(Error opening '{0}': Format not recognised.)".format(odd_files["broken"]),
+        f"figure of {files[2]} written to {tmp_path / 'accent-3.png'}",
+        f"figure of {files[3]} written to {tmp_path / 'accent-4.png'}",
         "error: 1 of 4 files could not be read",
     ]
     original, flac, silence = map(json.loads, out.strip().splitlines())

@@ -21,11 +21,12 @@ pytest.importorskip("fastapi", reason="brogue serve needs the serve extra")
 import httpx  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 
+from brogue.inference.predict import predict  # noqa: E402
+from brogue.inference.trained_run import load_run  # noqa: E402
 from brogue.serve.app import create_app  # noqa: E402
 from brogue.serve.batcher import Batcher  # noqa: E402
 from brogue.serve.inference import decode  # noqa: E402
 from brogue.serve.settings import Settings  # noqa: E402
-from brogue.train.predict import load_run, predict_files  # noqa: E402
 
 TOKEN = "s3cret"
 
@@ -56,8 +57,7 @@ def upload(api: TestClient, data: bytes, name: str = "clip.wav", **params) -> ht
 def test_an_upload_gets_the_json_of_brogue_predict(api, speech_run, native_engine, speech_clips):
     clip = speech_clips[0]
     answer = upload(api, clip.read_bytes(), clip.name)
-    (expected,) = [p.to_json() for p in predict_files(load_run(speech_run), [native_engine],
-                                                       [clip], [])]  # fmt: skip
+    (expected,) = [p.to_json() for p in predict(load_run(speech_run), [native_engine], [clip])]
 
     assert answer.status_code == 200, answer.text
     got = answer.json()
@@ -140,7 +140,7 @@ def test_the_model_route_describes_the_run(api, tested_run):
 
 
 def test_a_run_never_tested_says_so(speech_run):
-    from brogue.serve.inference import test_score
+    from brogue.inference.run_folder import test_score
 
     assert "test" not in json.loads((speech_run / "metrics.json").read_text())
     assert test_score(speech_run) is None

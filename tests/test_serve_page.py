@@ -99,6 +99,9 @@ def test_an_uploaded_clip_shows_what_the_api_answers(server, browser, speech_cli
     assert "test balanced accuracy" in page.inner_text("#model")
     figure = page.eval_on_selector("#figure", "c => c.toDataURL().length")
     assert figure > 10_000  # the canvas has been drawn on
+    # The caption names the encoder's own grid (the stand-in YAMNet's) and its log-mel.
+    caption = page.inner_text("#caption")
+    assert "every 0.96 s frame, one every 0.48 s" in caption and "log-mel" in caption
     page.screenshot(path=tmp_path / "upload.png", full_page=True)
     assert (tmp_path / "upload.png").stat().st_size > 0
 

@@ -133,7 +133,7 @@ def test_errors_are_one_line(cache: Path, run: Path, capsys: pytest.CaptureFixtu
     errors = capsys.readouterr().err.strip().splitlines()
     assert errors == [
         f"error: {run} already holds files; choose a new --out",
-        f"error: {cache} is not a finished run folder (no run.json)",
+        f"error: {cache} is not a finished run folder (no run.json or model.keras)",
         f"error: no manifest.json in {run}; run `brogue extract` first",
         "error: an index file gives the example's row order, for split=random only",
     ]

@@ -25,7 +25,8 @@ from brogue.extract.yamnet import runtime
 from brogue.extract.yamnet.engines import NativeEngine, PatchBatcher, front_end_groups
 from brogue.extract.yamnet.params import PARAMS
 from brogue.extract.yamnet.weights import ImportedWeights
-from brogue.train.predict import load_run, predict_files
+from brogue.inference.predict import predict
+from brogue.inference.trained_run import load_run
 from dev.signals import speech_like
 
 needs_bf16 = pytest.mark.skipif(
@@ -210,10 +211,10 @@ def test_a_head_trained_on_fp32_gives_the_same_accents_from_bf16(
     run = load_run(speech_run)
     assert run.encoder.precision == "fp32"
     files = sorted(synthetic_corpus.glob("*/*.wav"))
-    fp32 = [p.accent for p in predict_files(run, [native_engine], files, [])]
+    fp32 = [p.accent for p in predict(run, [native_engine], files)]
     as_bf16 = dataclasses.replace(
         run, encoders=[dataclasses.replace(run.encoder, precision="bf16")])
-    bf16 = [p.accent for p in predict_files(as_bf16, [bf16_engine], files, [])]
+    bf16 = [p.accent for p in predict(as_bf16, [bf16_engine], files)]
 
     assert len(fp32) == len(bf16) == len(files)
     assert np.mean(np.array(fp32) == np.array(bf16)) >= 0.98

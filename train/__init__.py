@@ -1,4 +1,4 @@
-"""The trainer: reads the shard cache that `extract/` writes, through `extract.shards.Cache` only.
+"""The trainer: reads the shard cache that `extract/` writes, through `brogue.cache` only.
 
     brogue fit [--cache data/embeddings] [--out data/runs/NAME] [--model FAMILY] [settings...]
     brogue evaluate RUN_DIR [--cache DIR]
@@ -6,13 +6,15 @@
     brogue predict RUN_DIR FILE... [--json] [--plot OUT.png]
     brogue export RUN_DIR OUT
 
-Modules, in the order the data flows: `config` (every setting), `corpus` (the cache as per-clip
-arrays), `splits` (who trains, validates and tests), `weights` (class weights from the cache's
-counts), `stream` and `clips` (Keras feeds of frames and of whole clips from the shards);
-`families` (frame-dense in `model` and `frame_dense`, `clip_linear`, `clip_attention`, their
-layers in `pooling`, Keras training in `keras_training`), `fit`, `metrics`, `evaluate`, `plots`;
-then `sweep` (an Optuna study of `fit` trials over `sweep_space.json`, with `sweep_worker`),
-`predict` and `prediction_plot` (new recordings through the run's YAMNet and serving head),
-`export` (waveform-to-accent SavedModel).
+Modules, in the order the data flows: `config` (every setting), `dataset` (the cache as
+per-clip arrays), `fusion` (several caches of the same clips as one corpus), `splits` (who
+trains, validates and tests), `class_weights` (class weights from the cache's counts), `stream`
+and `clips` (Keras feeds of frames and of whole clips from the shards); `families` (the table
+of `frame_dense`, `clip_linear` and `clip_attention`, with Keras training in
+`keras_training`), `fit`, `metrics`, `evaluate`, `plots`; then `sweep` (an Optuna study of
+`fit` trials over `sweep_space.json`, with `sweep_worker`), `prediction_plot` (the figure of a
+prediction), `export` (waveform-to-accent SavedModel) and `commands` (the verbs). Prediction
+itself, the run folder's layout and the pooling layers a model.keras holds live in
+`brogue.inference`, which this package imports and which never imports it.
 `dev.synthetic_cache` writes small learnable caches for the tests and the benchmarks.
 """

@@ -16,17 +16,17 @@ from typing import Any
 import keras
 import numpy as np
 
-from brogue.train.class_weights import class_weights
-from brogue.train.config import TrainConfig
-from brogue.train.dataset import Corpus
-from brogue.train.keras_training import EpochHook, compile_model, train_keras
-from brogue.train.pooling import (
+from brogue.inference.pooling import (
     AttentionWeights,
     PoolWeights,
     StatsPooling,
     clip_inputs,
     stream_name,
 )
+from brogue.train.class_weights import class_weights
+from brogue.train.config import TrainConfig
+from brogue.train.dataset import Corpus
+from brogue.train.keras_training import EpochHook, compile_model, train_keras
 from brogue.train.splits import Split
 
 

@@ -17,11 +17,12 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
+from brogue.inference import run_folder
+from brogue.inference.pooling import PoolWeights, StatsPooling, clip_inputs, stream_name
 from brogue.train.class_weights import class_weights
 from brogue.train.config import TrainConfig
 from brogue.train.dataset import Corpus
 from brogue.train.keras_training import EpochHook
-from brogue.train.pooling import PoolWeights, StatsPooling, clip_inputs, stream_name
 from brogue.train.splits import Split
 
 # lbfgs iterations: the default 100 stops short of convergence on 2048 standardised features.
@@ -75,7 +76,7 @@ def train(
         random_state=config.seed,
     ).fit(scaler.transform(features), corpus.label[split.train])  # fmt: skip
     model = carried_model(scaler, regression, accents, corpus.widths)
-    model.save(run / "model.keras")
+    model.save(run / run_folder.MODEL)
     return model, {
         "class_counts": dict(zip(corpus.accents, counts.tolist(), strict=True)),
         "class_weight": dict(zip(corpus.accents, weights.tolist(), strict=True)),

@@ -13,18 +13,77 @@ from pathlib import Path
 
 from brogue.command import Command
 from brogue.errors import SOME_FAILED
-from brogue.train.config import CHOICES, TrainConfig, load_config, parse_layers
+from brogue.inference import run_folder
+from brogue.train.config import (
+    CHOICES,
+    EPOCH_SETTINGS,
+    FAMILY_SETTINGS,
+    TrainConfig,
+    load_config,
+    parse_layers,
+)
 
 DEFAULT_CACHE = Path("data/embeddings")
 DEFAULT_RUNS = Path("data/runs")
 DEFAULT_SWEEP = Path("data/sweep")
 
 
+# `--help`'s groups of settings, each with its sentence; a setting in none is every family's.
+EVERY_FAMILY = "every family"
+BY_EPOCHS = "families trained by epochs (frame-dense, clip-attention)"
+GROUPS = {
+    EVERY_FAMILY: "settings every --model reads (they override --config; defaults: the Keras "
+                    "example's, but a split by speaker)",
+    BY_EPOCHS:
+        "the Keras optimizer and early stopping on the valid speakers' AUC; clip-linear has no "
+        "epochs and ignores them (clip-attention's own defaults: learning rate 1e-3, 16 clips "
+        "a batch)",
+    "frame-dense (the default --model)":
+        "the Keras example's dense stack, trained on every frame alone; a clip's answer is its "
+        "frames' probabilities averaged over its speech frames",
+    "clip-linear": "each clip's mean and deviation over its speech frames, into a logistic "
+                   "regression with an L2 penalty (scikit-learn)",
+    "clip-attention": "each frame projected, then attentive statistics pooling over the clip's "
+                      "speech frames and a softmax, trained on whole clips",
+}
+# Flags whose meaning "default X" does not tell.
+HELP = {
+    "model": "the model family; each one's own settings are grouped below",
+    "split": "speaker: train, valid and test speakers apart; random: the example's file split, "
+             "which leaks speakers into valid",
+    "folds": "> 1: nested speaker folds, every speaker tested once",
+    "class_weight": "example: each class weighted total/count as the Keras example does (large "
+                    "numbers); balanced: total/(classes x count), scikit-learn's rule; both "
+                    "from the training side's frame counts (clip counts for clip families)",
+    "ram_budget_mb": "frames that fit are held in memory once; a larger side streams from the "
+                     "shards",
+    "block_frames": "rows read from a shard in one go when frames stream: large enough that "
+                    "HDF5's per-call cost vanishes, small enough that blocks from many shards "
+                    "mix in one shuffle window",
+    "batch_size": "frames a batch for frame-dense, clips for clip-attention",
+    "linear_c": "scikit-learn's C, the inverse of the L2 penalty's strength",
+    "attention_width": "the frame projection's width",
+    "attention_dropout": "dropout on the projection and on the pooled vector",
+    "tensorboard": "TensorBoard logs in the run's logs/ (pip install 'brogue[tensorboard]')",
+}
+
+
+def _group_of(name: str) -> str:
+    for family, names in FAMILY_SETTINGS.items():
+        if name in names:
+            return next(group for group in GROUPS if group.startswith(family))
+    return BY_EPOCHS if name in EPOCH_SETTINGS else EVERY_FAMILY
+
+
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per TrainConfig field, named after it; unset flags leave the config file's value."""
-    group = parser.add_argument_group("settings (override --config; defaults: the Keras example)")
+    """One flag per TrainConfig field, named after it and grouped by the families that read it;
+    unset flags leave the config file's value."""
+    groups = {title: parser.add_argument_group(f"settings for {title}", sentence)
+              for title, sentence in GROUPS.items()}  # fmt: skip
     for field in dataclasses.fields(TrainConfig):
         flag = "--" + field.name.replace("_", "-")
+        group = groups[_group_of(field.name)]
+        said = HELP.get(field.name)
         if field.name == "layers":
             rows = ",".join(f"{width}:{dropout}" for width, dropout in field.default)
             group.add_argument(
@@ -34,13 +93,12 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
                 help=f"hidden layers as width:dropout rows (default {rows})",
             )
         elif field.type == "bool":
-            group.add_argument(
-                flag, action=argparse.BooleanOptionalAction, help=f"default {field.default}"
-            )
+            group.add_argument(flag, action=argparse.BooleanOptionalAction,
+                               help=f"{said + '; ' if said else ''}default {field.default}")
         else:
             kind = {"int": int, "float": float, "str": str}[field.type]
             group.add_argument(flag, type=kind, choices=CHOICES.get(field.name),
-                               help=f"default {field.default}")  # fmt: skip
+                               help=f"{said + ' ' if said else ''}(default {field.default})")
 
 
 def _config_from(args: argparse.Namespace) -> TrainConfig:
@@ -70,11 +128,22 @@ def _fit_flags(parser: argparse.ArgumentParser) -> None:
     _add_config_flags(parser)  # fmt: skip
 
 
+def _check_caches(caches: list[Path]) -> None:
+    """Refuse a cache that is not there before Keras and TensorFlow load (seconds), in one line."""
+    from brogue.cache import Cache
+
+    for cache in caches:
+        Cache(cache)
+
+
 def _fit(args: argparse.Namespace) -> int:
+    caches = args.cache or [DEFAULT_CACHE]
+    _check_caches(caches)
+    config = _config_from(args)
     from brogue.train.fit import fit
 
     out = args.out or DEFAULT_RUNS / time.strftime("%Y%m%d-%H%M%S")
-    fit(args.cache or [DEFAULT_CACHE], out, _config_from(args), index=args.index)
+    fit(caches, out, config, index=args.index)
     print(f"run written to {out}")
     return 0
 
@@ -87,6 +156,8 @@ def _evaluate_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    run_folder.check_finished(args.run)
+    _check_caches(args.cache or [])
     from brogue.train.evaluate import evaluate
 
     evaluate(args.run, args.cache or ())
@@ -117,12 +188,14 @@ def _sweep_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from brogue.train.config import OBJECTIVES
-    from brogue.train.sweep import DEFAULT_SPACE, SweepError, load_space, sweep
+    from brogue.train.config import OBJECTIVES, ConfigError
 
     caches = args.cache or [DEFAULT_CACHE]
     if len(caches) > 1:
-        raise SweepError(f"a sweep takes one --cache, not {len(caches)}: fuse caches with fit")
+        raise ConfigError(f"a sweep takes one --cache, not {len(caches)}: fuse caches with fit")
+    _check_caches(caches)
+    from brogue.train.sweep import DEFAULT_SPACE, load_space, sweep
+
     space = load_space(args.space or DEFAULT_SPACE)
     best = sweep(caches[0], args.out, _config_from(args), space, args.trials, args.objective,
                  args.jobs, args.index, args.storage)  # fmt: skip
@@ -145,27 +218,39 @@ def _predict_flags(parser: argparse.ArgumentParser) -> None:
     flag("--json", action="store_true",
          help="one JSON object per file and line, with per-frame probabilities")  # fmt: skip
     flag("--plot", type=Path, metavar="OUT.png",
-         help="the example's figure; for several files OUT-1.png, OUT-2.png, ...")  # fmt: skip
+         help="draw each file's figure as the Keras example does: its waveform, the log-mel "
+         "the encoder heard (where it has one) and every class's probability frame by frame; "
+         "for several files OUT-1.png, OUT-2.png, ... numbered by their place among FILE; "
+         "each path written is printed on stderr")  # fmt: skip
+
+
+def _plot_path(plot: Path, number: int, files: int) -> Path:
+    return plot if files == 1 else plot.with_name(f"{plot.stem}-{number + 1}{plot.suffix}")
 
 
 def _predict(args: argparse.Namespace) -> int:
+    run_folder.check_finished(args.run)  # before Keras loads: a wrong path is told at once
     import json
 
-    from brogue.train.predict import load_encoders, load_run, predict_files
+    from brogue.inference.predict import Unreadable, predict
+    from brogue.inference.trained_run import load_encoders, load_run
     from brogue.train.prediction_plot import plot_prediction
 
     run = load_run(args.run)
     encoders = load_encoders(run)  # at the precisions of the caches the run was trained on
-    failures: list[str] = []
-    for prediction in predict_files(run, encoders, args.files, failures):
-        print(json.dumps(prediction.to_json()) if args.json else prediction.describe())
+    failures = 0
+    for answer in predict(run, encoders, args.files):
+        if isinstance(answer, Unreadable):
+            print(f"error: {answer.reason}", file=sys.stderr)
+            failures += 1
+            continue
+        print(json.dumps(answer.to_json()) if args.json else answer.describe())
         if args.plot:
-            plot = args.plot
-            if len(args.files) > 1:
-                plot = plot.with_name(f"{plot.stem}-{prediction.number + 1}{plot.suffix}")
-            plot_prediction(prediction, plot)
+            plot = _plot_path(args.plot, answer.number, len(args.files))
+            plot_prediction(answer, plot)
+            print(f"figure of {answer.path} written to {plot}", file=sys.stderr)
     if failures:
-        print(f"error: {len(failures)} of {len(args.files)} files could not be read",
+        print(f"error: {failures} of {len(args.files)} files could not be read",
               file=sys.stderr)
         return SOME_FAILED
     return 0
@@ -177,6 +262,7 @@ def _export_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _export(args: argparse.Namespace) -> int:
+    run_folder.check_finished(args.run)
     from brogue.train.export import export
 
     export(args.run, args.out)

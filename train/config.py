@@ -32,6 +32,16 @@ FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
     "clip-attention": {"learning_rate": 1e-3, "batch_size": 16},
 }
 
+# The settings only some families read, for `fit --help`'s groups; every other setting is read
+# by every family (the split, the seed, class weights, the RAM budget) or by the families that
+# train by epochs in Keras (`EPOCH_SETTINGS`: frame-dense and clip-attention, not clip-linear).
+FAMILY_SETTINGS: dict[str, tuple[str, ...]] = {
+    "frame-dense": ("layers", "block_frames"),
+    "clip-linear": ("linear_c",),
+    "clip-attention": ("attention_width", "attention_dropout"),
+}
+EPOCH_SETTINGS = ("optimizer", "learning_rate", "batch_size", "epochs", "patience", "tensorboard")
+
 
 class ConfigError(BrogueError):
     """A setting has the wrong type or an impossible value; the message is one line."""

@@ -1,5 +1,8 @@
 """`evaluate`: score a run's model on every side of its split; write metrics.json and plots.
 
+The run's files are read through `brogue.inference.run_folder`, and a finished run's model is
+loaded as inference loads it (`brogue.inference.trained_run.load_model`).
+
 metrics.json keeps one layout: `metrics[side][level][name]`, with side "train", "valid" or
 "test" and level "frame" (frame-level families only, else null), "clip", "speaker" or
 "baseline" (always answering the training set's most common accent, scored per clip), e.g.
@@ -24,10 +27,12 @@ from sklearn.metrics import balanced_accuracy_score
 
 from brogue import atomic
 from brogue.errors import BrogueError
+from brogue.inference import run_folder
+from brogue.inference.trained_run import load_model
 from brogue.train.config import TrainConfig, load_config
 from brogue.train.dataset import Corpus
 from brogue.train.families import FAMILIES, Family
-from brogue.train.fusion import load_fused, run_caches
+from brogue.train.fusion import load_fused
 from brogue.train.metrics import clip_and_speaker_metrics, majority_baseline, speaker_bootstrap
 from brogue.train.plots import plot_confusion, plot_history
 from brogue.train.splits import Split, split_from_json
@@ -100,12 +105,11 @@ def evaluate_run(
 
     `test=False` leaves the test side unscored, as a sweep's trials do until one is chosen.
     """
-    facts = json.loads((run / "run.json").read_text())
+    facts = run_folder.read_facts(run)
     if facts["classes"] != corpus.classes:
         raise EvaluateError(f"{run} was trained on classes {facts['classes']}, the cache has "
                             f"{corpus.classes}")  # fmt: skip
-    trained_on = [cache.get("encoder", {}).get("fingerprint", cache.get("fingerprint"))
-                  for cache in run_caches(facts)]  # fmt: skip
+    trained_on = [record.fingerprint for record in run_folder.encoder_records(run, facts)]
     if len(trained_on) != len(corpus.encoders):
         raise EvaluateError(f"{run} was trained on {len(trained_on)} caches fused, not "
                             f"{len(corpus.encoders)}")  # fmt: skip
@@ -113,11 +117,11 @@ def evaluate_run(
         if fingerprint != encoder.fingerprint:
             raise EvaluateError(f"{run} was trained on embeddings of other weights than the "
                                 f"cache's ({encoder.describe()})")  # fmt: skip
-    config = load_config(run / "config.json", {})
+    config = load_config(run / run_folder.CONFIG, {})
     family = FAMILIES[config.model]
-    split = split_from_json(corpus, json.loads((run / "split.json").read_text()))
+    split = split_from_json(corpus, json.loads((run / run_folder.SPLIT).read_text()))
     if model is None:
-        model = keras.models.load_model(run / "model.keras")
+        model = load_model(run)
     metrics: dict[str, Any] = {
         "classes": corpus.classes,
         "model": config.model,
@@ -128,8 +132,8 @@ def evaluate_run(
     for side, mask in split.sides():
         if side != "test" or test:
             metrics[side] = side_metrics(corpus, family, model, mask, split.train, config)
-    write_decisions(run / "decisions.csv", corpus, split, metrics)
-    atomic.write_text(run / "metrics.json", json.dumps(metrics, indent=1) + "\n")
+    write_decisions(run / run_folder.DECISIONS, corpus, split, metrics)
+    atomic.write_text(run / run_folder.METRICS, json.dumps(metrics, indent=1) + "\n")
     write_plots(run, metrics)
     print(summary_table(metrics))
     return metrics
@@ -158,8 +162,8 @@ def write_decisions(path: Path, corpus: Corpus, split: Split, metrics: dict[str,
 def write_plots(run: Path, metrics: dict[str, Any]) -> None:
     """history.png from history.csv (families trained by epochs); the validation confusion
     matrices confusion_frame.png (frame-level families) and confusion_clip.png."""
-    if (run / "history.csv").is_file():
-        with open(run / "history.csv", newline="") as lines:
+    if (run / run_folder.HISTORY).is_file():
+        with open(run / run_folder.HISTORY, newline="") as lines:
             rows = list(csv.DictReader(lines))
         history = {name: [float(row[name]) for row in rows] for name in rows[0] if name != "epoch"}
         plot_history(history, run / "history.png")
@@ -271,9 +275,5 @@ def fold_table(summary: dict[str, Any]) -> str:
 def evaluate(run: Path, caches: Sequence[Path] = ()) -> dict[str, Any]:
     """Re-score a finished run, on its own caches or on `caches` (same encoders required; a
     fused run's in the order it was fitted with)."""
-    if not (run / "run.json").is_file():
-        raise EvaluateError(f"{run} is not a finished run folder (no run.json)")
-    if not caches:
-        facts = json.loads((run / "run.json").read_text())
-        caches = [Path(cache["directory"]) for cache in run_caches(facts)]
-    return evaluate_run(run, load_fused(caches))
+    facts = run_folder.read_facts(run)
+    return evaluate_run(run, load_fused(caches or run_folder.cache_directories(facts)))

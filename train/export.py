@@ -2,8 +2,11 @@
 
 The model chains the run's encoder as one Keras graph (`waveform_model` of the engine API:
 for YAMNet its front end, its network on the run's weights, checked against the run's
-fingerprint as `predict` does, always fp32, and its speech rule) and the run's serving head
-(any family, `train.families`), which pools as `predict` does. Its `serve` endpoint takes a
+fingerprint as `predict` does, always fp32, and its speech rule, `brogue.cache.speech`'s own
+definition run on Keras ops) and the run's serving head (any family,
+`brogue.inference.pooling`), which pools as `predict` does. Only YAMNet has such a graph:
+GE2E's mel front end is numpy and hf's network is torch or OpenVINO, so a run of either, or a
+fused run, is refused in one line (serve it instead). Its `serve` endpoint takes a
 float32 waveform [samples] in [-1, 1] and returns a dict:
 
 - `probabilities` [C]: the model's answer over the speech frames (all frames when there is
@@ -29,8 +32,8 @@ import keras
 from keras import ops
 
 from brogue import atomic
-from brogue.train.fit import RunError
-from brogue.train.predict import TrainedRun, load_encoders, load_run
+from brogue.inference.run_folder import RunError
+from brogue.inference.trained_run import TrainedRun, load_encoders, load_run
 
 
 class OneClip(keras.layers.Layer):

@@ -1,8 +1,9 @@
 """The model families `fit --model NAME` trains from the same cache into the same run folder.
 
-A family is how it trains (writing model.keras; returning its facts for run.json), how it
-scores chosen clips (their accent probabilities, and frame scores where it has frames), and the
-serving head that gives `predict` and `export` one interface for every family.
+A family is how it trains (writing model.keras; returning its facts for run.json) and how it
+scores chosen clips (their accent probabilities, and frame scores where it has frames).
+`predict`, `serve` and `export` serve any family's model.keras through one interface, the
+serving head `brogue.inference.pooling.serving_head` picks by what the model takes.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from brogue.train import clip_attention, clip_linear, frame_dense
 from brogue.train.config import ConfigError, TrainConfig
 from brogue.train.dataset import Corpus
 from brogue.train.keras_training import EpochHook
-from brogue.train.pooling import ClipHead, FrameHead
 from brogue.train.splits import Split
 
 Trainer = Callable[[Corpus, Split, TrainConfig, Path, int, EpochHook | None],
@@ -40,17 +40,14 @@ def score_clips(
 class Family:
     train: Trainer
     score: Scorer
-    head: type[FrameHead] | type[ClipHead]
     epochs: bool  # trains by epochs, with a validation score after each
     fuses: bool  # pools each stream of a fused corpus (`train.fusion`) on its own grid
 
 
 FAMILIES = {
-    "frame-dense": Family(frame_dense.train, frame_dense.score, FrameHead, epochs=True,
-                          fuses=False),
-    "clip-linear": Family(clip_linear.train, score_clips, ClipHead, epochs=False, fuses=True),
-    "clip-attention": Family(clip_attention.train, score_clips, ClipHead, epochs=True,
-                             fuses=True),
+    "frame-dense": Family(frame_dense.train, frame_dense.score, epochs=True, fuses=False),
+    "clip-linear": Family(clip_linear.train, score_clips, epochs=False, fuses=True),
+    "clip-attention": Family(clip_attention.train, score_clips, epochs=True, fuses=True),
 }
 
 
@@ -61,8 +58,3 @@ def check_fusion(family: str, caches: int) -> None:
                           "encoders lie on different grids; fuse with a clip-level family "
                           f"({', '.join(name for name, f in FAMILIES.items() if f.fuses)})")
 
-
-def serving_head(model: keras.Model, family: str, num_classes: int) -> keras.layers.Layer:
-    """[(embeddings [B, T, D], speech [B, T], present [B, T]) per encoder] -> (probabilities
-    [B, C], frame probabilities [B, T, C]) for a run's model of any family."""
-    return FAMILIES[family].head(model, num_classes)

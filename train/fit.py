@@ -1,16 +1,13 @@
 """`fit`: train one model family on one split of a cache (or on each of K nested folds).
 
-A run folder holds everything needed to judge and reuse the run, whatever the family:
-config.json (the settings actually used), split.json (who trained, validated and tested),
-run.json (family, classes, cache identity, class weights, epochs, timing; a fused run lists
-its other caches under cache.fused, in stream order), model.keras,
+A run folder holds everything needed to judge and reuse the run, whatever the family; its
+layout is `brogue.inference.run_folder`'s: config.json, split.json, run.json, model.keras,
 metrics.json, decisions.csv and the PNG plots written by `train.evaluate`; Keras families add
 history.csv and logs/ (TensorBoard).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sys
 import time
@@ -21,7 +18,8 @@ from typing import Any
 import keras
 
 from brogue import atomic
-from brogue.errors import BrogueError
+from brogue.inference import run_folder
+from brogue.inference.run_folder import RunError
 from brogue.train.config import TrainConfig, save_config
 from brogue.train.dataset import Corpus
 from brogue.train.evaluate import evaluate_run, fold_summary, fold_table, side_metrics
@@ -33,18 +31,14 @@ from brogue.train.splits import Split, make_splits
 ValidHook = Callable[[int, dict[str, Any]], None]
 
 
-class RunError(BrogueError):
-    """A run folder cannot be written or read; the message is one line."""
-
-
 def fit_split(
     corpus: Corpus, split: Split, config: TrainConfig, run: Path, verbose: int,
     on_valid: ValidHook | None = None, test: bool = True,
 ) -> dict:
     """Train on one split into `run`, evaluate, and return the metrics."""
     run.mkdir(parents=True, exist_ok=True)
-    save_config(config, run / "config.json")
-    atomic.write_text(run / "split.json", json.dumps(split.to_json(corpus), indent=1) + "\n")
+    save_config(config, run / run_folder.CONFIG)
+    atomic.write_text(run / run_folder.SPLIT, json.dumps(split.to_json(corpus), indent=1) + "\n")
     family = FAMILIES[config.model]
 
     def on_epoch(epoch: int, model: keras.Model) -> None:
@@ -53,16 +47,16 @@ def fit_split(
     started = time.perf_counter()
     model, trained = family.train(corpus, split, config, run, verbose,
                                   None if on_valid is None else on_epoch)  # fmt: skip
-    caches = [{"directory": str(stream.cache.directory.absolute()),
-               "encoder": dataclasses.asdict(stream.cache.encoder)} for stream in corpus.streams]
+    caches = [run_folder.cache_section(stream.cache.directory, stream.cache.encoder)
+              for stream in corpus.streams]  # fmt: skip
     facts = {
         "model": config.model,
         "classes": corpus.classes,
-        "cache": {**caches[0], **({"fused": caches[1:]} if corpus.fused else {})},
+        "cache": run_folder.caches_section(caches),
         **trained,
         "train_seconds": round(time.perf_counter() - started, 3),
     }
-    atomic.write_text(run / "run.json", json.dumps(facts, indent=1) + "\n")
+    run_folder.write_facts(run, facts)
     return evaluate_run(run, corpus, model=model, test=test)
 
 
@@ -90,9 +84,9 @@ def fit(
         return fit_split(corpus, splits[0], config, out, verbose, on_valid, test)
     folds = [fit_split(corpus, split, config, out / f"fold-{split.fold}", verbose, on_valid, test)
              for split in splits]  # fmt: skip
-    decisions = [out / f"fold-{split.fold}" / "decisions.csv" for split in splits]
+    decisions = [out / f"fold-{split.fold}" / run_folder.DECISIONS for split in splits]
     summary = fold_summary(folds, decisions, config.seed)
-    save_config(config, out / "config.json")
-    atomic.write_text(out / "metrics.json", json.dumps(summary, indent=1) + "\n")
+    save_config(config, out / run_folder.CONFIG)
+    atomic.write_text(out / run_folder.METRICS, json.dumps(summary, indent=1) + "\n")
     print(fold_table(summary))
     return summary

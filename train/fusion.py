@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -50,8 +49,3 @@ def load_fused(caches: Path | Sequence[Path]) -> Corpus:
                               f"same clips in {caches[0]}; fuse caches of one corpus")  # fmt: skip
         streams.append(matched.streams[0])
     return replace(fused, fused=tuple(streams))
-
-
-def run_caches(facts: dict[str, Any]) -> list[dict[str, Any]]:
-    """run.json's cache sections, one per stream: the cache, then a fused run's others."""
-    return [facts["cache"], *facts["cache"].get("fused", [])]

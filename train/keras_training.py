@@ -17,6 +17,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from brogue.inference import run_folder
 from brogue.train.config import ConfigError, TrainConfig
 
 MONITOR = "val_auc"  # The example judged models by AUC; early stopping and checkpoint agree.
@@ -53,9 +54,9 @@ def _callbacks(run: Path, config: TrainConfig, timer: EpochTimer, on_epoch: Epoc
             monitor=MONITOR, mode="max", patience=config.patience, restore_best_weights=True
         ),
         keras.callbacks.ModelCheckpoint(
-            run / "model.keras", monitor=MONITOR, mode="max", save_best_only=True
+            run / run_folder.MODEL, monitor=MONITOR, mode="max", save_best_only=True
         ),
-        keras.callbacks.CSVLogger(run / "history.csv"),
+        keras.callbacks.CSVLogger(run / run_folder.HISTORY),
         timer,
     ]
     if on_epoch is not None:

@@ -1,8 +1,10 @@
 """The Keras example's inference figure, with its three time axes aligned in seconds.
 
 Top to bottom: the waveform (its envelope, carried by the prediction, so the file is not decoded
-again), the log-mel spectrogram the encoder classified (where it has one), and the head's
-per-frame probabilities of every class, the file's most probable class on top. Each spectrogram
+again), the log-mel spectrogram the encoder classified (only where it keeps one, as YAMNet
+does; GE2E's and hf's figures have two panels), and the head's per-frame probabilities of every
+class, the file's most probable class on top, titled with the encoder's own frame window and
+hop. Each spectrogram
 column and each probability cell is drawn centred on the middle of the window it came from.
 """
 
@@ -19,7 +21,7 @@ import numpy as np  # noqa: E402
 
 from brogue import atomic  # noqa: E402
 from brogue.extract.frames import LOG_MEL_HOP_S, LOG_MEL_WINDOW_S  # noqa: E402
-from brogue.train.predict import FilePrediction  # noqa: E402
+from brogue.inference.predict import FilePrediction  # noqa: E402
 
 
 def _extent(count: int, hop: float, window: float) -> tuple[float, float]:
@@ -57,6 +59,8 @@ def plot_prediction(prediction: FilePrediction, path: Path) -> None:
         extent=(left, right_frames, len(order) - 0.5, -0.5),
     )
     probs.set_yticks(range(len(order)), [prediction.classes[i] for i in order])
+    probs.set_title(f"each class's probability in every {prediction.frame_window_seconds:g} s "
+                    f"frame, one every {prediction.frame_hop_seconds:g} s", fontsize="small")
     probs.set_xlabel("seconds")
     # The spectrogram and the frames cover the zero padding up to the encoder's last frame.
     wave.set_xlim(0.0, max(prediction.seconds, right, right_frames))

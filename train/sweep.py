@@ -3,7 +3,7 @@
 The space is a JSON file, by default `sweep_space.json` beside this module: one object per
 family to search, holding that family's settings as [low, high] ranges or lists of choices
 (`SETTINGS` says which). Every other setting comes from the base config, as for `fit`, so every
-trial uses the same split and seed. Trials never touch YAMNet: each one reads the shards.
+trial uses the same split and seed. Trials never run the encoder: each one reads the shards.
 
 Optuna's TPE sampler proposes trials; a median pruner stops Keras trials whose validation score
 after an epoch falls below the median of earlier trials at that epoch. Trials are chosen on the

@@ -100,7 +100,7 @@ def load_network(module: torch.nn.Module, runtime: str,
 
 def resolve(runtime: str) -> str:
     """The runtime `auto` stands for: OpenVINO, the faster on CPUs. On this project's 2-core
-    Xeon (fp32, busy with other work; `brogue.dev.bench_hf`), wav2vec2-base's architecture ran at
+    Xeon (fp32, busy with other work; `dev.bench_hf`), wav2vec2-base's architecture ran at
     1.5-2.3 audio-s/s in OpenVINO against 0.5-0.9 in torch (2.2-3.3x), the tiny test model
     5-10x faster."""
     if runtime not in RUNTIMES:

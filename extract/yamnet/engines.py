@@ -10,7 +10,7 @@
 
 Callers hand over clips and get clips back (`stream`, `frames`); how an engine batches is
 its own business. A frame is speech when its top AudioSet class is Speech
-(`brogue.cache.speech.top_class_is_speech`).
+(`brogue.cache.speech.scores_say_speech`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 
 import numpy as np
 
-from brogue.cache.speech import top_class_is_speech
+from brogue.cache.speech import scores_say_speech
 from brogue.extract.engine import EncodedFrames, clip_groups, frames_of
 
 from . import runtime as runtimes
@@ -81,7 +81,7 @@ class _YamnetEncoder:
 
 
 def _encoded(scores: np.ndarray, embeddings: np.ndarray, log_mel: np.ndarray) -> EncodedFrames:
-    return EncodedFrames(embeddings, top_class_is_speech(scores.argmax(axis=1)), scores, log_mel)
+    return EncodedFrames(embeddings, scores_say_speech(scores), scores, log_mel)
 
 
 def read_class_names(class_map_csv: str | Path) -> list[str]:

@@ -1,7 +1,7 @@
 """YAMNet as one Keras graph from a waveform to its embeddings and speech mask, for `export`.
 
 The Keras front end (`frontend.LogMelPatches`), the network on the engine's weights and the
-speech rule (`brogue.cache.speech.top_class_is_speech`, here inside the graph).
+speech rule (`brogue.cache.speech.scores_say_speech`, its one definition run on Keras ops).
 """
 
 from __future__ import annotations
@@ -9,17 +9,17 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from brogue.cache.speech import YAMNET_SPEECH_CLASS
+from brogue.cache.speech import scores_say_speech
 
 from .frontend import LogMelPatches
 from .params import Params
 
 
 class SpeechMask(keras.layers.Layer):
-    """YAMNet scores [N, 521] -> [N] floats: `top_class_is_speech` inside a graph."""
+    """YAMNet scores [N, 521] -> [N] floats, 1.0 where `scores_say_speech`."""
 
     def call(self, scores):
-        return ops.cast(ops.equal(ops.argmax(scores, axis=-1), YAMNET_SPEECH_CLASS), "float32")
+        return ops.cast(scores_say_speech(scores, ops), "float32")
 
     def compute_output_shape(self, input_shape):
         return input_shape[:1]

@@ -98,6 +98,7 @@ function show(result) {
   }));
   $("result").hidden = false;
   drawFigure($("figure"), result, ranked);
+  $("caption").textContent = figureCaption(result.figure);
 }
 
 // --- recording: Web Audio PCM -> 16-bit WAV ---
@@ -178,6 +179,16 @@ function viridis(t) {
   return VIRIDIS[i].map((c, k) => c + (VIRIDIS[i + 1][k] - c) * (x - i));
 }
 
+// The words under the figure, on the encoder's own grid (YAMNet 0.96 s every 0.48 s, GE2E
+// 1.6 s every 0.77 s) and with the log-mel only where the encoder has one.
+function figureCaption(figure) {
+  const { log_mel: logMel, frames } = figure;
+  const mel = logMel ? " the log-mel spectrogram the encoder heard," : "";
+  return `Top to bottom, on one time axis: the waveform the model heard (16 kHz mono),${mel} ` +
+    `and each class's probability in every ${frames.window_seconds} s frame, one every ` +
+    `${frames.hop_seconds} s (darker is more probable; frames without speech are marked below).`;
+}
+
 function drawFigure(canvas, result, ranked) {
   const { waveform, log_mel: logMel, frames } = result.figure;
   const scale = window.devicePixelRatio || 1;
@@ -189,8 +200,11 @@ function drawFigure(canvas, result, ranked) {
   const left = 110, right = width - 10, axis = 22;
   const rowHeight = 16;
   const probsHeight = rowHeight * ranked.length;
-  const band = (height - axis - probsHeight - 30) / 2;
-  const rows = { wave: [8, band], mel: [16 + band, band], probs: [24 + 2 * band, probsHeight] };
+  // An encoder without a log-mel (GE2E, hf:) gets no empty panel: the waveform takes its room.
+  const panels = logMel ? 2 : 1;
+  const band = (height - axis - probsHeight - 14 - 8 * panels) / panels;
+  const rows = { wave: [8, band], mel: [16 + band, band],
+                 probs: [8 + 8 * panels + panels * band, probsHeight] };
   // A cell belongs to the window that starts at index x hop: centred on its window's middle.
   const cellLeft = (hop, window) => window / 2 - hop / 2;
   const frameEnd = cellLeft(frames.hop_seconds, frames.window_seconds) +

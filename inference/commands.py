@@ -1,7 +1,9 @@
-"""`brogue yamnet FILE...`: what YAMNet hears in each file.
+"""`brogue yamnet FILE...`: what YAMNet hears in each file, the verb of `brogue.inference`.
 
-For each file: its duration, its number of 0.96 s frames, the three AudioSet
-classes with the highest mean score, and how many frames YAMNet calls Speech.
+For each file: its duration, its number of YAMNet's frames (0.96 s windows every 0.48 s), the
+three AudioSet classes with the highest mean score, and how many frames YAMNet calls Speech.
+Files reach their frames by inference's one path (`inference.predict.encoded`: decoded by a
+worker, a long one in blocks), as `predict`'s do.
 """
 
 from __future__ import annotations
@@ -15,15 +17,16 @@ import numpy as np
 
 from brogue.command import Command
 from brogue.errors import SOME_FAILED
-
-from ..audio import SAMPLE_RATE, AudioError, load_audio
-from ..commands import add_engine_arguments, add_yamnet_argument, describe_engine, load_engine
+from brogue.extract.commands import (
+    add_engine_arguments,
+    add_yamnet_argument,
+    describe_engine,
+    load_engine,
+)
 
 if TYPE_CHECKING:  # the engines import Keras, which `brogue --help` must not wait for
-    from ..engine import EncodedFrames
-    from .engines import HubEngine, NativeEngine
-
-FILES_PER_CALL = 64  # files decoded and sent to the engine together
+    from brogue.extract.engine import EncodedFrames
+    from brogue.extract.yamnet.engines import HubEngine, NativeEngine
 
 
 def describe(name: str, seconds: float, frames: EncodedFrames, class_names: Sequence[str]
@@ -38,21 +41,17 @@ def describe(name: str, seconds: float, frames: EncodedFrames, class_names: Sequ
 
 def report(engine: HubEngine | NativeEngine, paths: Sequence[str]) -> int:
     """Print one line per file; return how many files could not be read."""
+    from brogue.inference.predict import Unreadable, encoded
+
     failures = 0
-    for start in range(0, len(paths), FILES_PER_CALL):
-        readable = []
-        for path in paths[start : start + FILES_PER_CALL]:
-            try:
-                readable.append((path, load_audio(path)))
-            except AudioError as error:
-                print(f"error: {error}", file=sys.stderr)
-                failures += 1
-        if not readable:
+    for found in encoded([engine], paths):
+        if isinstance(found, Unreadable):
+            print(f"error: {found.reason}", file=sys.stderr)
+            failures += 1
             continue
-        results = engine.frames([waveform for _, waveform in readable])
-        for (path, waveform), frames in zip(readable, results, strict=True):
-            seconds = len(waveform) / SAMPLE_RATE
-            print(describe(path, seconds, frames, engine.class_names))
+        (file,) = found
+        print(describe(str(file.clip.source.path), file.clip.seconds, file.frames,
+                       engine.class_names))  # fmt: skip
     return failures
 
 

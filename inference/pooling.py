@@ -1,9 +1,13 @@
 """Keras layers that pool a clip's frames: statistics pooling, attention weights, serving heads.
 
-Clip-level models take a clip as `frames` [B, T, 1024], `speech` [B, T] (1 where YAMNet's top
-class is Speech) and `present` [B, T] (0 for padding), and pool over the frames that
-`pool_weights` picks by the rule `train.metrics.pool` also follows: the speech frames, or all
-frames of a clip without one.
+They live with inference because a run's model.keras holds them: loading a run registers them
+by importing this module (`trained_run.load_model`), and the families that build them
+(`train.clip_linear`, `train.clip_attention`) import them from here.
+
+Clip-level models take a clip as `frames` [B, T, D], `speech` [B, T] (1 where the encoder's
+speech mask says speech, `brogue.cache.speech`) and `present` [B, T] (0 for padding), and pool
+over the frames that `pool_weights` picks by the rule `train.metrics.pool` also follows: the
+speech frames, or all frames of a clip without one.
 
 A fused clip-level model (`train.fusion`) takes one such triple per stream, one after another:
 [frames, speech, present, frames_1, speech_1, present_1, ...].
@@ -150,3 +154,10 @@ class ClipHead(_Head):
             return self._with_not_speech(self.model([frames, ones, ones]))
 
         return probabilities, self.frame_view(embeddings, alone)
+
+
+def serving_head(model: keras.Model, num_classes: int) -> _Head:
+    """The serving head of a run's model, of any family: a frame-level model takes one input
+    (a frame's embedding), a clip-level one a (frames, speech, present) triple per stream."""
+    head = FrameHead if len(model.inputs) == 1 else ClipHead
+    return head(model, num_classes)
