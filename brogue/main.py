@@ -25,7 +25,8 @@ from brogue.quiet import quiet_frameworks
 
 # Modules whose COMMANDS tables make up the verbs, in the order `brogue --help` lists them.
 # They import no framework at import time, so `--help` and decode workers start at once.
-COMMAND_MODULES = ("brogue.extract.commands", "brogue.train.commands",
+# Named, not imported: main sits below every stage (the layers in pyproject's importlinter).
+COMMAND_MODULES = ("brogue.extract.commands", "brogue.cache.commands", "brogue.train.commands",
                    "brogue.extract.yamnet.commands", "brogue.serve.commands")  # fmt: skip
 
 

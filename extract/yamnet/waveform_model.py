@@ -1,7 +1,7 @@
 """YAMNet as one Keras graph from a waveform to its embeddings and speech mask, for `export`.
 
 The Keras front end (`frontend.LogMelPatches`), the network on the engine's weights and the
-speech rule (`brogue.cache.speech.top_class_is_speech`, here inside the graph).
+speech rule (`brogue.cache.top_class_is_speech`, here inside the graph).
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from brogue.cache.speech import YAMNET_SPEECH_CLASS
+from brogue.cache import YAMNET_SPEECH_CLASS
 
 from .frontend import LogMelPatches
 from .params import Params
