@@ -23,6 +23,7 @@ from brogue.extract.corpus import openslr83_clips
 from brogue.extract.engine import encoder_record
 from brogue.extract.runtime import KERAS_RUNTIMES
 from brogue.extract.weights_store import ImportedWeights
+from brogue.extract.yamnet import runtime as yamnet_runtime
 from brogue.extract.yamnet.engines import NativeEngine, PatchBatcher, front_end_groups
 from brogue.extract.yamnet.params import PARAMS
 from brogue.train.predict import load_run, predict_files
@@ -273,7 +274,8 @@ def test_openvino_extraction_imports_no_tensorflow(yamnet_handle, native_engine,
     import subprocess
     import sys
 
-    runtime.converted(native_engine._imported, PARAMS)  # what a first run leaves in the cache
+    # what a first run leaves in the cache
+    yamnet_runtime.converted(native_engine._imported, PARAMS)
     done = subprocess.run([sys.executable, "-c", OPENVINO_EXTRACT, str(synthetic_corpus),
                            str(tmp_path / "cache"), yamnet_handle],
                           capture_output=True, text=True, timeout=300)
