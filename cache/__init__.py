@@ -10,6 +10,7 @@ in pyproject.toml holds every other package to this front door):
 - `manifest`, `integrity` (content hashes), `lock`, `verify` and `commands` (`brogue verify`).
 """
 
+from .commands import COMMANDS
 from .integrity import hash_file
 from .lock import HOLDER, refuse_if_busy
 from .producer import EncoderRecord
@@ -28,7 +29,7 @@ from .speech import NOT_SPEECH, YAMNET_SPEECH_CLASS, model_classes, top_class_is
 from .verify import Verdict, verify
 from .writer import CacheWriter, ShardSpec, remove_orphans
 
-__all__ = ["EMBEDDING_DTYPES", "HOLDER", "MANIFEST", "NOT_SPEECH", "TRAINING_COLUMNS",
+__all__ = ["COMMANDS", "EMBEDDING_DTYPES", "HOLDER", "MANIFEST", "NOT_SPEECH", "TRAINING_COLUMNS",
            "YAMNET_SPEECH_CLASS", "Cache", "CacheError", "CacheWriter", "CachedFile", "ClipMeta",
            "ClipTable", "EncoderRecord", "ShardSpec", "ShardWriter", "Verdict",
            "complete_shards", "hash_file", "model_classes", "refuse_if_busy", "remove_orphans",

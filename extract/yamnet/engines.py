@@ -10,7 +10,7 @@
 
 Callers hand over clips and get clips back (`stream`, `frames`); how an engine batches is
 its own business. A frame is speech when its top AudioSet class is Speech
-(`brogue.cache.top_class_is_speech`).
+(`top_class_is_speech` of `brogue.cache`).
 """
 
 from __future__ import annotations

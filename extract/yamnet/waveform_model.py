@@ -1,7 +1,7 @@
 """YAMNet as one Keras graph from a waveform to its embeddings and speech mask, for `export`.
 
 The Keras front end (`frontend.LogMelPatches`), the network on the engine's weights and the
-speech rule (`brogue.cache.top_class_is_speech`, here inside the graph).
+speech rule (`top_class_is_speech` of `brogue.cache`, here inside the graph).
 """
 
 from __future__ import annotations
