@@ -42,7 +42,7 @@ class HFEncoder:
     def __init__(self, name: str, runtime: str = "auto",
                  speech: Callable[[np.ndarray, FrameGrid], np.ndarray] | None = None) -> None:
         # The OpenVINO runtime, which `auto` means, ran wav2vec2-base's architecture at 1.5-2.3
-        # audio-s/s against torch's 0.5-0.9 on 2 busy cores (fp32; `python -m dev bench hf`).
+        # audio-s/s against torch's 0.5-0.9 on 2 busy cores (fp32; `python -m dev.bench_hf`).
         runtime = resolve(runtime, self.precision, TORCH_RUNTIMES, (self.precision,))
         loaded = load(parse(name))
         from .network import load_network
