@@ -22,6 +22,7 @@ from .schema import (
     complete_shards,
     live_rows,
     read_columns,
+    speech_column,
 )
 from .speech import top_class_is_speech
 
@@ -45,6 +46,13 @@ def check_producer(path: Path, file: h5py.File, expected: EncoderRecord) -> None
     if differences:
         raise CacheError(f"{path} was written with {', '.join(differences)}; refusing to mix "
                          "producers: delete the cache and extract again")  # fmt: skip
+
+
+def stored_clips(path: Path) -> list[tuple[str, str]]:
+    """(path, content hash) of every row of the finished shard at `path`, stale ones included."""
+    with h5py.File(path, "r") as file:
+        table = read_columns(file["clips"], ("path", "content_hash"))
+    return list(zip(table["path"], table["content_hash"], strict=True))
 
 
 class CachedFile(NamedTuple):
@@ -173,8 +181,7 @@ class Cache:
     def _datasets(self, shard: int) -> dict[str, h5py.Dataset]:
         if shard not in self._frame_datasets:
             file = self._file(shard)
-            # Schema 2 kept each frame's YAMNet top class where schema 3 keeps the mask.
-            speech = "speech" if "speech" in file else "top_class"
+            speech = speech_column(file)
             found = {name: file[name] for name in ("embeddings", "clip_index", "scores")
                      if name in file}  # fmt: skip
             self._frame_datasets[shard] = found | {"speech": file[speech]} | (

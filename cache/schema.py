@@ -118,6 +118,12 @@ def read_columns(group: h5py.Group, names: Sequence[str] | None = None) -> dict[
     return columns
 
 
+def speech_column(file: h5py.File) -> str:
+    """The dataset that holds a shard's speech mask: `speech`, or in schema 2 `top_class`
+    (YAMNet's top class per frame, read through `speech.top_class_is_speech`)."""
+    return "top_class" if file.attrs.get("schema_version") == 2 else "speech"
+
+
 def live_rows(paths: Sequence[np.ndarray]) -> list[np.ndarray]:
     """For each shard's `path` column, in shard order, which rows are live (not stale)."""
     last: dict[str, tuple[int, int]] = {}

@@ -16,19 +16,18 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from brogue import atomic
-
 from .lock import is_locked, writer_lock
 from .manifest import read_manifest, summarise, write_manifest
-from .reader import shard_producer
+from .reader import shard_producer, stored_clips
 from .schema import (
     CLIP_COLUMNS,
     MANIFEST,
     SCHEMA_VERSION,
     CacheError,
     complete_shards,
-    read_columns,
+    speech_column,
 )
+from .writer import orphans, remove_orphans
 
 
 @dataclasses.dataclass
@@ -71,14 +70,12 @@ def _check(directory: Path, verdict: Verdict) -> None:
         if problems:
             continue
         readable.append(path)
-        with h5py.File(path, "r") as file:
-            table = read_columns(file["clips"], ("path", "content_hash"))
-        seen.update(zip(table["path"], table["content_hash"], strict=True))
+        seen.update(stored_clips(path))
     verdict.problems += [f"{path} (content {digest[:12]}) is stored {count} times"
                          for (path, digest), count in seen.items() if count > 1]  # fmt: skip
     if not is_locked(directory):  # a running writer's temporaries are its work in progress
         verdict.problems += [f"{path.name}: orphan temporary file (brogue verify --repair "
-                             "removes it)" for path in _orphans(directory)]  # fmt: skip
+                             "removes it)" for path in orphans(directory)]  # fmt: skip
     summary = summarise(directory, readable)
     verdict.shards = len(summary["shards"])
     verdict.clips, verdict.frames = summary["totals"]["clips"], summary["totals"]["frames"]
@@ -100,8 +97,7 @@ def _shard_problems(path: Path, file: h5py.File) -> list[str]:
         producer = shard_producer(path, file)
     except (CacheError, KeyError, ValueError, TypeError) as error:
         return [f"{name}: no readable producer record ({str(error).splitlines()[0]})"]
-    # Schema 2 kept each frame's YAMNet top class where schema 3 keeps the speech mask.
-    speech = "speech" if "encoder" in file.attrs else "top_class"
+    speech = speech_column(file)
     missing = [column for column in ("embeddings", speech, "clip_index", "clips")
                if column not in file]  # fmt: skip
     missing += [f"clips/{column}" for column in CLIP_COLUMNS
@@ -148,16 +144,10 @@ def _check_manifest(directory: Path, summary: dict) -> list[str]:
     return problems
 
 
-def _orphans(directory: Path) -> list[Path]:
-    return sorted(path for path in directory.iterdir() if atomic.is_temporary(path))
-
-
 def _repair(directory: Path, verdict: Verdict) -> None:
-    orphans = _orphans(directory)
-    for path in orphans:
-        path.unlink()
-    if orphans:
-        verdict.repaired.append(f"removed {len(orphans)} orphan temporaries")
+    removed = remove_orphans(directory)
+    if removed:
+        verdict.repaired.append(f"removed {len(removed)} orphan temporaries")
     readable = [path for path in complete_shards(directory) if not _check_shard(path)]
     if not readable:
         return

@@ -47,12 +47,17 @@ class ShardSpec:
                 continue
 
 
+def orphans(directory: Path) -> list[Path]:
+    """The temporary files in `directory`: a killed writer's, unless a writer holds the lock."""
+    return sorted(path for path in Path(directory).iterdir() if atomic.is_temporary(path))
+
+
 def remove_orphans(directory: Path) -> list[Path]:
     """Delete the temporary files a killed writer left; only the lock holder may call this."""
-    orphans = sorted(path for path in Path(directory).iterdir() if atomic.is_temporary(path))
-    for path in orphans:
+    found = orphans(directory)
+    for path in found:
         path.unlink()
-    return orphans
+    return found
 
 
 class CacheWriter:

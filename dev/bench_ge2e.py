@@ -23,7 +23,7 @@ import numpy as np
 from brogue.extract.ge2e.encoder import DEFAULT_BATCH_WINDOWS, GE2EEncoder
 from brogue.extract.ge2e.features import mel_power, windows
 from brogue.extract.ge2e.params import PARAMS
-from brogue.extract.ge2e.runtime import cpu_has_bf16
+from brogue.extract.runtime import cpu_has_bf16
 from dev.signals import speech_like
 
 REFERENCE = "keras/fp32"

@@ -22,7 +22,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from brogue.cache.schema import TRAINING_COLUMNS
+from brogue.cache import TRAINING_COLUMNS
 from brogue.extract.yamnet.params import PARAMS
 
 BLOCK_ROWS = 256

@@ -24,9 +24,9 @@ import keras
 import numpy as np
 
 from brogue.errors import BrogueError
+from brogue.extract import runtime
 from brogue.extract.audio import SAMPLE_RATE
 from brogue.extract.engine import EncodedFrames, Encoder
-from brogue.extract.yamnet import runtime
 from brogue.extract.yamnet.engines import (
     BATCHES_PER_NETWORK_CALL,
     DEFAULT_BATCH_PATCHES,

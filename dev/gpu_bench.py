@@ -51,8 +51,8 @@ def yamnet(weights: Path, rounds: int, workers: int) -> dict:
     from brogue.extract import pipeline
     from brogue.extract.audio import load_audio
     from brogue.extract.corpus import openslr83_clips
+    from brogue.extract.weights_store import ImportedWeights
     from brogue.extract.yamnet.engines import NativeEngine
-    from brogue.extract.yamnet.weights import ImportedWeights
     from dev.signals import speech_like
     from dev.synthetic_corpus import write_corpus
 
@@ -61,8 +61,7 @@ def yamnet(weights: Path, rounds: int, workers: int) -> dict:
         raise SystemExit("jax sees no GPU here (pip install 'jax[cuda12]')")
     (weights_file,) = weights.glob("*.weights.h5")
     fingerprint = weights_file.name.removesuffix(".weights.h5")
-    imported = ImportedWeights(str(weights), fingerprint, weights_file,
-                               weights / f"{fingerprint}.class_map.csv")
+    imported = ImportedWeights(str(weights), fingerprint, weights_file)
     rng = np.random.default_rng(0)
     waveforms = [speech_like(seconds, rng) for seconds in rng.uniform(3.6, 8.4, 600)]
     seconds = sum(len(waveform) for waveform in waveforms) / 16000

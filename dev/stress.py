@@ -29,14 +29,10 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import h5py
 import numpy as np
 import soundfile as sf
 
-from brogue.cache import Cache
-from brogue.cache.lock import HOLDER
-from brogue.cache.schema import complete_shards, read_columns
-from brogue.cache.verify import verify
+from brogue.cache import HOLDER, Cache, complete_shards, stored_clips, verify
 from brogue.extract.download import DownloadError, download
 from dev.http_server import serve
 from dev.signals import speech_like
@@ -75,12 +71,7 @@ def frames_by_clip(directory: Path) -> dict[str, np.ndarray]:
 
 def stored_rows(directory: Path) -> list[tuple[str, str]]:
     """Every (path, content hash) row of every finished shard, stale ones included."""
-    rows = []
-    for path in complete_shards(directory):
-        with h5py.File(path, "r") as file:
-            table = read_columns(file["clips"], ("path", "content_hash"))
-        rows += list(zip(table["path"], table["content_hash"], strict=True))
-    return rows
+    return [row for path in complete_shards(directory) for row in stored_clips(path)]
 
 
 def digests(directory: Path) -> dict[str, str]:

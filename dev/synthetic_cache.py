@@ -3,7 +3,7 @@
 Each accent has its own mean embedding, each speaker a smaller offset of their own, and each
 frame noise on top, so an accent can be told from held-out speakers but not perfectly. A share
 of each clip's frames is non-speech (the mask says so) and drawn around a separate mean. It is
-written with the cache's own ShardWriter and manifest, so it is a cache like any other, made
+written through the cache's own writer (shards and manifest), so it is a cache like any other, made
 by a synthetic encoder of YAMNet's width and grid that has no scores.
 
 `WEAK_CUE` is the corpus that compares the model families (`make bench-families`): six
@@ -18,9 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from brogue.cache import EncoderRecord
-from brogue.cache.manifest import summarise, write_manifest
-from brogue.cache.shard_writer import ShardWriter
+from brogue.cache import CacheWriter, EncoderRecord, ShardSpec
 
 FINGERPRINT = "synthetic"
 ENCODER = EncoderRecord("synthetic", FINGERPRINT, FINGERPRINT, {}, "numpy", "fp32", 0.96, 0.48,
@@ -58,24 +56,26 @@ def write_synthetic_cache(directory: Path, corpus: SyntheticCorpus, seed: int,
             speaker = f"{label[:2].lower()}{gender}_{number:05d}"
             offset = rng.normal(0.0, corpus.speaker_scale, size)
             clips += [(label, speaker, accent, offset, n) for n in range(corpus.clips_per_speaker)]
-    for shard, first in enumerate(range(0, len(clips), corpus.clips_per_shard)):
-        with ShardWriter(directory, shard, encoder, "synthetic",
-                         extra_columns=("gender",)) as writer:  # fmt: skip
-            for label, speaker, accent, offset, n in clips[first : first + corpus.clips_per_shard]:
-                frames = int(rng.integers(corpus.frames_per_clip[0], corpus.frames_per_clip[1] + 1))
-                speech = rng.random(frames) < corpus.speech_share
-                centre = np.where(speech[:, None], means[accent] + offset, means[-1])
-                embeddings = centre + rng.normal(0.0, corpus.noise_scale, (frames, size))
-                meta = {
-                    "path": f"{speaker}/{speaker}_{n:011d}.wav",
-                    "label": label,
-                    "speaker": speaker,
-                    "duration": 0.48 * (frames + 1),
-                    "content_hash": f"{speaker}-{n:011d}",
-                    "extra": {"gender": {"f": "female", "m": "male"}[speaker[2]]},
-                }
-                writer.add_clip(meta, embeddings, speech)
-    write_manifest(directory, {**summarise(directory), "failures": []}, encoder)
+    spec = ShardSpec(directory, encoder, None, extra_columns=("gender",))
+    shortest, longest = corpus.frames_per_clip
+    with CacheWriter(directory, spec) as cache:
+        for first in range(0, len(clips), corpus.clips_per_shard):
+            with spec.new_shard() as writer:
+                for label, speaker, accent, offset, n in clips[first:][:corpus.clips_per_shard]:
+                    frames = int(rng.integers(shortest, longest + 1))
+                    speech = rng.random(frames) < corpus.speech_share
+                    centre = np.where(speech[:, None], means[accent] + offset, means[-1])
+                    embeddings = centre + rng.normal(0.0, corpus.noise_scale, (frames, size))
+                    meta = {
+                        "path": f"{speaker}/{speaker}_{n:011d}.wav",
+                        "label": label,
+                        "speaker": speaker,
+                        "duration": 0.48 * (frames + 1),
+                        "content_hash": f"{speaker}-{n:011d}",
+                        "extra": {"gender": {"f": "female", "m": "male"}[speaker[2]]},
+                    }
+                    writer.add_clip(meta, embeddings, speech)
+        cache.write_manifest([])
     return directory
 
 

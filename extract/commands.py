@@ -1,5 +1,4 @@
-"""`brogue extract`: run an encoder once over a corpus into the HDF5 shard cache;
-`brogue verify`: check a cache, and repair what is safe to repair.
+"""`brogue extract`: run an encoder once over a corpus into the HDF5 shard cache.
 
 SRC is `openslr83` (downloaded on first use), a folder in the OpenSLR 83 layout,
 a CSV manifest (`path,label,speaker`, ...), or any folder of audio files.
@@ -14,40 +13,45 @@ import contextlib
 import sys
 from pathlib import Path
 
-from brogue.cache.lock import refuse_if_busy
-from brogue.cache.schema import EMBEDDING_DTYPES
+from brogue.cache import EMBEDDING_DTYPES, refuse_if_busy
 from brogue.command import Command, non_negative_float, non_negative_int, positive_int
 from brogue.errors import SOME_FAILED
 
 from . import pipeline
 from .corpus import resolve_corpus
 from .decode import DEFAULT_WORKERS
+from .encoders import PLUGS, offered, plug
 from .engine import Encoder, EncoderError, EngineSpec
-from .yamnet.params import DEFAULT_HANDLE
-from .yamnet.runtime import PRECISIONS, RUNTIMES
 
 # Decode workers are spawned, and spawning re-imports this module in each of them:
 # Keras and TensorFlow are imported inside run() so that workers start in a blink.
+
+
+def _per_encoder(field: str) -> str:
+    """Each encoder's value of a field of its row, as help lists them: "yamnet: ...; ge2e: ..."."""
+    values = {row.usage: getattr(row, field) for row in PLUGS}
+    return "; ".join(f"{usage}: {', '.join(value) if isinstance(value, tuple) else value}"
+                     for usage, value in values.items() if value)
 
 
 def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     """--engine, --runtime, --precision and --batch-size, for every verb that runs an encoder."""
     parser.add_argument("--engine", choices=("native", "hub"), default="native",
                         help="YAMNet engine: native (batched) or hub (the reference)")
-    parser.add_argument("--runtime", choices=(*RUNTIMES, "torch"), default="auto",
+    parser.add_argument("--runtime", choices=offered("runtimes"), default="auto",
                         help="where the encoder's network runs; auto: openvino on a CPU, keras "
-                        "where jax has a GPU; torch for hf: encoders only (default: auto)")
-    parser.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                        f"where jax has a GPU ({_per_encoder('runtimes')}) (default: auto)")
+    parser.add_argument("--precision", choices=offered("precisions"), default="fp32",
                         help="bf16 needs openvino and a CPU with AMX or AVX512-BF16; a cache "
-                        "holds one precision (default: fp32)")
+                        f"holds one precision ({_per_encoder('precisions')}) (default: fp32)")
     parser.add_argument("--batch-size", type=positive_int,
-                        help="frames per network call of the encoder (YAMNet's patches, GE2E's "
-                        "windows; default: the encoder's own)")
+                        help=f"per network call ({_per_encoder('batch_unit')}; the others batch "
+                        "as they measured fastest) (default: the encoder's)")
 
 
 def add_yamnet_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--yamnet", help="TF Hub handle or SavedModel folder "
-                        f"(default: $BROGUE_YAMNET, else {DEFAULT_HANDLE})")
+                        f"(default: {plug('yamnet').weights})")
 
 
 def engine_spec(args: argparse.Namespace) -> EngineSpec:
@@ -80,9 +84,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--subsets", type=lambda text: text.split(","),
                         help="OpenSLR 83 subsets, comma-separated (default: all)")
     parser.add_argument("--encoder", default="yamnet", metavar="NAME",
-                        help="yamnet, ge2e (Resemblyzer's speaker encoder) or hf:MODEL[@LAYER] (a "
-                        "Hugging Face speech model's hidden layer, pip install 'brogue[hf]') "
-                        "(default: yamnet)")
+                        help="; ".join(f"{row.usage}: {row.about}" for row in PLUGS)
+                        + " (default: yamnet)")
     add_engine_arguments(parser)
     add_yamnet_argument(parser)
     parser.add_argument("--shard-frames", type=positive_int,
@@ -160,26 +163,7 @@ def run(args: argparse.Namespace) -> int:
     return SOME_FAILED if report.failures else 0
 
 
-def add_verify_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("cache", type=Path, metavar="DIR", help="the cache folder")
-    parser.add_argument("--repair", action="store_true",
-                        help="rebuild the manifest from the shards and remove orphan temporary "
-                        "files; finished shards are never deleted")  # fmt: skip
-
-
-def run_verify(args: argparse.Namespace) -> int:
-    from brogue.cache.verify import verify
-
-    verdict = verify(args.cache, repair=args.repair)
-    for problem in verdict.problems:
-        print(f"  {problem}", file=sys.stderr)
-    print(verdict.line())
-    return SOME_FAILED if verdict.problems else 0
-
-
 COMMANDS = {
     "extract": Command("run an encoder once over a corpus into the HDF5 shard cache",
                        add_arguments, run),
-    "verify": Command("check a shard cache: shards, frame ranges, duplicates, manifest",
-                      add_verify_arguments, run_verify),
 }

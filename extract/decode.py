@@ -26,22 +26,20 @@ from typing import NamedTuple
 
 import numpy as np
 
-from brogue.cache.integrity import hash_file
-from brogue.cache.reader import CachedFile
+from brogue.cache import CachedFile, hash_file
 
 from . import worker
 from .audio import SAMPLE_RATE, AudioError, load_block, probe, resampled_length
 from .corpus import ClipSource
 from .grid import FrameGrid
-from .yamnet import features
 
 # One worker decodes ~1,600 audio-s/s of 48 kHz speech (576 clips in 1.25 CPU-s), ahead of
 # YAMNet even at bf16; a second steals its cores.
 DEFAULT_WORKERS = 1
-# Decoded clips or blocks waiting per worker: two of the engine's front-end calls, so the next
-# call's clips decode while this one computes. At 8, YAMNet waited for decoding at every call
-# (192 clips at bf16: 1.44 s against 1.24 s). Memory stays bounded: ~7 MB of 5 s clips.
-TASKS_PER_WORKER = 2 * features.CLIPS_PER_FRONT_END_CALL
+# Decoded clips or blocks waiting per worker: two of YAMNet's front-end calls (16 clips each),
+# so the next call's clips decode while this one computes. At 8, YAMNet waited for decoding at
+# every call (192 clips at bf16: 1.44 s against 1.24 s). Memory stays bounded: ~7 MB of 5 s clips.
+TASKS_PER_WORKER = 32
 # Frames per block of a long recording: 15.9 s of audio on YAMNet's grid, 1 MB at 16 kHz, about what
 # the engine is tuned for (OpenSLR 83 clips are ~5 s), and small in the engine's 16-clip front-end
 # calls (16 blocks of 2 min held 0.5 GB there). 32 patch hops, a power of two, so the Hub's float32

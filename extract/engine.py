@@ -3,7 +3,8 @@
 An encoder turns 16 kHz mono waveforms into frames on its own grid (`FrameGrid`): embeddings,
 the speech mask its own rule decides, and class scores where it has them. Callers hand over
 clips and get clips back (`stream`); how an encoder batches is its own business. `EngineSpec`
-names an encoder and its settings, and loads it in any process (Ray actors too).
+names an encoder and its settings, and loads it in any process (Ray actors too) through its row
+in the table of encoders (`encoders.py`).
 Importing this module imports no framework.
 """
 
@@ -11,18 +12,16 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, NamedTuple, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 
 from brogue.cache import EncoderRecord
-from brogue.errors import BrogueError, require
+from brogue.errors import BrogueError
 
 from .grid import FrameGrid
 
 Key = TypeVar("Key")
-ENCODERS = ("yamnet", "ge2e", "hf:MODEL[@LAYER]")
-HF_PREFIX = "hf:"
 
 
 class EncoderError(BrogueError):
@@ -53,7 +52,10 @@ class Encoder(Protocol):
         ...
 
 
-class ExportableEncoder(Encoder, Protocol):
+@runtime_checkable
+class ExportableEncoder(Protocol):
+    """An encoder `export` can build into a SavedModel (its row in `encoders.py` says so)."""
+
     def waveform_model(self) -> Any:
         """A Keras model from one waveform [S] to (embeddings [N, D], speech [N]) in fp32,
         built from this encoder's weights, for `export` to build into a SavedModel."""
@@ -94,7 +96,7 @@ def frames_of(encoder: Encoder, waveforms: Sequence[np.ndarray]) -> list[Encoded
 class EngineSpec:
     """An encoder and its settings, loadable in any process."""
 
-    encoder: str = "yamnet"  # a name of ENCODERS
+    encoder: str = "yamnet"  # a name its row in `encoders.PLUGS` matches
     handle: str | None = None  # None: the encoder's default weights
     runtime: str = "auto"  # resolved where the encoder loads: openvino on a CPU
     precision: str = "fp32"
@@ -102,24 +104,6 @@ class EngineSpec:
     reference: bool = False  # YAMNet only: TF Hub's own graph, one call per clip
 
     def load(self) -> Encoder:
-        batching = {"batch_size": self.batch_size} if self.batch_size else {}
-        if self.encoder == "yamnet":
-            from .yamnet.engines import load_engine
-            from .yamnet.weights import resolve_handle
+        from .encoders import plug  # here: the table imports this module
 
-            return load_engine("hub" if self.reference else "native",
-                               resolve_handle(self.handle), self.runtime, self.precision,
-                               **batching)  # fmt: skip
-        if self.encoder == "ge2e":
-            from .ge2e.encoder import GE2EEncoder
-
-            return GE2EEncoder(self.handle, self.runtime, self.precision, **batching)
-        if self.encoder.startswith(HF_PREFIX):
-            require("transformers", "hf", f"--encoder {self.encoder}")
-            from .hf.encoder import HFEncoder
-
-            if self.precision != "fp32" or batching:
-                raise EncoderError(f"{self.encoder} runs in fp32 and batches as it measured "
-                                   "fastest: drop --precision and --batch-size")
-            return HFEncoder(self.encoder, self.runtime)
-        raise EncoderError(f"unknown encoder {self.encoder!r}; choose from {', '.join(ENCODERS)}")
+        return plug(self.encoder).load(self)

@@ -35,3 +35,9 @@ class FrameGrid:
         """Samples of a waveform zero-padded to hold `frames` whole frames (ints, arrays and
         tensors alike)."""
         return self.window_samples + (frames - 1) * self.hop_samples
+
+
+# YAMNet's grid (0.96 s windows every 0.48 s; a window reads 15,600 samples, `yamnet/params.py`
+# derives it), stated here for encoders that pool onto it (hf): their caches then line up frame
+# for frame with YAMNet's, and YAMNet's speech mask fits them. A test holds YAMNet's to it.
+SHARED_GRID = FrameGrid(15600, 7680, 0.96, 0.48)

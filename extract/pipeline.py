@@ -24,9 +24,15 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from tqdm import tqdm
 
-from brogue.cache import CachedFile, CacheError, CacheWriter, ClipMeta, ShardSpec
-from brogue.cache.lock import refuse_if_busy
-from brogue.cache.shard_writer import ShardWriter
+from brogue.cache import (
+    CachedFile,
+    CacheError,
+    CacheWriter,
+    ClipMeta,
+    ShardSpec,
+    ShardWriter,
+    refuse_if_busy,
+)
 
 from .corpus import ClipSource
 from .decode import DEFAULT_WORKERS, Prepared

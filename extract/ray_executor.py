@@ -25,14 +25,10 @@ import functools
 import logging
 import math
 from collections.abc import Generator, Iterable, Iterator
-from pathlib import Path
 
-import h5py
 import numpy as np
 
-from brogue.cache import CacheError
-from brogue.cache.schema import complete_shards, read_columns
-from brogue.cache.writer import remove_orphans
+from brogue.cache import CacheError, complete_shards, remove_orphans, stored_clips
 from brogue.errors import require
 from brogue.quiet import quiet_frameworks
 
@@ -211,14 +207,8 @@ class ShardMaker:
     def _read_new_shards(self) -> None:
         for path in complete_shards(self.output.out):
             if path.name not in self._read:
-                self._stored.update(_stored_clips(path))
+                self._stored.update(stored_clips(path))
                 self._read.add(path.name)
-
-
-def _stored_clips(path: Path) -> Iterable[tuple[str, str]]:
-    with h5py.File(path, "r") as file:
-        table = read_columns(file["clips"], ("path", "content_hash"))
-    return zip(table["path"], table["content_hash"], strict=True)
 
 
 def _waveforms(clips: list[decode.Prepared]) -> Iterator[decode.Prepared]:

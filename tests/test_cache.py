@@ -12,18 +12,24 @@ import numpy as np
 import pytest
 
 from brogue import atomic
-from brogue.cache import Cache, CachedFile, CacheError, ClipMeta, EncoderRecord
+from brogue.cache import (
+    Cache,
+    CachedFile,
+    CacheError,
+    ClipMeta,
+    EncoderRecord,
+    ShardWriter,
+    complete_shards,
+    verify,
+)
 from brogue.cache.manifest import read_manifest, summarise, write_manifest
 from brogue.cache.reader import cached_files
 from brogue.cache.schema import (
     CLIP_COLUMNS,
     SCHEMA_VERSION,
-    complete_shards,
     next_shard_index,
     shard_path,
 )
-from brogue.cache.shard_writer import ShardWriter
-from brogue.cache.verify import verify
 
 WIDTH, CLASSES = 12, 5
 ENCODER = EncoderRecord("test-encoder", "test://weights", "fingerprint-a", {"layer": 3},

@@ -18,11 +18,16 @@ import pytest
 import soundfile as sf
 
 from brogue import atomic
-from brogue.cache import Cache, ClipMeta, EncoderRecord, lock
-from brogue.cache.integrity import hash_file
+from brogue.cache import (
+    Cache,
+    ClipMeta,
+    EncoderRecord,
+    ShardWriter,
+    complete_shards,
+    hash_file,
+    lock,
+)
 from brogue.cache.manifest import summarise, write_manifest
-from brogue.cache.schema import complete_shards
-from brogue.cache.shard_writer import ShardWriter
 from brogue.extract import decode, pipeline
 from brogue.extract.corpus import folder_clips
 from brogue.main import main

@@ -13,8 +13,7 @@ import pytest
 import soundfile as sf
 
 from brogue import atomic
-from brogue.cache import Cache, CacheError
-from brogue.cache.schema import MANIFEST, complete_shards
+from brogue.cache import MANIFEST, Cache, CacheError, complete_shards
 from brogue.extract import decode, pipeline
 from brogue.extract.audio import load_audio
 from brogue.extract.corpus import ClipSource, folder_clips, manifest_clips, openslr83_clips

@@ -13,9 +13,7 @@ import numpy as np
 import pytest
 
 from brogue import atomic
-from brogue.cache import Cache
-from brogue.cache.schema import MANIFEST, complete_shards
-from brogue.cache.verify import verify
+from brogue.cache import MANIFEST, Cache, complete_shards, verify
 from brogue.extract import decode, pipeline
 from brogue.extract.corpus import openslr83_clips
 from brogue.main import main

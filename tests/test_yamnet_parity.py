@@ -23,6 +23,7 @@ from yamnet_reference import stft_magnitude, waveform_to_patches
 
 from brogue.extract.audio import SAMPLE_RATE
 from brogue.extract.engine import EncodedFrames as Frames
+from brogue.extract.weights_store import ImportedWeights
 from brogue.extract.yamnet.engines import HubEngine, NativeEngine
 from brogue.extract.yamnet.features import lay_out
 from brogue.extract.yamnet.frontend import LogMelPatches, hann_window, patch_count
@@ -32,7 +33,7 @@ from brogue.extract.yamnet.host_frontend import constants as host_constants
 from brogue.extract.yamnet.network import build_yamnet, layer_weights
 from brogue.extract.yamnet.params import PARAMS
 from brogue.extract.yamnet.weights import (
-    ImportedWeights,
+    CLASS_MAP,
     assign_weights,
     fold_batch_norm,
     named_variables,
@@ -393,14 +394,14 @@ def write_random_weights(folder: Path, seed: int) -> ImportedWeights:
             fan_in = np.prod(shape[:-1]) if "depthwise" not in name else np.prod(shape[:2])
             value = rng.normal(0.0, np.sqrt(2.0 / fan_in), shape)
         variable.assign(value.astype(np.float32))
-    weights_path = folder / f"random-{seed}.weights.h5"
-    model.save_weights(weights_path)
-    class_map = folder / "class_map.csv"
-    with open(class_map, "w", newline="") as handle:
+    imported = ImportedWeights(f"random:{seed}", f"random{seed}",
+                               folder / f"random{seed}.weights.h5")
+    model.save_weights(imported.weights_path)
+    with open(imported.beside(CLASS_MAP), "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["index", "mid", "display_name"])
         writer.writerows([i, f"/m/{i}", f"class {i}"] for i in range(PARAMS.num_classes))
-    return ImportedWeights(f"random:{seed}", f"random{seed}", weights_path, class_map)
+    return imported
 
 
 @pytest.fixture(scope="module")

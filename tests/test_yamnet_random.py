@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 from test_yamnet_parity import LOG_MEL_TOLERANCE, OUTPUT_TOLERANCE, make_clip
 
-from brogue.cache.speech import YAMNET_SPEECH_CLASS as SPEECH_CLASS
+from brogue.cache import YAMNET_SPEECH_CLASS as SPEECH_CLASS
 from brogue.extract.yamnet.engines import HubEngine, NativeEngine
 from brogue.extract.yamnet.params import PARAMS
 from dev.signals import speech_like

@@ -18,13 +18,14 @@ from test_yamnet_parity import BATCH_CLIPS, make_clip, write_random_weights
 from brogue import atomic
 from brogue.cache import CacheError
 from brogue.cache.reader import cached_files
-from brogue.extract import pipeline
+from brogue.extract import pipeline, runtime
 from brogue.extract.corpus import openslr83_clips
 from brogue.extract.engine import encoder_record
-from brogue.extract.yamnet import runtime
+from brogue.extract.runtime import KERAS_RUNTIMES
+from brogue.extract.weights_store import ImportedWeights
+from brogue.extract.yamnet import runtime as yamnet_runtime
 from brogue.extract.yamnet.engines import NativeEngine, PatchBatcher, front_end_groups
 from brogue.extract.yamnet.params import PARAMS
-from brogue.extract.yamnet.weights import ImportedWeights
 from brogue.inference.predict import predict
 from brogue.inference.trained_run import load_run
 from dev.signals import speech_like
@@ -143,15 +144,15 @@ def test_the_converted_model_is_cached_by_fingerprint_and_version(
 
 
 def test_auto_is_openvino_on_a_cpu():
-    assert runtime.resolve("auto", "fp32") == "openvino"
+    assert runtime.resolve("auto", "fp32", KERAS_RUNTIMES) == "openvino"
 
 
 def test_bf16_is_refused_in_one_line_where_it_cannot_run(monkeypatch: pytest.MonkeyPatch):
     with pytest.raises(runtime.RuntimeUnavailable, match="openvino runtime only, not keras"):
-        runtime.resolve("keras", "bf16")
+        runtime.resolve("keras", "bf16", KERAS_RUNTIMES)
     monkeypatch.setattr(runtime, "cpu_has_bf16", lambda: False)
     with pytest.raises(runtime.RuntimeUnavailable) as caught:
-        runtime.resolve("auto", "bf16")
+        runtime.resolve("auto", "bf16", KERAS_RUNTIMES)
     message = str(caught.value)
     assert "AMX or AVX512-BF16" in message and "--precision fp32" in message
     assert "\n" not in message
@@ -274,7 +275,8 @@ def test_openvino_extraction_imports_no_tensorflow(yamnet_handle, native_engine,
     import subprocess
     import sys
 
-    runtime.converted(native_engine._imported, PARAMS)  # what a first run leaves in the cache
+    # what a first run leaves in the cache
+    yamnet_runtime.converted(native_engine._imported, PARAMS)
     done = subprocess.run([sys.executable, "-c", OPENVINO_EXTRACT, str(synthetic_corpus),
                            str(tmp_path / "cache"), yamnet_handle],
                           capture_output=True, text=True, timeout=300)

@@ -29,7 +29,7 @@ class CorpusError(BrogueError):
 @dataclass(frozen=True)
 class Corpus:
     cache: Cache
-    classes: list[str]  # the accents, sorted, then "Not a speech" (`brogue.cache.speech`)
+    classes: list[str]  # the accents, sorted, then "Not a speech" (`model_classes`, brogue.cache)
     label: np.ndarray  # accent index per clip
     speaker: np.ndarray  # str per clip
     key: np.ndarray  # str per clip: its content hash, how a saved split names it

@@ -32,6 +32,7 @@ import keras
 from keras import ops
 
 from brogue import atomic
+from brogue.extract.engine import ExportableEncoder
 from brogue.inference.run_folder import RunError
 from brogue.inference.trained_run import TrainedRun, load_encoders, load_run
 
@@ -56,7 +57,7 @@ def waveform_model(run: TrainedRun) -> keras.Model:
     if len(run.encoders) > 1:
         raise RunError(f"{run.folder}: a fused run has several encoders; serve or predict it")
     (encoder,) = load_encoders(run)
-    if not hasattr(encoder, "waveform_model"):
+    if not isinstance(encoder, ExportableEncoder):
         raise RunError(f"{run.folder}: its encoder, {encoder.name}, has no Keras graph to "
                        "export; serve it with `brogue serve` instead")  # fmt: skip
     waveform = keras.Input(batch_shape=(None,), name="waveform")

@@ -9,18 +9,22 @@ scores (Silero VAD, `extract/vad.py`) unless another is handed in.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
 from brogue.extract.engine import EncodedFrames, frames_of
 from brogue.extract.grid import FrameGrid
+from brogue.extract.runtime import KERAS_RUNTIMES, resolve
 from brogue.extract.vad import SileroVad
 
 from . import runtime as runtimes
 from .features import windows
 from .params import PARAMS, Params
 from .weights import import_weights, resolve_handle
+
+if TYPE_CHECKING:
+    from brogue.extract.engine import EngineSpec
 
 # Windows per network call. OpenVINO fp32 on 2 busy cores (`python -m dev bench ge2e`, 24
 # clips of ~4 s): 37 audio-s/s at 32, 39 at 64, 39 at 128.
@@ -39,7 +43,7 @@ class GE2EEncoder:
                  params: Params = PARAMS, speech: SpeechRule | None = None):  # fmt: skip
         if batch_size < 1:
             raise ValueError(f"batch size must be at least 1 window, got {batch_size}")
-        runtime = runtimes.resolve(runtime, precision)  # before the slow import
+        runtime = resolve(runtime, precision, KERAS_RUNTIMES)  # before the slow import
         imported = import_weights(resolve_handle(handle), params)
         self.handle, self.fingerprint = imported.handle, imported.fingerprint
         self.params, self.batch_size = params, batch_size
@@ -75,7 +79,13 @@ class GE2EEncoder:
                 ) -> Iterator[tuple[Key, EncodedFrames]]:  # fmt: skip
         if not clips:
             return
-        embeddings = self.network(np.concatenate([stacked for _, _, stacked in clips]))
+        (embeddings,) = self.network(np.concatenate([stacked for _, _, stacked in clips]))
         bounds = np.cumsum([len(stacked) for _, _, stacked in clips])[:-1]
         for (key, waveform, _), own in zip(clips, np.split(embeddings, bounds), strict=True):
             yield key, EncodedFrames(own, self.speech(waveform, self.grid))
+
+
+def from_spec(spec: EngineSpec) -> GE2EEncoder:
+    """GE2E as `spec` asks for it (its loader in `extract/encoders.py`)."""
+    batching = {"batch_size": spec.batch_size} if spec.batch_size else {}
+    return GE2EEncoder(spec.handle, spec.runtime, spec.precision, **batching)

@@ -11,27 +11,25 @@ The whole encoder on 2 busy AVX-512 cores (`python -m dev bench ge2e`, medians o
 rounds): OpenVINO 1.15x Keras in fp32, 1.84x in bf16.
 
 `precision` is fp32 or bf16 (OpenVINO on a CPU with AVX512-BF16 or AMX only); `auto` is Keras
-where jax has an accelerator, else OpenVINO. Both rules are YAMNet's runtime's.
+where jax has an accelerator, else OpenVINO: every encoder's rules (`extract/runtime.py`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from brogue.extract.openvino_streams import StreamQueue
-
-# YAMNet's rules for which runtime `auto` means and where bf16 runs hold for every encoder.
-from brogue.extract.yamnet.runtime import cpu_has_bf16, resolve  # noqa: F401 (the encoder's)
+from brogue.extract.runtime import KerasNetwork, openvino_hints
 
 if TYPE_CHECKING:
     import keras
 
+    from ..weights_store import ImportedWeights
     from .params import Params
-    from .weights import ImportedWeights
 
-_OPENVINO_PRECISION = {"fp32": "f32", "bf16": "bf16"}
 # OpenVINO keeps LSTM gates as forget, input, cell, output; Keras as input, forget, cell, output.
 _KERAS_TO_OPENVINO_GATES = (1, 0, 2, 3)
 
@@ -40,7 +38,9 @@ class Network(Protocol):
     runtime: str
     precision: str
 
-    def __call__(self, windows: np.ndarray) -> np.ndarray: ...
+    def __call__(self, windows: np.ndarray) -> Sequence[np.ndarray]:
+        """[embeddings [B, 256]] of windows [B, 160, 40]."""
+        ...
 
 
 def load_network(imported: ImportedWeights, params: Params, runtime: str, precision: str,
@@ -59,28 +59,6 @@ def keras_model(imported: ImportedWeights, params: Params) -> keras.Model:
     return model
 
 
-class KerasNetwork:
-    runtime, precision = "keras", "fp32"
-
-    def __init__(self, model: keras.Model, batch_size: int):
-        import keras
-
-        self.model, self.batch_size = model, batch_size
-        self.model.compile(jit_compile=keras.backend.backend() != "tensorflow")
-
-    def __call__(self, windows: np.ndarray) -> np.ndarray:
-        """Embeddings of `windows`, at most `batch_size` per call; a short last call is padded
-        to a power of two, so the compiled function sees a handful of shapes."""
-        out = []
-        for start in range(0, len(windows), self.batch_size):
-            batch = windows[start : start + self.batch_size]
-            rows = min(self.batch_size, 1 << (len(batch) - 1).bit_length())
-            padded = np.zeros((rows, *batch.shape[1:]), np.float32)
-            padded[: len(batch)] = batch
-            out.append(np.asarray(self.model.predict_on_batch(padded))[: len(batch)])
-        return np.concatenate(out)
-
-
 class OpenVINONetwork:
     """The translated graph, one inference stream per core (`openvino_streams.StreamQueue`)."""
 
@@ -92,13 +70,11 @@ class OpenVINONetwork:
         self.precision = precision
         compiled = ov.Core().compile_model(
             openvino_model(model), "CPU",
-            {"INFERENCE_PRECISION_HINT": _OPENVINO_PRECISION[precision],
-             "PERFORMANCE_HINT": "THROUGHPUT"})  # fmt: skip
+            openvino_hints(precision, streams=True))
         self._queue = StreamQueue(compiled, batch_size, [compiled.outputs[0]])
 
-    def __call__(self, windows: np.ndarray) -> np.ndarray:
-        (embeddings,) = self._queue(windows)
-        return embeddings
+    def __call__(self, windows: np.ndarray) -> Sequence[np.ndarray]:
+        return self._queue(windows)
 
 
 def openvino_model(model: keras.Model):

@@ -6,42 +6,32 @@ importing it: its `__init__` imports torch, librosa and webrtcvad). A URL is dow
 into the cache (resumable, `extract/download.py`).
 
 The checkpoint is read without torch (`torch_pickle.py`), its network's tensors converted
-(`network.keras_weights`), fingerprinted by value, and saved as
-`<cache>/ge2e/<fingerprint>.weights.h5`; an index maps each handle to its fingerprint, so later
-runs load the Keras file and never read the checkpoint again.
+(`network.keras_weights`), fingerprinted by value, and kept in the weights store
+(`extract/weights_store.py`) as `<cache>/ge2e/<fingerprint>.weights.h5`, so later runs load the
+Keras file and never read the checkpoint again.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import importlib.util
-import json
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from brogue import atomic
 from brogue.errors import BrogueError
 
-from ..user_cache import cache_root
+from ..weights_store import ImportedWeights, WeightsStore, fingerprint
 from .network import build_ge2e, keras_weights
 from .params import WEIGHTS_WHEEL, Params
 from .torch_pickle import read_checkpoint
 
 WHEEL_PACKAGE, WHEEL_FILE = "resemblyzer", "pretrained.pt"
+STORE = WeightsStore("ge2e")
 
 
 class GE2EError(BrogueError):
     """GE2E's weights could not be found or read; the message is one line naming the handle."""
-
-
-@dataclasses.dataclass(frozen=True)
-class ImportedWeights:
-    handle: str
-    fingerprint: str
-    weights_path: Path
 
 
 def resolve_handle(handle: str | None) -> str:
@@ -55,37 +45,26 @@ def resolve_handle(handle: str | None) -> str:
     return str(Path(next(iter(spec.submodule_search_locations)), WHEEL_FILE))
 
 
-def cache_dir() -> Path:
-    return cache_root() / "ge2e"
-
-
 def import_weights(handle: str, params: Params) -> ImportedWeights:
     """The Keras weights for `handle` (resolved), importing the checkpoint on first use."""
     checkpoint = local_checkpoint(handle)
     stamp = [checkpoint.stat().st_size, checkpoint.stat().st_mtime_ns]
-    index = _read_index()
-    known = index.get(handle)
-    if known and known["stamp"] == stamp:
-        cached = _cached(handle, known["fingerprint"])
-        if cached.weights_path.exists():
-            return cached
-
+    known = STORE.known(handle, stamp)
+    if known:
+        return known
     weights = checkpoint_weights(checkpoint, handle, params)
-    cached = _cached(handle, fingerprint(weights))
-    if not cached.weights_path.exists():
+    # The network as it runs, whatever else the checkpoint held (optimizer state, training-only
+    # scalars): each layer's weights by layer name and position.
+    imported = STORE.weights(handle, fingerprint({
+        f"{name}/{index}": value for name, values in weights.items()
+        for index, value in enumerate(values)}))  # fmt: skip
+    if not imported.weights_path.exists():
         model = build_ge2e(params)
         for name, values in weights.items():
             model.get_layer(name).set_weights(values)
-        cached.weights_path.parent.mkdir(parents=True, exist_ok=True)
-        # Keras saves weights only under a name ending in .weights.h5: staged in a folder of
-        # their own beside the final name, then published in one step.
-        with tempfile.TemporaryDirectory(dir=cached.weights_path.parent) as folder:
-            staged = Path(folder) / cached.weights_path.name
-            model.save_weights(staged)
-            atomic.publish(staged, cached.weights_path)
-    index[handle] = {"fingerprint": cached.fingerprint, "stamp": stamp}
-    atomic.write_text(cache_dir() / "handles.json", json.dumps(index, indent=1, sort_keys=True))
-    return cached
+        STORE.save(imported, model)
+    STORE.remember(imported, stamp)
+    return imported
 
 
 def local_checkpoint(handle: str) -> Path:
@@ -97,8 +76,8 @@ def local_checkpoint(handle: str) -> Path:
     from brogue.extract.download import download
 
     name = hashlib.sha256(handle.encode()).hexdigest()[:16] + ".pt"
-    (cache_dir() / "downloads").mkdir(parents=True, exist_ok=True)
-    return download(handle, cache_dir() / "downloads" / name, progress=False)
+    (STORE.folder / "downloads").mkdir(parents=True, exist_ok=True)
+    return download(handle, STORE.folder / "downloads" / name, progress=False)
 
 
 def checkpoint_weights(checkpoint: Path, handle: str, params: Params
@@ -124,23 +103,5 @@ def checkpoint_weights(checkpoint: Path, handle: str, params: Params
     return weights
 
 
-def fingerprint(weights: dict[str, list[np.ndarray]]) -> str:
-    """A short hash of the converted weights: the network as it runs, whatever else the
-    checkpoint held (optimizer state, training-only scalars)."""
-    from brogue.extract.yamnet.weights import fingerprint as named_fingerprint
-
-    return named_fingerprint({f"{name}/{index}": value for name, values in weights.items()
-                              for index, value in enumerate(values)})  # fmt: skip
-
-
 def _is_url(handle: str) -> bool:
     return handle.startswith(("http://", "https://"))
-
-
-def _cached(handle: str, weights_id: str) -> ImportedWeights:
-    return ImportedWeights(handle, weights_id, cache_dir() / f"{weights_id}.weights.h5")
-
-
-def _read_index() -> dict:
-    path = cache_dir() / "handles.json"
-    return json.loads(path.read_text()) if path.exists() else {}

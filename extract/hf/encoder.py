@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
-from brogue.errors import BrogueError
+from brogue.errors import BrogueError, require
 from brogue.extract.engine import EncodedFrames, clip_groups
+from brogue.extract.runtime import TORCH_RUNTIMES, resolve
 from brogue.extract.vad import SileroVad
 
 from .grid import GRID, pool
@@ -23,6 +24,7 @@ from .model import load
 from .spec import parse
 
 if TYPE_CHECKING:
+    from brogue.extract.engine import EngineSpec
     from brogue.extract.grid import FrameGrid
 
 Key = TypeVar("Key")
@@ -39,8 +41,11 @@ class HFEncoder:
 
     def __init__(self, name: str, runtime: str = "auto",
                  speech: Callable[[np.ndarray, FrameGrid], np.ndarray] | None = None) -> None:
+        # The OpenVINO runtime, which `auto` means, ran wav2vec2-base's architecture at 1.5-2.3
+        # audio-s/s against torch's 0.5-0.9 on 2 busy cores (fp32; `python -m dev.bench_hf`).
+        runtime = resolve(runtime, self.precision, TORCH_RUNTIMES, (self.precision,))
         loaded = load(parse(name))
-        from .network import load_network, resolve
+        from .network import load_network
 
         if loaded.features.sampling_rate != GRID.sample_rate:
             raise BrogueError(f"{loaded.name}: the model hears {loaded.features.sampling_rate} Hz "
@@ -57,7 +62,7 @@ class HFEncoder:
         self._hop = GRID.model_frames(GRID.hop_s, loaded.inputs.stride)
         example = loaded.inputs.batch(loaded.features, [np.zeros(GRID.sample_rate, np.float32)] * 2,
                                       GRID.sample_rate)
-        self.network = load_network(loaded.network, resolve(runtime), example,
+        self.network = load_network(loaded.network, runtime, example,
                                     f"{loaded.fingerprint}-layer{loaded.layer}")
         self.runtime = self.network.runtime
 
@@ -100,3 +105,10 @@ class HFEncoder:
         states = self.network(*inputs.batch(self._loaded.features, waveforms, GRID.sample_rate))
         return [row[: inputs.count(len(waveform))] for row, waveform in zip(states, waveforms,
                                                                             strict=True)]
+
+
+def from_spec(spec: EngineSpec) -> HFEncoder:
+    """`spec.encoder`, a name hf:MODEL[@LAYER], as `spec` asks for it (its loader in
+    `extract/encoders.py`, which refuses settings other than fp32 and its own batching)."""
+    require("transformers", "hf", f"--encoder {spec.encoder}")
+    return HFEncoder(spec.encoder, spec.runtime)

@@ -14,13 +14,12 @@ import dataclasses
 
 import numpy as np
 
-from brogue.extract.grid import SAMPLE_RATE, FrameGrid
-from brogue.extract.yamnet.params import PARAMS as YAMNET_PARAMS
+from brogue.extract.grid import SAMPLE_RATE, SHARED_GRID, FrameGrid
 
 
 @dataclasses.dataclass(frozen=True)
 class Grid:
-    frames: FrameGrid = YAMNET_PARAMS.grid  # YAMNet's, whose frame count it shares
+    frames: FrameGrid = SHARED_GRID  # YAMNet's, whose frame count it shares
     sample_rate: int = SAMPLE_RATE
 
     @property

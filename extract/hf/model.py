@@ -7,10 +7,10 @@ The models read are wav2vec2, HuBERT, WavLM, XLS-R and Whisper's encoder (`input
 
 from __future__ import annotations
 
-import hashlib
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from brogue.errors import BrogueError, require
+from brogue.extract.weights_store import fingerprint
 
 from . import inputs
 from .inputs import ConvStack, WhisperWindow
@@ -61,12 +61,6 @@ def load(spec: Spec) -> Loaded:
 
 
 def weights_fingerprint(model: torch.nn.Module) -> str:
-    """sha256 over every tensor of the model's state dict, by name, dtype, shape and bytes."""
-    import torch
-
-    digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        tensor = tensor.detach().cpu().contiguous()
-        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
-        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
+    """The fingerprint of every tensor of the model's state dict (`weights_store.fingerprint`)."""
+    return fingerprint({name: tensor.detach().cpu().numpy()
+                        for name, tensor in model.state_dict().items()})

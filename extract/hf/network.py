@@ -15,9 +15,8 @@ import numpy as np
 import torch
 
 from brogue import atomic
+from brogue.extract.runtime import openvino_hints
 from brogue.extract.user_cache import cache_root
-
-RUNTIMES = ("auto", "torch", "openvino")
 
 
 class KeptState(torch.nn.Module):
@@ -65,7 +64,7 @@ class OpenVINONetwork:
     def __init__(self, xml: Path) -> None:
         import openvino as ov
 
-        self._compiled = ov.Core().compile_model(xml, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+        self._compiled = ov.Core().compile_model(xml, "CPU", openvino_hints("fp32", streams=False))
 
     def __call__(self, values: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
         inputs = [values] if mask is None else [values, mask.astype(np.int64)]
@@ -96,13 +95,3 @@ def load_network(module: torch.nn.Module, runtime: str,
     if runtime == "torch":
         return TorchNetwork(module)
     return OpenVINONetwork(converted(module, example, key))
-
-
-def resolve(runtime: str) -> str:
-    """The runtime `auto` stands for: OpenVINO, the faster on CPUs. On this project's 2-core
-    Xeon (fp32, busy with other work; `dev.bench_hf`), wav2vec2-base's architecture ran at
-    1.5-2.3 audio-s/s in OpenVINO against 0.5-0.9 in torch (2.2-3.3x), the tiny test model
-    5-10x faster."""
-    if runtime not in RUNTIMES:
-        raise ValueError(f"runtime {runtime!r}: choose from {RUNTIMES}")
-    return "openvino" if runtime == "auto" else runtime

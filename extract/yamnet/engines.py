@@ -10,7 +10,7 @@
 
 Callers hand over clips and get clips back (`stream`, `frames`); how an engine batches is
 its own business. A frame is speech when its top AudioSet class is Speech
-(`brogue.cache.speech.scores_say_speech`).
+(`scores_say_speech` of `brogue.cache`).
 """
 
 from __future__ import annotations
@@ -24,23 +24,21 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 
 import numpy as np
 
-from brogue.cache.speech import scores_say_speech
+from brogue.cache import scores_say_speech
 from brogue.extract.engine import EncodedFrames, clip_groups, frames_of
+from brogue.extract.runtime import KERAS_RUNTIMES, RuntimeUnavailable, resolve
 
+from ..weights_store import ImportedWeights, fingerprint
 from . import runtime as runtimes
 from .features import CLIPS_PER_FRONT_END_CALL, SAMPLES_PER_FRONT_END_CALL, lay_out, log_mel_rows
 from .host_frontend import HostLogMelPatches
 from .params import PARAMS, Params
-from .weights import (
-    ImportedWeights,
-    fingerprint,
-    import_weights,
-    load_saved_model,
-    named_variables,
-)
+from .weights import CLASS_MAP, import_weights, load_saved_model, named_variables, resolve_handle
 
 if TYPE_CHECKING:
     import keras
+
+    from brogue.extract.engine import EngineSpec
 
 # Patches per native batch. On 2 CPU cores, Keras (TensorFlow) against hub over 64 clips of
 # ~6 s was 0.98 at 16, 1.05 at 32, 0.99 at 64 and 0.80 at 128 patches; OpenVINO fp32 was
@@ -117,7 +115,7 @@ class NativeEngine(_YamnetEncoder):
         batch_size: int = DEFAULT_BATCH_PATCHES,
         params: Params = PARAMS,
     ):
-        runtime = runtimes.resolve(runtime, precision)  # before the slow import
+        runtime = resolve(runtime, precision, KERAS_RUNTIMES)  # before the slow import
         self._load(import_weights(handle, params), runtime, precision, batch_size, params)
 
     @classmethod
@@ -131,8 +129,8 @@ class NativeEngine(_YamnetEncoder):
     ) -> NativeEngine:
         """An engine on a weights file that did not come from a handle (tests' random weights)."""
         engine = cls.__new__(cls)
-        engine._load(imported, runtimes.resolve(runtime, precision), precision, batch_size,
-                     params)
+        engine._load(imported, resolve(runtime, precision, KERAS_RUNTIMES), precision,
+                     batch_size, params)
         return engine
 
     def _load(self, imported: ImportedWeights, runtime: str, precision: str, batch_size: int,
@@ -144,7 +142,7 @@ class NativeEngine(_YamnetEncoder):
         self.params = params
         self.batch_size = batch_size
         self.fingerprint = imported.fingerprint
-        self.class_names = read_class_names(imported.class_map_path)
+        self.class_names = read_class_names(imported.beside(CLASS_MAP))
         self.network = runtimes.load_network(imported, params, runtime, precision, batch_size)
         self.runtime, self.precision = self.network.runtime, self.network.precision
         self.front_end = HostLogMelPatches(params)
@@ -274,10 +272,18 @@ def load_engine(name: str, handle: str, runtime: str = "auto", precision: str = 
     """The engine `name` on `handle`; the hub engine is TF Hub's own graph, fp32 only."""
     if name == "hub":
         if (runtime, precision) not in (("auto", "fp32"), ("hub", "fp32")):
-            raise runtimes.RuntimeUnavailable(
+            raise RuntimeUnavailable(
                 f"the hub engine runs TF Hub's graph in fp32; --runtime {runtime} "
                 f"--precision {precision} are for the native engine")
         return HubEngine(handle)
     if name == "native":
         return NativeEngine(handle, runtime, precision, batch_size)
     raise ValueError(f"unknown YAMNet engine {name!r}; choose from {ENGINES}")
+
+
+def from_spec(spec: EngineSpec) -> HubEngine | NativeEngine:
+    """YAMNet as `spec` asks for it (its loader in `extract/encoders.py`): TF Hub's own graph
+    with `reference`, else the native engine."""
+    batching = {"batch_size": spec.batch_size} if spec.batch_size else {}
+    return load_engine("hub" if spec.reference else "native", resolve_handle(spec.handle),
+                       spec.runtime, spec.precision, **batching)  # fmt: skip

@@ -13,8 +13,8 @@ from brogue.extract.grid import SAMPLE_RATE
 from .params import Params
 
 # Clips per call of the native engine's front end: 16 clips of ~6 s ran it 2.4x faster than one
-# call per clip: a call costs ~1.2 ms by itself, and bigger ones keep both cores busier. Here,
-# not in the engine, because the decode workers keep two calls' clips coming.
+# call per clip: a call costs ~1.2 ms by itself, and bigger ones keep both cores busier. The
+# decode workers keep two calls' clips coming (`decode.TASKS_PER_WORKER`).
 CLIPS_PER_FRONT_END_CALL = 16
 # ... and at most this much audio per call, which bounds the call's intermediates (frames,
 # spectra). Extracting a 1 h recording (16 s blocks) peaked at 1,318 MB for all processes with

@@ -1,7 +1,7 @@
 """YAMNet as one Keras graph from a waveform to its embeddings and speech mask, for `export`.
 
 The Keras front end (`frontend.LogMelPatches`), the network on the engine's weights and the
-speech rule (`brogue.cache.speech.scores_say_speech`, its one definition run on Keras ops).
+speech rule (`scores_say_speech` of `brogue.cache`, its one definition run on Keras ops).
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from brogue.cache.speech import scores_say_speech
+from brogue.cache import scores_say_speech
 
 from .frontend import LogMelPatches
 from .params import Params

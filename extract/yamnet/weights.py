@@ -2,20 +2,15 @@
 
 The SavedModel's variables (`layer1/conv/kernel:0`, ..., `dense/bias:0`) are
 fingerprinted by value, their BatchNorm folded into the convolutions, copied into
-the Keras layer table, and saved as
-`<cache>/yamnet/<fingerprint>.weights.h5` with the class map beside it. A small
-index maps each handle to its fingerprint, so later runs, and the jax backend
-on machines without TensorFlow, load the Keras file and never touch TF Hub.
+the Keras layer table, and kept in the weights store (`extract/weights_store.py`) as
+`<cache>/yamnet/<fingerprint>.weights.h5` with the class map beside it, so later runs, and
+the jax backend on machines without TensorFlow, load the Keras file and never touch TF Hub.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
 import os
 import shutil
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -24,30 +19,21 @@ import numpy as np
 from brogue import atomic
 from brogue.errors import BrogueError, require
 
-from ..user_cache import cache_root
+from ..weights_store import ImportedWeights, WeightsStore, fingerprint
 from .params import DEFAULT_HANDLE, Params
+
+STORE = WeightsStore("yamnet")
+CLASS_MAP = ".class_map.csv"  # beside the weights: the AudioSet names of the scores' columns
 
 
 class YamnetError(BrogueError):
     """YAMNet could not be loaded; the message is one line naming the handle."""
 
 
-@dataclasses.dataclass(frozen=True)
-class ImportedWeights:
-    handle: str
-    fingerprint: str
-    weights_path: Path
-    class_map_path: Path
-
-
 def resolve_handle(handle: str | None) -> str:
     """The handle to use: the argument, else $BROGUE_YAMNET, else TF Hub's YAMNet."""
     chosen = handle or os.environ.get("BROGUE_YAMNET") or DEFAULT_HANDLE
     return str(Path(chosen).resolve()) if os.path.isdir(chosen) else chosen
-
-
-def cache_dir() -> Path:
-    return cache_root() / "yamnet"
 
 
 def saved_model_dir(handle: str) -> Path:
@@ -85,16 +71,6 @@ def named_variables(saved_model) -> dict[str, np.ndarray]:
         if isinstance(node, tf.Variable)
     )
     return {variable.name.removesuffix(":0"): variable.numpy() for variable in variables}
-
-
-def fingerprint(values: dict[str, np.ndarray]) -> str:
-    """A short hash of the variables' names, shapes and values."""
-    digest = hashlib.sha256()
-    for name in sorted(values):
-        array = np.ascontiguousarray(values[name])
-        digest.update(f"{name}|{array.dtype.str}|{array.shape}".encode())
-        digest.update(array.tobytes())
-    return digest.hexdigest()[:16]
 
 
 def fold_batch_norm(values: dict[str, np.ndarray], params: Params) -> dict[str, np.ndarray]:
@@ -145,41 +121,24 @@ def assign_weights(model, values: dict[str, np.ndarray], handle: str, params: Pa
 
 def import_weights(handle: str, params: Params) -> ImportedWeights:
     """The Keras weights for `handle`, importing them from the SavedModel on first use."""
-    index = _read_index()
-    known = index.get(handle)
-    if known and _stamp(handle) == known.get("stamp"):
-        cached = _cached(handle, known["fingerprint"])
-        if cached.weights_path.exists():
-            return cached
-
+    known = STORE.known(handle, _stamp(handle))
+    if known:
+        return known
     saved_model = load_saved_model(handle)
     values = named_variables(saved_model)
-    weights_id = fingerprint(values)
-    cached = _cached(handle, weights_id)
-    if not cached.weights_path.exists():
+    imported = STORE.weights(handle, fingerprint(values))
+    if not imported.weights_path.exists():
         from .network import build_yamnet  # Keras, here only: a cached import needs none
 
         model = build_yamnet(params)
         assign_weights(model, values, handle, params)
-        cached.weights_path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic.atomic_path(cached.class_map_path) as temporary:
+        imported.weights_path.parent.mkdir(parents=True, exist_ok=True)
+        # The class map first: a reader who finds the weights finds it too.
+        with atomic.atomic_path(imported.beside(CLASS_MAP)) as temporary:
             shutil.copyfile(saved_model.class_map_path().numpy().decode(), temporary)
-        # Keras saves weights only under a name ending in .weights.h5: staged in a folder of
-        # their own, published last, so that a reader who finds them finds the class map too.
-        with tempfile.TemporaryDirectory(dir=cached.weights_path.parent) as folder:
-            staged = Path(folder) / cached.weights_path.name
-            model.save_weights(staged)
-            atomic.publish(staged, cached.weights_path)
-    index[handle] = {"fingerprint": weights_id, "stamp": _stamp(handle)}
-    _write_index(index)
-    return cached
-
-
-def _cached(handle: str, weights_id: str) -> ImportedWeights:
-    stem = cache_dir() / weights_id
-    return ImportedWeights(
-        handle, weights_id, stem.with_suffix(".weights.h5"), stem.with_suffix(".class_map.csv")
-    )
+        STORE.save(imported, model)
+    STORE.remember(imported, _stamp(handle))
+    return imported
 
 
 def _stamp(handle: str) -> list[int] | None:
@@ -191,15 +150,6 @@ def _stamp(handle: str) -> list[int] | None:
         return None
     files = sorted((Path(handle) / "variables").glob("*"))
     return [value for f in files for value in (f.stat().st_size, f.stat().st_mtime_ns)]
-
-
-def _read_index() -> dict:
-    path = cache_dir() / "handles.json"
-    return json.loads(path.read_text()) if path.exists() else {}
-
-
-def _write_index(index: dict) -> None:
-    atomic.write_text(cache_dir() / "handles.json", json.dumps(index, indent=1, sort_keys=True))
 
 
 def _first_line(error: Exception) -> str:
