@@ -26,7 +26,6 @@ from brogue import atomic
 from brogue.errors import BrogueError
 
 from ..user_cache import cache_root
-from .network import build_ge2e, keras_weights
 from .params import WEIGHTS_WHEEL, Params
 from .torch_pickle import read_checkpoint
 
@@ -70,6 +69,10 @@ def import_weights(handle: str, params: Params) -> ImportedWeights:
         if cached.weights_path.exists():
             return cached
 
+    # Keras only from here, on first use: the OpenVINO runtime then never imports it
+    # (`runtime.converted`).
+    from .network import build_ge2e
+
     weights = checkpoint_weights(checkpoint, handle, params)
     cached = _cached(handle, fingerprint(weights))
     if not cached.weights_path.exists():
@@ -105,6 +108,8 @@ def checkpoint_weights(checkpoint: Path, handle: str, params: Params
                        ) -> dict[str, list[np.ndarray]]:  # fmt: skip
     """Each Keras layer's weights from the checkpoint: Resemblyzer's (`{"model_state": ...}`)
     or a bare state dict, refusing anything that is not GE2E's network."""
+    from .network import build_ge2e, keras_weights
+
     content = read_checkpoint(checkpoint)
     state = content.get("model_state", content) if isinstance(content, dict) else None
     if not isinstance(state, dict):
