@@ -141,6 +141,8 @@ class ShardWriter:
 
     def drop_frames(self) -> None:
         """Forget the frames of the clip in progress (one of its pieces failed)."""
+        if not self._pending:
+            return
         for name, file in self._spool.items():
             file.truncate(self.frames * self._rows[name].itemsize)
             file.seek(0, os.SEEK_END)

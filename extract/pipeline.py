@@ -201,7 +201,7 @@ class ShardSink:
         shard's if the file filled it."""
         clip, frames = piece.clip, piece.frames
         if frames is None:
-            if self._writer is not None:
+            if clip.failure and self._writer is not None:
                 self._writer.drop_frames()  # the earlier pieces of a file whose piece failed
             return [skipped_outcome(clip)]
         if self._writer is None:
