@@ -17,7 +17,7 @@ endif
 
 .PHONY: setup test lint extract synthetic train sweep predict export demo stress \
 	bench bench-yamnet bench-extract bench-train bench-sweep bench-shards bench-families bench-ray \
-	bench-vad bench-encoders bench-ge2e bench-serve
+	bench-vad bench-encoders bench-ge2e bench-serve bench-memory
 
 setup: $(VENV)/.installed
 
@@ -77,6 +77,9 @@ bench-yamnet: setup
 
 bench-extract: setup
 	$(PY) -m dev bench extract $(ARGS)
+
+bench-memory: setup
+	$(PY) -m dev bench memory $(ARGS)
 
 bench-train: setup
 	$(PY) -m dev bench train $(ARGS)

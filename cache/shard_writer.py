@@ -26,9 +26,10 @@ _COPY_ROWS = 4096  # frames copied at a time from the spool into the shard: ~25 
 
 
 class ShardWriter:
-    """Writes one shard, with memory bounded by one clip whatever the shard's size.
+    """Writes one shard, with memory bounded by one piece of a clip whatever the shard's size.
 
-    Frames go to raw spool files (temporary names) as clips come. `close` reserves the shard's
+    Frames go to raw spool files (temporary names) as clips come, a long clip's in pieces
+    (`add_frames`, then `end_clip`), so no clip is ever held whole. `close` reserves the shard's
     size on disk, copies the frames block by block into the contiguous shard under another
     temporary name and publishes it under the first free shard name from `index` on, never
     over a finished shard. A full disk therefore fails in a plain write or in the reservation,
@@ -66,7 +67,8 @@ class ShardWriter:
         self.extra_columns = tuple(extra_columns)
         self._clips: list[ClipMeta] = []
         self._counts: list[int] = []  # frames of each clip
-        self.frames = 0  # frames spooled
+        self.frames = 0  # frames of the clips ended
+        self._pending = 0  # frames spooled for the clip not yet ended
         self._closed = False
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._rows = {"embeddings": np.dtype((embedding_dtype, (encoder.embedding_size,))),
@@ -96,6 +98,37 @@ class ShardWriter:
                  scores: np.ndarray | None = None) -> int:  # fmt: skip
         """One whole clip: its metadata and its frames (embeddings [N, D], speech [N], and
         scores [N, K] when the shard keeps scores); returns N."""
+        meta = self._checked(meta)
+        self.add_frames(embeddings, speech, scores)
+        return self.end_clip(meta)
+
+    def add_frames(self, embeddings: np.ndarray, speech: np.ndarray,
+                   scores: np.ndarray | None = None) -> None:  # fmt: skip
+        """Frames of the clip in progress, after those added before (`add_clip`'s arrays)."""
+        if self._closed:
+            raise ValueError(f"{self.path.name} is closed; open a new ShardWriter")
+        arrays = {"embeddings": np.asarray(embeddings), "speech": np.asarray(speech)}
+        if scores is not None:
+            arrays["scores"] = np.asarray(scores)
+        expected = {name: (len(arrays["embeddings"]), *row.shape)
+                    for name, row in self._rows.items()}  # fmt: skip
+        found = {name: array.shape for name, array in arrays.items()}
+        if found != expected:
+            raise ValueError(f"expected frames {expected}, got {found} for {self.path.name}")
+        for name, array in arrays.items():
+            self._spool[name].write(array.astype(self._rows[name].base, copy=False).tobytes())
+        self._pending += len(arrays["embeddings"])
+
+    def end_clip(self, meta: ClipMeta | Mapping) -> int:
+        """The clip in progress is complete: `meta` owns every frame added since the last clip
+        ended; returns their count."""
+        self._clips.append(self._checked(meta))
+        self._counts.append(self._pending)
+        self.frames += self._pending
+        self._pending = 0
+        return self._counts[-1]
+
+    def _checked(self, meta: ClipMeta | Mapping) -> ClipMeta:
         if self._closed:
             raise ValueError(f"{self.path.name} is closed; open a new ShardWriter")
         meta = meta if isinstance(meta, ClipMeta) else ClipMeta(**meta)
@@ -104,20 +137,16 @@ class ShardWriter:
             raise ValueError(
                 f"extra columns {sorted(unknown)} of {meta.path} are not {self.extra_columns}"
             )
-        arrays = {"embeddings": np.asarray(embeddings), "speech": np.asarray(speech)}
-        if scores is not None:
-            arrays["scores"] = np.asarray(scores)
-        expected = {name: (len(arrays["embeddings"]), *row.shape)
-                    for name, row in self._rows.items()}  # fmt: skip
-        found = {name: array.shape for name, array in arrays.items()}
-        if found != expected:
-            raise ValueError(f"expected frames {expected}, got {found} for {meta.path}")
-        for name, array in arrays.items():
-            self._spool[name].write(array.astype(self._rows[name].base, copy=False).tobytes())
-        self.frames += len(arrays["embeddings"])
-        self._counts.append(len(arrays["embeddings"]))
-        self._clips.append(meta)
-        return self._counts[-1]
+        return meta
+
+    def drop_frames(self) -> None:
+        """Forget the frames of the clip in progress (one of its pieces failed)."""
+        if not self._pending:
+            return
+        for name, file in self._spool.items():
+            file.truncate(self.frames * self._rows[name].itemsize)
+            file.seek(0, os.SEEK_END)
+        self._pending = 0
 
     def _read(self, name: str, start: int, stop: int) -> np.ndarray:
         file = self._spool[name]

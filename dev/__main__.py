@@ -26,6 +26,7 @@ BENCHMARKS = {
               "clients, bursts"),
     "vad": ("dev.bench_vad", "speech rules (Silero VAD, webrtcvad, energy) vs YAMNet's"),
     "ray": ("dev.bench_ray", "extraction on Ray Data in local mode vs the local executor"),
+    "memory": ("dev.memory", "peak memory of extracting a 3 h and a 6 h recording, per encoder"),
 }
 
 

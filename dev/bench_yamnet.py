@@ -36,7 +36,7 @@ from brogue.extract.yamnet.engines import (
 )
 from brogue.extract.yamnet.params import DEFAULT_HANDLE
 from brogue.extract.yamnet.weights import resolve_handle
-from dev.machine import cpu_line
+from dev.machine import bf16_runs, cpu_line
 from dev.signals import speech_like
 
 
@@ -47,9 +47,10 @@ def speech_clips(count: int, mean_seconds: float, seed: int) -> list[np.ndarray]
 
 
 def variants() -> list[tuple[str, str]]:
-    """Every (runtime, precision) this machine can run, fp32 first."""
+    """Every (runtime, precision) this machine can run, fp32 first; no bf16 under an
+    instruction-set cap that leaves it to reference code (`machine.bf16_runs`)."""
     found = [("keras", "fp32"), ("openvino", "fp32")]
-    return found + ([("openvino", "bf16")] if runtime.cpu_has_bf16() else [])
+    return found + ([("openvino", "bf16")] if runtime.cpu_has_bf16() and bf16_runs() else [])
 
 
 def native_engines(handle: str, batch_size: int) -> dict[str, NativeEngine]:

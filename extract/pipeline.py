@@ -2,7 +2,8 @@
 
 Worker processes (`decode.py`) hash, decode and resample while the main process runs the
 encoder, so I/O hides behind compute; files reach their frames through the one path
-(`frames.whole_files`). Finished clips go into the current shard; once it holds
+(`frames.file_pieces`). Each piece's frames go into the current shard as they come (a long
+recording is never held whole); once the shard holds
 `shard_frames` frames it is published atomically and the manifest is rewritten, so a crash
 loses at most the shard in progress. The cache's one writer (`brogue.cache.CacheWriter`) is
 held throughout: a rerun skips clips whose file is unchanged (same size and modification
@@ -37,7 +38,7 @@ from brogue.cache import (
 from .corpus import ClipSource
 from .decode import DEFAULT_WORKERS, Prepared
 from .engine import EncodedFrames, encoder_record
-from .frames import FileFrames, whole_files
+from .frames import PieceFrames, file_pieces
 from .grid import FrameGrid
 
 if TYPE_CHECKING:  # importing the engines here would pull Keras into every decode worker
@@ -174,14 +175,14 @@ def local_executor(encoder: Encoder, workers: int = DEFAULT_WORKERS) -> Executor
 
 
 def _local_outcomes(job: Job, encoder: Encoder, workers: int) -> Generator[Outcome, None, None]:
-    files = whole_files(encoder, job.sources, workers, job.cached)
+    pieces = file_pieces(encoder, job.sources, workers, job.cached)
     sink = ShardSink(job.output)
     try:
-        for file in files:
-            yield from sink.add(file)
+        for piece in pieces:
+            yield from sink.add(piece)
         yield from sink.close()
     finally:
-        files.close()  # stops the decode workers now, also when the run failed
+        pieces.close()  # stops the decode workers now, also when the run failed
         sink.discard()
 
 
@@ -191,7 +192,8 @@ def skipped_outcome(clip: Prepared) -> Outcome:
 
 
 class ShardSink:
-    """Files' frames into shards, each published once it holds `shard_frames` frames.
+    """Files' frames into shards, piece by piece, each shard published once it holds
+    `shard_frames` frames of whole clips.
 
     Several sinks, in several processes, may write one cache: each publishes under a free name.
     """
@@ -200,15 +202,23 @@ class ShardSink:
         self.output = output
         self._writer: ShardWriter | None = None
 
-    def add(self, file: FileFrames) -> list[Outcome]:
-        """A file's outcome, followed by the shard's if the file filled it."""
-        clip, frames = file.clip, file.frames
+    def add(self, piece: PieceFrames) -> list[Outcome]:
+        """Nothing for a piece before a file's last; then the file's outcome, followed by the
+        shard's if the file filled it."""
+        clip, frames = piece.clip, piece.frames
         if frames is None:
+            if clip.failure and self._writer is not None:
+                self._writer.drop_frames()  # the earlier pieces of a file whose piece failed
             return [skipped_outcome(clip)]
         if self._writer is None:
             self._writer = self.output.spec.new_shard()
-        self._writer.add_clip(_clip_meta(clip, self.output.spec.extra_columns), *_stored(frames))
-        done = [Outcome(str(clip.source.path), clip.seconds, len(frames.embeddings))]
+        if clip.piece == 0:
+            self._writer.drop_frames()  # a file begun again (its decoder crashed)
+        self._writer.add_frames(*_stored(frames))
+        if not clip.last:
+            return []
+        count = self._writer.end_clip(_clip_meta(clip, self.output.spec.extra_columns))
+        done = [Outcome(str(clip.source.path), clip.seconds, count)]
         if self._writer.frames >= self.output.shard_frames:
             done += self.close()
         return done
@@ -231,7 +241,7 @@ class ShardSink:
 
 
 def _stored(frames: EncodedFrames) -> tuple:
-    """What a shard keeps of a file's frames (not the log-mel, which is for plots)."""
+    """What a shard keeps of a piece's frames (not the log-mel, which is for plots)."""
     return frames.embeddings, frames.speech, frames.scores
 
 

@@ -5,7 +5,7 @@ and turns outcomes into the report and the manifest. This executor hands it the 
 whose file changed or is new (the same `unchanged` test as the local executor) as a Ray
 Dataset. Hashing and decoding (`decode.prepare`) run as Ray tasks; the encoder runs in an actor
 pool, one encoder per actor (`--num-gpus-per-actor` GPUs each). Each actor call takes its clips
-through the one path (`frames.encoded_files`) into whole shards (`pipeline.ShardSink`),
+through the one path (`frames.encoded_pieces`) into whole shards (`pipeline.ShardSink`),
 publishes them atomically under free names, and returns what became of each clip; the driver
 rewrites the manifest as the shards arrive.
 
@@ -34,7 +34,7 @@ from brogue.quiet import quiet_frameworks
 
 from . import decode, pipeline
 from .engine import Encoder, EngineSpec, encoder_record
-from .frames import encoded_files
+from .frames import encoded_pieces
 from .pipeline import Job, Outcome, Output
 
 # Clips per actor call: its shards are published when it returns, so this is the work a lost
@@ -196,8 +196,8 @@ class ShardMaker:
                 to_compute.append(clip)
         sink = pipeline.ShardSink(self.output)
         try:
-            for file in encoded_files(self.engine, _waveforms(to_compute)):
-                outcomes += sink.add(file)
+            for piece in encoded_pieces(self.engine, _waveforms(to_compute)):
+                outcomes += sink.add(piece)
             outcomes += sink.close()
         finally:
             sink.discard()

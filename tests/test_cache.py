@@ -359,6 +359,35 @@ def test_failed_close_leaves_no_shard(tmp_path: Path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_clip_written_in_pieces_reads_back_as_written_whole(tmp_path: Path):
+    rng = np.random.default_rng(5)
+    first, long, last = (make_clip(rng, 0, row, frames) for row, frames in enumerate((2, 9, 3)))
+    abandoned = make_clip(rng, 0, 3, 4)
+    with writer(tmp_path, 0) as shard:
+        add(shard, first)
+        # A clip whose second piece failed: its first piece is forgotten.
+        shard.add_frames(abandoned["embeddings"][:3], abandoned["speech"][:3],
+                         abandoned["scores"][:3])
+        shard.drop_frames()
+        for piece in (slice(0, 4), slice(4, 5), slice(5, 9)):
+            shard.add_frames(long["embeddings"][piece], long["speech"][piece],
+                             long["scores"][piece])
+        assert (shard.frames, shard.clips) == (2, 1)  # the clip in progress is not counted
+        assert shard.end_clip(long["meta"]) == 9
+        add(shard, last)
+    write_manifest(tmp_path, summarise(tmp_path) | {"failures": []}, ENCODER)
+
+    with Cache(tmp_path) as cache:
+        table = cache.clips()
+        assert table["path"].tolist() == [clip["meta"].path for clip in (first, long, last)]
+        assert table["num_frames"].tolist() == [2, 9, 3]
+        for row, clip in enumerate((first, long, last)):
+            stored = cache.clip_frames(0, row, ("embeddings", "speech", "scores"))
+            np.testing.assert_array_equal(stored["embeddings"], stored_embeddings(clip, 0))
+            np.testing.assert_array_equal(stored["speech"], clip["speech"])
+            np.testing.assert_array_equal(stored["scores"], clip["scores"])
+
+
 def test_finished_shards_are_never_rewritten(tmp_path: Path):
     write_cache(tmp_path)
     with pytest.raises(CacheError, match="never rewritten"):

@@ -331,3 +331,26 @@ def test_the_encoder_runs_without_torch_resemblyzer_librosa_or_webrtcvad(checkpo
                           timeout=300, env={**os.environ,
                                             "BROGUE_CACHE": str(checkpoint.parent / "fresh")})
     assert done.stdout.strip().endswith("ran"), done.stderr[-2000:]
+
+
+def test_the_openvino_runtime_imports_no_keras_once_translated(checkpoint, tmp_path):
+    """The first load translates the network into an OpenVINO IR beside the weights; a later
+    process runs from that IR alone, without Keras (and so without TensorFlow's 800 MB)."""
+    environment = {**os.environ, "BROGUE_CACHE": str(tmp_path / "cache")}
+    script = textwrap.dedent(f"""
+        import sys
+        import numpy as np
+        from brogue.extract.ge2e.encoder import GE2EEncoder
+        wave = np.sin(np.arange(40000) / 7).astype(np.float32) * 0.1
+        frames = GE2EEncoder({str(checkpoint)!r}, "openvino").frames([wave])[0]
+        np.save(sys.argv[1], frames.embeddings)
+        print("loaded:", ",".join(sorted({{"keras", "tensorflow"}} & set(sys.modules))) or "none")
+    """)
+    runs = [subprocess.run([sys.executable, "-c", script, str(tmp_path / f"{run}.npy")],
+                           capture_output=True, text=True, timeout=300, env=environment)
+            for run in ("first", "second")]  # fmt: skip
+
+    assert "keras" in runs[0].stdout.strip().rsplit("loaded: ", 1)[-1], runs[0].stderr[-2000:]
+    assert runs[1].stdout.strip().endswith("loaded: none"), runs[1].stderr[-2000:]
+    assert len(list((tmp_path / "cache").rglob("*.openvino-*.xml"))) == 1
+    np.testing.assert_array_equal(np.load(tmp_path / "second.npy"), np.load(tmp_path / "first.npy"))

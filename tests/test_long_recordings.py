@@ -9,10 +9,13 @@ import pytest
 import soundfile as sf
 import soxr
 
-from brogue.cache import Cache
+from brogue.cache import Cache, ShardSpec
+from brogue.cache.manifest import summarise, write_manifest
 from brogue.extract import decode, pipeline
 from brogue.extract.audio import AudioError, load_audio, load_block, probe, resampled_length
 from brogue.extract.corpus import folder_clips
+from brogue.extract.engine import encoder_record
+from brogue.extract.frames import encoded_pieces
 from brogue.extract.yamnet.params import PARAMS
 from dev.signals import speech_like
 
@@ -106,6 +109,30 @@ def test_a_piece_that_fails_drops_its_clip_and_the_run_goes_on(synthetic_corpus,
     clips = Cache(tmp_path / "cache").clips()
     assert clips["path"].tolist() == ["short.wav"]
     assert clips["frame_start"].tolist() == [0]  # nothing of the long file's first piece is left
+
+
+def test_a_long_recording_begun_again_is_stored_once(native_engine, tmp_path, monkeypatch):
+    """Pieces go to the shard as they come; a file whose decoder crashed is read again from
+    its first piece, and only that second reading is kept."""
+    monkeypatch.setattr(decode, "FRAMES_PER_BLOCK", 17)
+    path = long_recording(tmp_path / "audio", 20.0)
+    (source,) = folder_clips(tmp_path / "audio")
+    planned = decode.prepare(source, PARAMS.grid)
+    # What decoding hands on when its pool dies during the third piece: two pieces, then all.
+    pieces = [decode.prepare_piece(planned, number) for number in (0, 1, 0, 1, 2)]
+    spec = ShardSpec(tmp_path / "cache", encoder_record(native_engine),
+                     tuple(native_engine.score_names))  # fmt: skip
+    sink = pipeline.ShardSink(pipeline.Output(spec, shard_frames=4096))
+
+    outcomes = [outcome for piece in encoded_pieces(native_engine, pieces)
+                for outcome in sink.add(piece)] + sink.close()  # fmt: skip
+
+    assert [(outcome.frames, outcome.shard) for outcome in outcomes] == [(41, False), (0, True)]
+    write_manifest(spec.directory, summarise(spec.directory) | {"failures": []}, spec.encoder)
+    stored = Cache(spec.directory).clip_frames(0, 0, ("embeddings", "scores"))
+    whole = native_engine.frames([load_audio(path)])[0]
+    np.testing.assert_allclose(stored["embeddings"], whole.embeddings, atol=1e-5)
+    np.testing.assert_allclose(stored["scores"], whole.scores, atol=1e-5)
 
 
 def test_predict_streams_a_long_file_with_per_frame_times(speech_run, tmp_path, monkeypatch):

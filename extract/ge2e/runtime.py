@@ -17,10 +17,12 @@ where jax has an accelerator, else OpenVINO: every encoder's rules (`extract/run
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from brogue import atomic
 from brogue.extract.openvino_streams import StreamQueue
 from brogue.extract.runtime import KerasNetwork, openvino_hints
 
@@ -48,7 +50,7 @@ def load_network(imported: ImportedWeights, params: Params, runtime: str, precis
     """The network on `imported`'s weights in `runtime` (already resolved) at `precision`."""
     if runtime == "keras":
         return KerasNetwork(keras_model(imported, params), batch_size)
-    return OpenVINONetwork(keras_model(imported, params), precision, batch_size)
+    return OpenVINONetwork(converted(imported, params), precision, batch_size)
 
 
 def keras_model(imported: ImportedWeights, params: Params) -> keras.Model:
@@ -64,17 +66,36 @@ class OpenVINONetwork:
 
     runtime = "openvino"
 
-    def __init__(self, model: keras.Model, precision: str, batch_size: int):
+    def __init__(self, xml: Path, precision: str, batch_size: int):
         import openvino as ov
 
         self.precision = precision
-        compiled = ov.Core().compile_model(
-            openvino_model(model), "CPU",
-            openvino_hints(precision, streams=True))
+        core = ov.Core()
+        compiled = core.compile_model(core.read_model(xml), "CPU",
+                                      openvino_hints(precision, streams=True))
         self._queue = StreamQueue(compiled, batch_size, [compiled.outputs[0]])
 
     def __call__(self, windows: np.ndarray) -> Sequence[np.ndarray]:
         return self._queue(windows)
+
+
+def converted(imported: ImportedWeights, params: Params) -> Path:
+    """The OpenVINO IR of `imported`'s network, translated on first use (which needs Keras) and
+    kept beside the weights as `<fingerprint>.openvino-<version>.xml/.bin`, as YAMNet's is: a
+    run that finds it never imports Keras, whose TensorFlow alone held 800 MB of a long
+    recording's 1.1 GB peak."""
+    from importlib.metadata import version
+
+    import openvino as ov
+
+    xml = imported.weights_path.with_name(
+        f"{imported.fingerprint}.openvino-{version('openvino')}.xml")
+    if not xml.exists():
+        with atomic.openvino_ir(xml) as temporary:
+            # fp32 weights as they are: OpenVINO would store them in fp16 by default
+            ov.save_model(openvino_model(keras_model(imported, params)), temporary,
+                          compress_to_fp16=False)  # fmt: skip
+    return xml
 
 
 def openvino_model(model: keras.Model):

@@ -22,7 +22,6 @@ import numpy as np
 from brogue.errors import BrogueError
 
 from ..weights_store import ImportedWeights, WeightsStore, fingerprint
-from .network import build_ge2e, keras_weights
 from .params import WEIGHTS_WHEEL, Params
 from .torch_pickle import read_checkpoint
 
@@ -52,6 +51,10 @@ def import_weights(handle: str, params: Params) -> ImportedWeights:
     known = STORE.known(handle, stamp)
     if known:
         return known
+    # Keras only from here, on first use: the OpenVINO runtime then never imports it
+    # (`runtime.converted`).
+    from .network import build_ge2e
+
     weights = checkpoint_weights(checkpoint, handle, params)
     # The network as it runs, whatever else the checkpoint held (optimizer state, training-only
     # scalars): each layer's weights by layer name and position.
@@ -84,6 +87,8 @@ def checkpoint_weights(checkpoint: Path, handle: str, params: Params
                        ) -> dict[str, list[np.ndarray]]:  # fmt: skip
     """Each Keras layer's weights from the checkpoint: Resemblyzer's (`{"model_state": ...}`)
     or a bare state dict, refusing anything that is not GE2E's network."""
+    from .network import build_ge2e, keras_weights
+
     content = read_checkpoint(checkpoint)
     state = content.get("model_state", content) if isinstance(content, dict) else None
     if not isinstance(state, dict):
