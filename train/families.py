@@ -16,6 +16,7 @@ import keras
 import numpy as np
 
 from brogue.train import clip_attention, clip_linear, frame_dense
+from brogue.train.calibration import CalibrationMap
 from brogue.train.config import ConfigError, TrainConfig
 from brogue.train.dataset import Corpus
 from brogue.train.keras_training import EpochHook
@@ -62,7 +63,10 @@ def check_fusion(family: str, caches: int) -> None:
                           f"({', '.join(name for name, f in FAMILIES.items() if f.fuses)})")
 
 
-def serving_head(model: keras.Model, family: str, num_classes: int) -> keras.layers.Layer:
-    """[(embeddings [B, T, D], speech [B, T], present [B, T]) per encoder] -> (probabilities
-    [B, C], frame probabilities [B, T, C]) for a run's model of any family."""
-    return FAMILIES[family].head(model, num_classes)
+def serving_head(model: keras.Model, family: str, num_classes: int,
+                 calibration: dict[str, Any] | None) -> keras.layers.Layer:  # fmt: skip
+    """[(embeddings [B, T, D], speech [B, T], present [B, T]) per encoder] -> (calibrated
+    probabilities [B, C], frame probabilities [B, T, C] or None where fused) for a run's model
+    of any family; `calibration` is the map run.json records."""
+    return FAMILIES[family].head(model, num_classes,
+                                 CalibrationMap.from_json(calibration, num_classes - 1))

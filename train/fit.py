@@ -2,8 +2,9 @@
 
 A run folder holds everything needed to judge and reuse the run, whatever the family:
 config.json (the settings actually used), split.json (who trained, validated and tested),
-run.json (family, classes, cache identity, class weights, epochs, timing; a fused run lists
-its other caches under cache.fused, in stream order), model.keras,
+run.json (family, classes, cache identity, class weights, epochs, the calibration map fitted on
+the valid clips, timing; a fused run lists its other caches under cache.fused, in stream order),
+model.keras (the family's model; the serving head adds the calibration map),
 metrics.json, decisions.csv and the PNG plots written by `train.evaluate`; Keras families add
 history.csv and logs/ (TensorBoard).
 """
@@ -22,11 +23,13 @@ import keras
 
 from brogue import atomic
 from brogue.errors import BrogueError
+from brogue.train.calibration import fit_map
 from brogue.train.config import TrainConfig, save_config
 from brogue.train.dataset import Corpus
 from brogue.train.evaluate import evaluate_run, fold_summary, fold_table, side_metrics
 from brogue.train.families import FAMILIES, check_fusion
 from brogue.train.fusion import load_fused
+from brogue.train.plots import plot_reliability
 from brogue.train.splits import Split, make_splits
 
 # Called after each epoch of a Keras family with the epoch and the valid side's metrics.
@@ -53,6 +56,8 @@ def fit_split(
     started = time.perf_counter()
     model, trained = family.train(corpus, split, config, run, verbose,
                                   None if on_valid is None else on_epoch)  # fmt: skip
+    valid, _ = family.score(corpus, model, split.valid, config)
+    calibration = fit_map(valid, corpus.label[split.valid], config.calibration)
     caches = [{"directory": str(stream.cache.directory.absolute()),
                "encoder": dataclasses.asdict(stream.cache.encoder)} for stream in corpus.streams]
     facts = {
@@ -60,6 +65,8 @@ def fit_split(
         "classes": corpus.classes,
         "cache": {**caches[0], **({"fused": caches[1:]} if corpus.fused else {})},
         **trained,
+        "calibration": {**calibration.to_json(), "fitted_on": "valid",
+                        "clips": int(split.valid.sum())},
         "train_seconds": round(time.perf_counter() - started, 3),
     }
     atomic.write_text(run / "run.json", json.dumps(facts, indent=1) + "\n")
@@ -94,5 +101,7 @@ def fit(
     summary = fold_summary(folds, decisions, config.seed)
     save_config(config, out / "config.json")
     atomic.write_text(out / "metrics.json", json.dumps(summary, indent=1) + "\n")
+    plot_reliability(summary["test_pooled"]["calibration"], "test clips of all folds",
+                     out / "reliability.png")  # fmt: skip
     print(fold_table(summary))
     return summary

@@ -89,7 +89,7 @@ def load_run(folder: Path) -> TrainedRun:
     facts = json.loads(facts_path.read_text())
     encoders = [_record(cache, facts_path) for cache in run_caches({"cache": {}, **facts})]
     head = serving_head(keras.models.load_model(model_path), _family(facts),
-                        len(facts["classes"]))  # fmt: skip
+                        len(facts["classes"]), facts.get("calibration"))  # fmt: skip
     return TrainedRun(folder, facts["classes"], head, encoders, facts)
 
 
@@ -118,8 +118,8 @@ class FilePrediction:
     path: str
     seconds: float  # duration of the audio
     classes: list[str]
-    probabilities: np.ndarray  # [C]: the frame probabilities pooled over the speech frames
-    frame_probabilities: np.ndarray  # [N, C]
+    probabilities: np.ndarray  # [C]: the head's calibrated answer over the speech frames
+    frame_probabilities: np.ndarray | None  # [N, C]: each frame alone; None for a fused run
     speech: np.ndarray  # [N] bool: the encoder's speech mask
     frame_hop_seconds: float  # frame k covers k·hop .. k·hop + window
     frame_window_seconds: float
@@ -146,7 +146,7 @@ class FilePrediction:
             "seconds": self.seconds,
             "frame_times": (np.arange(len(self.speech)) * self.frame_hop_seconds).tolist(),
             "frame_speech": self.speech.tolist(),
-            "frame_probabilities": {
+            "frame_probabilities": None if self.frame_probabilities is None else {
                 name: column.tolist()
                 for name, column in zip(self.classes, self.frame_probabilities.T, strict=True)
             },
@@ -218,7 +218,9 @@ def predictions(run: TrainedRun, encoders: Sequence[Encoder], files: Iterator[St
     for group in _head_groups(_readable(files, failures)):
         streams = [_padded([file[number] for file in group], stream_encoder.embedding_size)
                    for number, stream_encoder in enumerate(encoders)]  # fmt: skip
-        pooled, per_frame = (np.asarray(x) for x in run.head(streams))
+        pooled, per_frame = run.head(streams)
+        pooled = np.asarray(pooled)
+        per_frame = [None] * len(group) if per_frame is None else np.asarray(per_frame)
         counts = [len(file[0].frames.speech) for file in group]
         rows = zip((file[0] for file in group), counts, pooled, per_frame, strict=True)
         for file, count, file_probs, frame_probs in rows:
@@ -228,7 +230,7 @@ def predictions(run: TrainedRun, encoders: Sequence[Encoder], files: Iterator[St
                 seconds=file.clip.seconds,
                 classes=run.classes,
                 probabilities=file_probs,
-                frame_probabilities=frame_probs[:count],
+                frame_probabilities=None if frame_probs is None else frame_probs[:count],
                 speech=file.frames.speech.astype(bool),
                 frame_hop_seconds=encoder.grid.hop_s,
                 frame_window_seconds=encoder.grid.window_s,
