@@ -151,14 +151,20 @@ def _predict_flags(parser: argparse.ArgumentParser) -> None:
 def _predict(args: argparse.Namespace) -> int:
     import json
 
+    from brogue.train.evidence import RunEvidence
     from brogue.train.predict import load_encoders, load_run, predict_files
     from brogue.train.prediction_plot import plot_prediction
 
     run = load_run(args.run)
+    evidence = RunEvidence.load(args.run, len(run.accents))
     encoders = load_encoders(run)  # at the precisions of the caches the run was trained on
     failures: list[str] = []
     for prediction in predict_files(run, encoders, args.files, failures):
-        print(json.dumps(prediction.to_json()) if args.json else prediction.describe())
+        answer, seen = prediction.to_json(), evidence.seen_in_training(Path(prediction.path))
+        if args.json:
+            print(json.dumps({**answer, **evidence.claims(answer, seen)}))
+        else:
+            print("\n  ".join([prediction.describe(), *evidence.describe(answer, seen)]))
         if args.plot:
             plot = args.plot
             if len(args.files) > 1:
