@@ -56,7 +56,8 @@ def read_table(out: Path) -> list[dict[str, str]]:
 
 
 def test_two_workers_share_one_study(parallel_sweep: Path) -> None:
-    study = open_study(f"sqlite:///{parallel_sweep / 'study.db'}", seed=0)
+    study = open_study(f"sqlite:///{parallel_sweep / 'study.db'}", seed=0,
+                       objective="clip_balanced_accuracy")
     trials = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
     assert sorted(t.number for t in trials) == [0, 1]
     assert {t.user_attrs["worker"] for t in trials} == {0, 1}

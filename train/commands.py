@@ -106,7 +106,8 @@ def _sweep_flags(parser: argparse.ArgumentParser) -> None:
     flag("--trials", type=int, default=DEFAULT_TRIALS,
          help=f"trials in all, finished ones included (default {DEFAULT_TRIALS})")  # fmt: skip
     flag("--objective", choices=sorted(OBJECTIVES), default=DEFAULT_OBJECTIVE,
-         help=f"validation score to maximise (default {DEFAULT_OBJECTIVE})")  # fmt: skip
+         help=f"validation score to optimise: log_loss is minimised, the others maximised "
+              f"(default {DEFAULT_OBJECTIVE})")  # fmt: skip
     flag("--jobs", type=int, default=DEFAULT_JOBS,
          help=f"worker processes running trials of the study (default {DEFAULT_JOBS})")  # fmt: skip
     flag("--storage", metavar="URL", help="the Optuna study's database, e.g. postgresql://... "

@@ -22,6 +22,7 @@ from brogue.cache.integrity import hash_file
 # HIGH_BIN_CLIPS test clips at least this accurate.
 HIGH = 0.8
 HIGH_BIN_CLIPS = 5
+NO_SPEECH = "No speech was heard, so this answer pools every frame and means nothing."
 SEEN = "This recording was in the run's training set; its answer says nothing about new speakers."
 
 
@@ -97,8 +98,12 @@ class RunEvidence:
     def claims(self, answer: dict[str, Any], seen: bool) -> dict[str, Any]:
         """The JSON fields a prediction's JSON `answer` carries beside its probabilities."""
         accent = answer["accent"]
-        return {"how_sure": self.how_sure(accent, answer["probabilities"][accent]),
-                "seen_in_training": seen, **({"seen_note": SEEN} if seen else {})}  # fmt: skip
+        how_sure = self.how_sure(accent, answer["probabilities"][accent])
+        if answer["pooled_over"] != "speech frames":
+            how_sure["label"] = None
+            how_sure["sentence"] = f"{NO_SPEECH} {how_sure['sentence']}"
+        return {"how_sure": how_sure, "seen_in_training": seen,
+                **({"seen_note": SEEN} if seen else {})}  # fmt: skip
 
     def describe(self, answer: dict[str, Any], seen: bool) -> list[str]:
         """The lines a person reads under a prediction."""
