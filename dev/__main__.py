@@ -26,6 +26,8 @@ BENCHMARKS = {
               "clients, bursts"),
     "vad": ("dev.bench_vad", "speech rules (Silero VAD, webrtcvad, energy) vs YAMNet's"),
     "ray": ("dev.bench_ray", "extraction on Ray Data in local mode vs the local executor"),
+    "calibration": ("dev.bench_calibration", "other calibration maps on finished fit --folds runs, "
+                    "beside the one each shipped"),
 }
 
 
