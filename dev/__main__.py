@@ -27,6 +27,8 @@ BENCHMARKS = {
     "vad": ("dev.bench_vad", "speech rules (Silero VAD, webrtcvad, energy) vs YAMNet's"),
     "ray": ("dev.bench_ray", "extraction on Ray Data in local mode vs the local executor"),
     "memory": ("dev.memory", "peak memory of extracting a 3 h and a 6 h recording, per encoder"),
+    "calibration": ("dev.bench_calibration", "other calibration maps on finished fit --folds runs, "
+                    "beside the one each shipped"),
 }
 
 

@@ -10,6 +10,10 @@ Modules:
   loaded, each refused unless its weights are the run's;
 - `pooling.py`: the Keras layers a model.keras may hold (pooling, attention) and the serving
   heads, so a run loads without `train/`;
+- `calibration.py`: the calibration map run.json records (fitted by `train.calibration`), the
+  layer every serving head ends in, so every answer's probabilities are calibrated;
+- `evidence.py`: how sure an answer is on the run's own test evidence, and whether a recording
+  is one the run trained or validated on (by content hash), for predict, serve and the page;
 - `predict.py`: the one entry, `predict(run, encoders, recordings)`: files or waveforms in,
   one answer per recording out (a `FilePrediction`, or an `Unreadable` saying why), long
   recordings in blocks of the encoder's grid through `brogue.extract.frames`, the speech mask
@@ -23,9 +27,9 @@ test, which holds the SavedModel to `predict`'s answers.
 
 Layers: `brogue` <- `cache` <- `extract` <- `inference` <- `train`, `serve`. Inference imports
 extract and cache, never `train/`: what loading a run needs of training (the custom layers in
-model.keras, the serving heads, the run folder's layout) lives here, and `train/` imports it
-from here. The family a run was trained as is a name in run.json; the head that serves it is
-chosen by what its model takes, so a new family needs nothing here unless it brings a new
-custom layer. The package and `run_folder` import no framework: the verbs refuse a missing
-run there, before Keras and TensorFlow take seconds to load.
+model.keras, the serving heads, the calibration map, the run folder's layout) lives here, and
+`train/` imports it from here. The family a run was trained as is a name in run.json; the head
+that serves it is chosen by what its model takes, so a new family needs nothing here unless it
+brings a new custom layer. The package and `run_folder` import no framework: the verbs refuse a
+missing run there, before Keras and TensorFlow take seconds to load.
 """

@@ -14,16 +14,20 @@ A fused clip-level model (`train.fusion`) takes one such triple per stream, one 
 
 A serving head turns any family's model into one interface for `predict` and `export`: a list
 of streams (embeddings [B, T, D], speech [B, T], present [B, T]), one per encoder of the run,
--> (probabilities [B, C], frame probabilities [B, T, C] on the first stream's grid). A
-clip-level model's frame probabilities are what it answers for each frame alone (a fused one
-has no answer for a frame of one encoder alone: each of its frames gets the clip's answer), and
-its "Not a speech" probability is 0: it only tells accents apart.
+-> (probabilities [B, C], frame probabilities [B, T, C] on the first stream's grid, or None).
+Every head ends in the run's calibration map (`inference.calibration`), so its probabilities are
+the calibrated ones, and its "Not a speech" probability is 0: a clip's answer is an accent.
+A frame's probabilities mean the same for every family: the run's calibrated answer for that
+frame heard alone (the map was fitted on clips, not on frames). A fused model has no answer for
+a frame of one encoder alone, so its head gives None for frames.
 """
 
 from __future__ import annotations
 
 import keras
 from keras import ops
+
+from .calibration import CalibrationMap
 
 # Inside the square root of the pooled variance: a clip of one frame has variance 0, and the
 # gradient of sqrt is infinite there.
@@ -107,12 +111,20 @@ class AttentionWeights(keras.layers.Layer):
 
 
 class _Head(keras.layers.Layer):
-    """What every serving head shares: the family's model and the class count."""
+    """What every serving head shares: the family's model, the class count and the run's
+    calibration map."""
 
-    def __init__(self, model: keras.Model, num_classes: int, **kwargs) -> None:
+    def __init__(self, model: keras.Model, num_classes: int, calibration: CalibrationMap,
+                 **kwargs) -> None:  # fmt: skip
         super().__init__(**kwargs)
         self.model = model
         self.num_classes = num_classes
+        self.calibration = calibration
+
+    def calibrated(self, probabilities):
+        """[..., C] -> the accents through the map, then "Not a speech" (the last class) 0."""
+        accents = self.calibration(probabilities[..., :-1])
+        return ops.concatenate([accents, ops.zeros_like(probabilities[..., -1:])], axis=-1)
 
     def frame_view(self, embeddings, probabilities_of):
         """`probabilities_of` applied to every frame alone, back in [B, T, C]."""
@@ -130,7 +142,8 @@ class FrameHead(_Head):
         frame_probabilities = self.frame_view(embeddings, self.model)
         weights = ops.expand_dims(pool_weights(speech, present), -1)
         pooled = ops.sum(frame_probabilities * weights, axis=1)
-        return pooled / ops.maximum(ops.sum(weights, axis=1), 1e-12), frame_probabilities
+        pooled = pooled / ops.maximum(ops.sum(weights, axis=1), 1e-12)
+        return self.calibrated(pooled), self.calibrated(frame_probabilities)
 
 
 class ClipHead(_Head):
@@ -141,23 +154,22 @@ class ClipHead(_Head):
         return ops.pad(accents, [(0, 0), (0, 1)])  # "Not a speech", the last class, never
 
     def call(self, streams):
-        probabilities = self._with_not_speech(
-            self.model([tensor for stream in streams for tensor in stream]))
-        embeddings = streams[0][0]
-        if len(streams) > 1:  # no frame of one encoder stands alone: each gets the clip's answer
-            ones = ops.ones(ops.shape(embeddings)[:2])[..., None]
-            return probabilities, ones * probabilities[:, None, :]
+        probabilities = self.calibrated(self._with_not_speech(
+            self.model([tensor for stream in streams for tensor in stream])))
+        if len(streams) > 1:  # no frame of one encoder stands alone
+            return probabilities, None
 
         def alone(flat):
             frames = ops.expand_dims(flat, 1)
             ones = ops.ones(ops.shape(frames)[:2])
-            return self._with_not_speech(self.model([frames, ones, ones]))
+            return self.calibrated(self._with_not_speech(self.model([frames, ones, ones])))
 
-        return probabilities, self.frame_view(embeddings, alone)
+        return probabilities, self.frame_view(streams[0][0], alone)
 
 
-def serving_head(model: keras.Model, num_classes: int) -> _Head:
-    """The serving head of a run's model, of any family: a frame-level model takes one input
-    (a frame's embedding), a clip-level one a (frames, speech, present) triple per stream."""
+def serving_head(model: keras.Model, num_classes: int, calibration: CalibrationMap) -> _Head:
+    """The serving head of a run's model, of any family, ending in the run's `calibration`: a
+    frame-level model takes one input (a frame's embedding), a clip-level one a (frames, speech,
+    present) triple per stream."""
     head = FrameHead if len(model.inputs) == 1 else ClipHead
-    return head(model, num_classes)
+    return head(model, num_classes, calibration)

@@ -3,15 +3,18 @@
 A file's answer is the clip rule that `evaluate` scores, through the run's serving head
 (`pooling.serving_head`), whatever its family: the head pools the file's speech frames (the
 encoder's speech mask, decided by the encoder's own rule, `brogue.cache.speech`), or all its
-frames when it has none, and the accent is the most probable accent ("Not a speech" never is
-the answer). Every recording reaches its frames through extraction's one path
-(`brogue.extract.frames`): a file is decoded by its worker, a waveform already decoded is taken
-as it is, and either, when long, goes through the encoder in the same blocks of the encoder's
-grid, so a file and its waveform give the same frames; pieces are batched across recordings by
-the encoder and joined. The head runs once per group of recordings, padded to the longest.
-A fused run (`train.fusion`) has an encoder per cache: each recording goes through the one path
-once per encoder, and the head takes every encoder's frames; its frame view is on the first
-encoder's grid.
+frames when it has none, and ends in the run's calibration map (`inference.calibration`), so its
+probabilities are the calibrated ones; the accent is the most probable accent ("Not a speech"
+never is the answer). How far to trust an answer, and whether the recording was one the run
+trained on, is `inference.evidence`'s to say, beside it. Every recording reaches its frames
+through extraction's one path (`brogue.extract.frames`): a file is decoded by its worker, a
+waveform already decoded is taken as it is, and either, when long, goes through the encoder in
+the same blocks of the encoder's grid, so a file and its waveform give the same frames; pieces
+are batched across recordings by the encoder and joined. The head runs once per group of
+recordings, padded to the longest. A fused run (`train.fusion`) has an encoder per cache: each
+recording goes through the one path once per encoder, and the head takes every encoder's frames;
+it has no answer for a frame of one encoder alone, so its frame probabilities are None (the
+others' are on the encoder's grid, each frame heard alone through the same map).
 
 A recording that cannot be read is answered too, by an `Unreadable` in its place: the caller
 says so (predict on stderr, serve as a 422); nothing here prints.
@@ -63,8 +66,8 @@ class FilePrediction:
     path: str
     seconds: float  # duration of the audio
     classes: list[str]
-    probabilities: np.ndarray  # [C]: the frame probabilities pooled over the speech frames
-    frame_probabilities: np.ndarray  # [N, C]
+    probabilities: np.ndarray  # [C]: the head's calibrated answer over the speech frames
+    frame_probabilities: np.ndarray | None  # [N, C]: each frame alone; None for a fused run
     speech: np.ndarray  # [N] bool: the encoder's speech mask
     frame_hop_seconds: float  # frame k covers k·hop .. k·hop + window
     frame_window_seconds: float
@@ -91,7 +94,7 @@ class FilePrediction:
             "seconds": self.seconds,
             "frame_times": (np.arange(len(self.speech)) * self.frame_hop_seconds).tolist(),
             "frame_speech": self.speech.tolist(),
-            "frame_probabilities": {
+            "frame_probabilities": None if self.frame_probabilities is None else {
                 name: column.tolist()
                 for name, column in zip(self.classes, self.frame_probabilities.T, strict=True)
             },
@@ -197,7 +200,9 @@ def _predictions(run: TrainedRun, encoders: Sequence[Encoder], group: list[Strea
     encoder = encoders[0]  # the grid of the frame view
     streams = [_padded([file[number] for file in group], stream_encoder.embedding_size)
                for number, stream_encoder in enumerate(encoders)]  # fmt: skip
-    pooled, per_frame = (np.asarray(x) for x in run.head(streams))
+    pooled, per_frame = run.head(streams)
+    pooled = np.asarray(pooled)
+    per_frame = [None] * len(group) if per_frame is None else np.asarray(per_frame)
     counts = [len(file[0].frames.speech) for file in group]
     rows = zip((file[0] for file in group), counts, pooled, per_frame, strict=True)
     for file, count, file_probs, frame_probs in rows:
@@ -207,7 +212,7 @@ def _predictions(run: TrainedRun, encoders: Sequence[Encoder], group: list[Strea
             seconds=file.clip.seconds,
             classes=run.classes,
             probabilities=file_probs,
-            frame_probabilities=frame_probs[:count],
+            frame_probabilities=None if frame_probs is None else frame_probs[:count],
             speech=file.frames.speech.astype(bool),
             frame_hop_seconds=encoder.grid.hop_s,
             frame_window_seconds=encoder.grid.window_s,

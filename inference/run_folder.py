@@ -5,10 +5,12 @@ module is the one place that knows its layout, so none of them spells a file nam
 
 - run.json: family (`model`), classes, the cache section (`directory`, `encoder`: the producer
   record; a fused run lists its other caches under `cache.fused`, in stream order), class
-  weights, epochs, timing;
-- model.keras (the family's model), config.json (the settings), split.json (who trained,
-  validated and tested), metrics.json and decisions.csv (`train.evaluate`), history.csv
-  (families trained by epochs).
+  weights, epochs, the calibration map fitted on the valid clips (`calibration`), timing;
+- model.keras (the family's model; the serving head adds the calibration map), config.json
+  (the settings), split.json (who trained, validated and tested: speakers and clips' content
+  hashes), metrics.json, decisions.csv, probabilities.csv (every clip's probabilities before
+  and after the map) and reliability.png (`train.evaluate`), history.csv (families trained by
+  epochs).
 
 Runs fitted on schema 2 caches recorded YAMNet's handle, fingerprint and precision in the cache
 section itself; `encoder_records` translates them here, once, with YAMNet's own parameters.
@@ -34,6 +36,8 @@ CONFIG = "config.json"
 SPLIT = "split.json"
 HISTORY = "history.csv"
 DECISIONS = "decisions.csv"
+PROBABILITIES = "probabilities.csv"
+RELIABILITY = "reliability.png"
 # Runs from before the model families were all the example's frame-dense head.
 OLDEST_FAMILY = "frame-dense"
 
@@ -85,6 +89,12 @@ def family(facts: dict[str, Any]) -> str:
     return facts.get("model", OLDEST_FAMILY)
 
 
+def calibration(facts: dict[str, Any]) -> dict[str, Any] | None:
+    """The calibration map run.json records (`inference.calibration.CalibrationMap.to_json`);
+    None for a run fitted before calibration."""
+    return facts.get("calibration")
+
+
 def encoder_records(folder: Path, facts: dict[str, Any]) -> list[EncoderRecord]:
     """The producers of the caches the run in `folder` was trained on, in stream order."""
     return [_record(cache, folder) for cache in run_caches({"cache": {}, **facts})]
@@ -100,13 +110,33 @@ def _record(cache: dict[str, Any], folder: Path) -> EncoderRecord:
     raise RunError(f"{folder / RUN_JSON} does not say which encoder made its cache; fit again")
 
 
+def _test(folder: Path) -> dict[str, Any] | None:
+    """metrics.json's test side, as `evaluate` wrote it; None for a run never tested."""
+    path = folder / METRICS
+    return (json.loads(path.read_text()).get("test") or None) if path.is_file() else None
+
+
+def test_clip_scores(folder: Path) -> dict[str, Any] | None:
+    """The run's clip-level test scores (balanced accuracy, its interval, the calibration
+    measures and reliability bins); None for a run never tested."""
+    test = _test(folder)
+    return None if test is None else test["clip"]
+
+
 def test_score(folder: Path) -> dict[str, Any] | None:
     """The run's clip-level test balanced accuracy with its 95% speaker-bootstrap interval and
     the test side's speakers, as `evaluate` wrote them; None for a run never tested."""
-    path = folder / METRICS
-    test = json.loads(path.read_text()).get("test") if path.is_file() else None
-    if not test:
+    test = _test(folder)
+    if test is None:
         return None
     clip = test["clip"]
     return {"metric": "balanced_accuracy", "level": "clip", "value": clip["balanced_accuracy"],
             "interval": clip.get("interval"), "speakers": test.get("speakers")}  # fmt: skip
+
+
+def trained_clips(folder: Path) -> frozenset[str]:
+    """The content hashes of the clips the run trained or validated on (split.json); none for a
+    folder without one."""
+    path = folder / SPLIT
+    split = json.loads(path.read_text()) if path.is_file() else {}
+    return frozenset(split.get("train_clips", [])) | frozenset(split.get("valid_clips", []))

@@ -2,7 +2,8 @@
 
 model.keras loads here with every custom layer it may hold registered (`inference.pooling`),
 so loading a run needs nothing of `train/`. The serving head is chosen by what the family's
-model takes (`pooling.serving_head`), and each encoder is loaded at its cache's precision and
+model takes (`pooling.serving_head`) and ends in the calibration map run.json records
+(`inference.calibration`), and each encoder is loaded at its cache's precision and
 refused unless its weights are the ones the run was trained on.
 """
 
@@ -19,6 +20,7 @@ from brogue.errors import BrogueError
 from brogue.extract.engine import Encoder, EngineSpec
 
 from . import run_folder
+from .calibration import CalibrationMap
 from .pooling import serving_head
 
 
@@ -32,8 +34,9 @@ class TrainedRun:
 
     folder: Path
     classes: list[str]  # the accents, then "Not a speech"
-    # [(embeddings [B, T, D], speech [B, T], present [B, T]) per encoder] -> (probabilities
-    # [B, C], frame probabilities [B, T, C]), for every family: `pooling.serving_head`.
+    # [(embeddings [B, T, D], speech [B, T], present [B, T]) per encoder] -> (calibrated
+    # probabilities [B, C], frame probabilities [B, T, C] or None where fused), for every
+    # family: `pooling.serving_head`.
     head: keras.layers.Layer
     encoders: list[EncoderRecord]  # the producers of the caches the run was trained on
     facts: dict[str, Any]  # run.json
@@ -62,8 +65,10 @@ def load_run(folder: Path) -> TrainedRun:
     run_folder.check_finished(folder)
     facts = run_folder.read_facts(folder)
     encoders = run_folder.encoder_records(folder, facts)
-    head = serving_head(load_model(folder), len(facts["classes"]))
-    return TrainedRun(folder, facts["classes"], head, encoders, facts)
+    classes = facts["classes"]
+    calibration = CalibrationMap.from_json(run_folder.calibration(facts), len(classes) - 1)
+    head = serving_head(load_model(folder), len(classes), calibration)
+    return TrainedRun(folder, classes, head, encoders, facts)
 
 
 def load_encoders(run: TrainedRun, runtime: str = "auto") -> list[Encoder]:

@@ -174,10 +174,12 @@ def create_app(settings: Settings, model: Model | None = None) -> FastAPI:
                 name = await save_upload(limited(request, settings.max_bytes), path)
                 waveform = await anyio.to_thread.run_sync(
                     decode, path, name, settings.max_seconds, limiter=decoders)
+                seen = request.app.state.model.evidence.seen_in_training(path)
             prediction = await request.app.state.batcher.predict(name, waveform)
         if isinstance(prediction, Unreadable):
             raise NoFrames(prediction.reason)
         answer = prediction.to_json()
+        answer.update(request.app.state.model.evidence.claims(answer, seen))
         if figure:
             answer["figure"] = figure_json(prediction)
         return JSONResponse(answer)  # already JSON's types: no model to validate it against

@@ -20,6 +20,7 @@ import numpy as np
 from brogue.errors import BrogueError
 from brogue.extract.audio import SAMPLE_RATE, AudioError, load_audio, probe, resampled_length
 from brogue.extract.frames import LOG_MEL_HOP_S, LOG_MEL_WINDOW_S
+from brogue.inference.evidence import RunEvidence
 from brogue.inference.predict import FilePrediction, Unreadable, Waveform, predict
 from brogue.inference.run_folder import test_score
 from brogue.inference.trained_run import TrainedRun, load_encoders, load_run
@@ -59,12 +60,14 @@ class Model:
     run: TrainedRun
     engines: list[Any]  # brogue.extract.engine.Encoder, one per cache of the run (fused: several)
     description: dict[str, Any]
+    evidence: RunEvidence  # what the run's test side says of an answer; its training clips
 
     @classmethod
     def load(cls, folder: Path) -> Model:
         run = load_run(folder)
         engines = load_encoders(run)
         engine = engines[0]
+        evidence = RunEvidence.load(folder, len(run.accents))
         description = {
             "run": folder.resolve().name,
             "family": run.family,
@@ -74,10 +77,11 @@ class Model:
                         "runtime": engine.runtime, "precision": engine.precision},
             "cache": {"fingerprint": run.encoder.fingerprint, "precision": run.encoder.precision},
             "test": test_score(folder),
+            "beats_chance": evidence.beats_chance,
         }  # fmt: skip
         if len(engines) > 1:
             description["fused"] = [other.name for other in engines[1:]]
-        return cls(run, engines, description)
+        return cls(run, engines, description, evidence)
 
     def predict(self, clips: Sequence[tuple[str, np.ndarray]]
                 ) -> list[FilePrediction | Unreadable]:  # fmt: skip

@@ -57,6 +57,26 @@ def test_the_export_agrees_with_predict(
     assert worst < 2e-5
 
 
+def test_predict_serve_and_export_agree_on_calibrated_probabilities(
+    exported: Path, speech_run: Path, synthetic_corpus: Path
+) -> None:
+    pytest.importorskip("fastapi", reason="brogue serve needs the serve extra")
+    from brogue.serve.inference import Model
+
+    run = load_run(speech_run)
+    temperature = run.facts["calibration"]["temperature"]
+    assert abs(np.log(temperature)) > 0.1  # a map that changes the probabilities
+    files = sorted(synthetic_corpus.glob("*/*.wav"))[::7]
+    predicted = list(predict(run, load_encoders(run), files))
+    served = Model.load(speech_run).predict([(str(f), load_audio(f)) for f in files])
+    model = tf.saved_model.load(str(exported))
+    for ours, theirs, path in zip(predicted, served, files, strict=True):
+        exported_answer = model.serve(tf.constant(load_audio(path)))["probabilities"].numpy()
+        np.testing.assert_allclose(theirs.probabilities, ours.probabilities, atol=1e-5)
+        np.testing.assert_allclose(exported_answer, ours.probabilities, atol=1e-5)
+        assert ours.probabilities[-1] == 0.0  # "Not a speech" is never a clip's answer
+
+
 def test_serving_signature_and_refusals(exported: Path, speech_run: Path, capsys) -> None:
     signature = tf.saved_model.load(str(exported)).signatures["serving_default"]
     (spec,) = signature.structured_input_signature[1].values()

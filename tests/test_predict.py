@@ -12,6 +12,8 @@ import soundfile as sf
 import soxr
 
 from brogue.cache import Cache
+from brogue.cache.integrity import hash_file
+from brogue.inference.calibration import CalibrationMap
 from brogue.inference.predict import FilePrediction, predict
 from brogue.inference.trained_run import load_encoders, load_run
 from brogue.main import main
@@ -62,17 +64,20 @@ def test_predict_pools_the_cached_frames_as_evaluate_does(
     cache = Cache(speech_run.parent / "cache")
     clips = cache.clips()
     by_path = {p.path: p for p in predictions}
+    calibration = CalibrationMap.from_json(run.facts["calibration"], len(run.accents))
     weighted = False
     for row in range(len(clips)):
         stored = cache.clip_frames(int(clips["shard"][row]), int(clips["row"][row]))
         probs = np.asarray(run.head.model.predict_on_batch(stored["embeddings"]))
         speech = stored["speech"]
-        # The example's clip decision: the mean over speech frames, or all frames if none.
-        expected = probs[speech].mean(axis=0) if speech.any() else probs.mean(axis=0)
+        # The example's clip decision: the mean over speech frames, or all frames if none,
+        # through the run's calibration map ("Not a speech" never the answer: 0).
+        pooled = probs[speech].mean(axis=0) if speech.any() else probs.mean(axis=0)
+        expected = np.r_[calibration.apply(pooled[None, :-1])[0], 0.0]
         prediction = by_path[str(synthetic_corpus / clips["path"][row])]
         np.testing.assert_array_equal(prediction.speech, speech)
         np.testing.assert_allclose(prediction.probabilities, expected, atol=1e-5)
-        weighted |= speech.any() and np.abs(expected - probs.mean(axis=0)).max() > 1e-3
+        weighted |= speech.any() and np.abs(pooled - probs.mean(axis=0)).max() > 1e-3
     assert weighted  # some clip's non-speech frames would have changed its decision
 
 
@@ -119,9 +124,10 @@ def test_command_line_json_plots_and_a_bad_file(
 
 def test_human_readable_lines(speech_run: Path, odd_files: dict[str, Path], capsys) -> None:
     assert main(["predict", str(speech_run), str(odd_files["silence"])]) == 0
-    line = capsys.readouterr().out.strip()
+    line, *evidence = capsys.readouterr().out.strip().splitlines()
     assert line.startswith(f"{odd_files['silence']}: ")
     assert line.endswith("6 frames, 6 non-speech (no speech frame: pooled over all frames)")
+    assert "No speech was heard" in evidence[0] and "High confidence" not in evidence[0]
 
 
 def test_a_run_of_other_yamnet_weights_is_refused(
@@ -137,3 +143,19 @@ def test_a_run_of_other_yamnet_weights_is_refused(
     assert len(errors) == 2
     assert "trained on embeddings of yamnet weights 0123456789abcdef" in errors[0]
     assert "is not a finished run folder" in errors[1]
+
+
+def test_predict_says_when_a_file_was_in_the_training_set(
+    speech_run: Path, synthetic_corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    trained = set(json.loads((speech_run / "split.json").read_text())["train_clips"])
+    clip = next(path for path in sorted(synthetic_corpus.glob("*/*.wav"))
+                if hash_file(path) in trained)  # fmt: skip
+    samples, rate = sf.read(clip, dtype="float32")
+    samples[0] += 0.01  # one sample changed: a recording the run never had
+    sf.write(tmp_path / "new.wav", samples, rate)
+    assert main(["predict", "--json", str(speech_run), str(clip), str(tmp_path / "new.wav")]) == 0
+    seen, new = (json.loads(line) for line in capsys.readouterr().out.splitlines())
+    assert seen["seen_in_training"] and "says nothing about new speakers" in seen["seen_note"]
+    assert not new["seen_in_training"] and "seen_note" not in new
+    assert seen["how_sure"]["probability"] == pytest.approx(max(seen["probabilities"].values()))

@@ -1,4 +1,5 @@
-"""The run folder's one home: its names, run.json's encoders (old runs' too), its test score."""
+"""The run folder's one home: its names, run.json's encoders (old runs' too), its test score,
+what the evidence and the calibration map read."""
 
 from __future__ import annotations
 
@@ -77,6 +78,22 @@ def test_the_test_score_is_the_clip_balanced_accuracy_with_its_interval(tmp_path
     assert run_folder.test_score(run) == {"metric": "balanced_accuracy", "level": "clip",
                                           "value": 0.4, "interval": [0.3, 0.5],
                                           "speakers": {"a": 3}}  # fmt: skip
+
+
+def test_the_evidence_inference_reads_comes_from_metrics_json_split_json_and_run_json(
+    tmp_path: Path,
+) -> None:
+    run = write_run(tmp_path / "run", {"classes": []})
+    assert run_folder.test_clip_scores(run) is None and run_folder.trained_clips(run) == set()
+    assert run_folder.calibration(run_folder.read_facts(run)) is None  # fitted before calibration
+    clip = {"balanced_accuracy": 0.4, "interval": [0.3, 0.5], "calibration": {"after": {}}}
+    (run / "metrics.json").write_text(json.dumps({"test": {"clip": clip}}))
+    (run / "split.json").write_text(json.dumps({"train_clips": ["t1", "t2"],
+                                                "valid_clips": ["v1"], "test_clips": ["x"]}))
+    assert run_folder.test_clip_scores(run) == clip
+    assert run_folder.trained_clips(run) == {"t1", "t2", "v1"}  # never a test clip
+    facts = {"classes": [], "calibration": {"kind": "temperature", "scale": [0.5], "shift": [0]}}
+    assert run_folder.calibration(facts) == facts["calibration"]
 
 
 def test_reading_a_run_folder_loads_no_framework() -> None:

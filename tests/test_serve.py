@@ -21,6 +21,8 @@ pytest.importorskip("fastapi", reason="brogue serve needs the serve extra")
 import httpx  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 
+from brogue.cache.integrity import hash_file  # noqa: E402
+from brogue.inference.evidence import RunEvidence  # noqa: E402
 from brogue.inference.predict import predict  # noqa: E402
 from brogue.inference.trained_run import load_run  # noqa: E402
 from brogue.serve.app import create_app  # noqa: E402
@@ -54,14 +56,21 @@ def upload(api: TestClient, data: bytes, name: str = "clip.wav", **params) -> ht
 # --- the answers ---
 
 
-def test_an_upload_gets_the_json_of_brogue_predict(api, speech_run, native_engine, speech_clips):
+def test_an_upload_gets_the_json_of_brogue_predict(api, speech_run, tested_run, native_engine,
+                                                   speech_clips):  # fmt: skip
     clip = speech_clips[0]
     answer = upload(api, clip.read_bytes(), clip.name)
     (expected,) = [p.to_json() for p in predict(load_run(speech_run), [native_engine], [clip])]
+    split = json.loads((tested_run / "split.json").read_text())
+    seen = hash_file(clip) in {*split["train_clips"], *split["valid_clips"]}
+    expected.update(RunEvidence.load(tested_run, len(expected["probabilities"]) - 1)
+                    .claims(expected, seen))  # fmt: skip
 
     assert answer.status_code == 200, answer.text
     got = answer.json()
     assert got.keys() == expected.keys()
+    assert got["seen_in_training"] == seen
+    assert got["how_sure"]["sentence"] == expected["how_sure"]["sentence"]
     assert got["file"] == clip.name  # the upload's name, never a path on the server
     assert got["accent"] == expected["accent"]
     for name, p in expected["probabilities"].items():

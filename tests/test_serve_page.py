@@ -7,6 +7,8 @@ temporary folder. Never `playwright install`: the browser is the system's /usr/b
 
 from __future__ import annotations
 
+import contextlib
+import json
 import shutil
 import socket
 import threading
@@ -27,19 +29,20 @@ if CHROMIUM is None:
 
 import uvicorn  # noqa: E402
 
+from brogue.cache.integrity import hash_file  # noqa: E402
 from brogue.serve.app import create_app  # noqa: E402
 from brogue.serve.settings import Settings  # noqa: E402
 
 RECORD_MS = 3500
 
 
-@pytest.fixture(scope="module")
-def server(served_model, tested_run: Path) -> Iterator[str]:
+@contextlib.contextmanager
+def serving(run: Path, model) -> Iterator[str]:
     """The app under uvicorn on a free loopback port, in a thread."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    config = uvicorn.Config(create_app(Settings(tested_run), served_model), host="127.0.0.1",
+    config = uvicorn.Config(create_app(Settings(run), model), host="127.0.0.1",
                             port=port, log_level="warning")  # fmt: skip
     running = uvicorn.Server(config)
     thread = threading.Thread(target=running.run, daemon=True)
@@ -49,6 +52,26 @@ def server(served_model, tested_run: Path) -> Iterator[str]:
     yield f"http://127.0.0.1:{port}"
     running.should_exit = True
     thread.join()
+
+
+@pytest.fixture(scope="module")
+def server(served_model, tested_run: Path) -> Iterator[str]:
+    with serving(tested_run, served_model) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def near_chance_server(tested_run: Path, tmp_path_factory) -> Iterator[str]:
+    """`tested_run` with a test interval that holds chance, as a run near chance has."""
+    from brogue.serve.inference import Model
+
+    run = Path(shutil.copytree(tested_run, tmp_path_factory.mktemp("near-chance") / "run"))
+    metrics = json.loads((run / "metrics.json").read_text())
+    chance = 1 / (len(metrics["classes"]) - 1)
+    metrics["test"]["clip"]["interval"] = [chance - 0.05, chance + 0.3]
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    with serving(run, Model.load(run)) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -151,3 +174,27 @@ def test_a_silent_recording_says_no_speech_was_heard(server, browser, tmp_path):
     page.set_input_files("#file", str(silence))
     page.wait_for_selector("#error:not([hidden])")
     assert "No speech was heard" in page.inner_text("#error")
+
+
+def test_a_near_chance_run_says_so_and_a_training_file_is_flagged(
+    near_chance_server: str, tested_run: Path, browser, synthetic_corpus: Path, tmp_path: Path
+) -> None:
+    trained = set(json.loads((tested_run / "split.json").read_text())["train_clips"])
+    clip = next(path for path in sorted(synthetic_corpus.glob("*/*.wav"))
+                if hash_file(path) in trained)  # fmt: skip
+    page = browser.new_page()
+    page.goto(near_chance_server)
+    page.wait_for_selector("#guessing:not([hidden])")
+    assert "not been shown to beat guessing" in page.inner_text("#guessing")
+    page.set_input_files("#file", str(clip))
+    page.wait_for_selector("#result:not([hidden])")
+    sureness = page.inner_text("#sureness")
+    assert "not been shown to beat guessing" in sureness and "High confidence" not in sureness
+    assert "was in the run's training set" in page.inner_text("#seen")
+    # The same voice's audio, one sample changed: a recording the run never had.
+    samples, rate = soundfile.read(clip, dtype="float32")
+    samples[0] += 0.01
+    soundfile.write(tmp_path / "new.wav", samples, rate)
+    page.set_input_files("#file", str(tmp_path / "new.wav"))
+    page.wait_for_function("document.querySelector('#seen').hidden")
+    page.screenshot(path=tmp_path / "near-chance.png", full_page=True)

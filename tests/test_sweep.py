@@ -56,7 +56,8 @@ def read_table(out: Path) -> list[dict[str, str]]:
 
 
 def test_two_workers_share_one_study(parallel_sweep: Path) -> None:
-    study = open_study(f"sqlite:///{parallel_sweep / 'study.db'}", seed=0)
+    study = open_study(f"sqlite:///{parallel_sweep / 'study.db'}", seed=0,
+                       objective="clip_balanced_accuracy")
     trials = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
     assert sorted(t.number for t in trials) == [0, 1]
     assert {t.user_attrs["worker"] for t in trials} == {0, 1}
@@ -186,3 +187,11 @@ def test_errors_are_one_line(
         bad_space.write_text(text)
         with pytest.raises(SweepError, match=message):
             load_space(bad_space)
+
+
+def test_a_log_loss_sweep_minimises(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    assert open_study(url, seed=0, objective="log_loss").direction.name == "MINIMIZE"
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    balanced = open_study(other, seed=0, objective="clip_balanced_accuracy")
+    assert balanced.direction.name == "MAXIMIZE"

@@ -177,7 +177,8 @@ def _sweep_flags(parser: argparse.ArgumentParser) -> None:
     flag("--trials", type=int, default=DEFAULT_TRIALS,
          help=f"trials in all, finished ones included (default {DEFAULT_TRIALS})")  # fmt: skip
     flag("--objective", choices=sorted(OBJECTIVES), default=DEFAULT_OBJECTIVE,
-         help=f"validation score to maximise (default {DEFAULT_OBJECTIVE})")  # fmt: skip
+         help=f"validation score to optimise: log_loss is minimised, the others maximised "
+              f"(default {DEFAULT_OBJECTIVE})")  # fmt: skip
     flag("--jobs", type=int, default=DEFAULT_JOBS,
          help=f"worker processes running trials of the study (default {DEFAULT_JOBS})")  # fmt: skip
     flag("--storage", metavar="URL", help="the Optuna study's database, e.g. postgresql://... "
@@ -232,11 +233,13 @@ def _predict(args: argparse.Namespace) -> int:
     run_folder.check_finished(args.run)  # before Keras loads: a wrong path is told at once
     import json
 
+    from brogue.inference.evidence import RunEvidence
     from brogue.inference.predict import Unreadable, predict
     from brogue.inference.trained_run import load_encoders, load_run
     from brogue.train.prediction_plot import plot_prediction
 
     run = load_run(args.run)
+    evidence = RunEvidence.load(args.run, len(run.accents))
     encoders = load_encoders(run)  # at the precisions of the caches the run was trained on
     failures = 0
     for answer in predict(run, encoders, args.files):
@@ -244,7 +247,11 @@ def _predict(args: argparse.Namespace) -> int:
             print(f"error: {answer.reason}", file=sys.stderr)
             failures += 1
             continue
-        print(json.dumps(answer.to_json()) if args.json else answer.describe())
+        facts, seen = answer.to_json(), evidence.seen_in_training(Path(answer.path))
+        if args.json:
+            print(json.dumps({**facts, **evidence.claims(facts, seen)}))
+        else:
+            print("\n  ".join([answer.describe(), *evidence.describe(facts, seen)]))
         if args.plot:
             plot = _plot_path(args.plot, answer.number, len(args.files))
             plot_prediction(answer, plot)

@@ -25,7 +25,10 @@ SPLITS = ("speaker", "random")
 CLASS_WEIGHTS = ("example", "balanced")
 # The model families (train.families); "frame-dense" is the example's head.
 MODELS = ("frame-dense", "clip-linear", "clip-attention")
-CHOICES = {"split": SPLITS, "class_weight": CLASS_WEIGHTS, "model": MODELS}
+# The calibration maps fitted on the valid clips (train.calibration).
+CALIBRATIONS = ("temperature", "vector")
+CHOICES = {"split": SPLITS, "class_weight": CLASS_WEIGHTS, "model": MODELS,
+           "calibration": CALIBRATIONS}
 # Settings a family needs other than the example's, used unless the config or a flag sets them:
 # the attention model learns clips, 16 to a batch, and at the example's 2e-5 barely moves.
 FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -66,6 +69,7 @@ class TrainConfig:
     test_ratio: float = 0.1
     folds: int = 1  # > 1: nested speaker folds, each fold's test speakers held out of it all
     class_weight: str = "example"
+    calibration: str = "temperature"  # the map fitted on the valid clips after training
     seed: int = 1337
     ram_budget_mb: float = 2048.0
     # Rows read from a shard in one go when streaming: large enough that HDF5 call overhead
@@ -165,7 +169,9 @@ def save_config(config: TrainConfig, path: Path) -> None:
 OBJECTIVES = {
     "clip_balanced_accuracy": ("clip", "balanced_accuracy"),
     "frame_auc": ("frame", "auc"),
+    "log_loss": ("clip", "log_loss"),  # of the calibrated clip probabilities
 }
+MINIMISED = {"log_loss"}  # the objectives a sweep makes small; it maximises the others
 DEFAULT_OBJECTIVE = "clip_balanced_accuracy"
 DEFAULT_TRIALS = 20
 # One trial at a time. On the 2-core dev VM (shared, so noisy), 4 trials of 10 epochs on 12,000

@@ -10,6 +10,13 @@ metrics.json keeps one layout: `metrics[side][level][name]`, with side "train", 
 95% speaker-bootstrap interval of balanced accuracy, and `metrics[side]["speakers"]` counts each
 accent's speakers on that side. decisions.csv lists every clip's and speaker's decision.
 
+Clip probabilities are the calibrated ones (the map run.json records, fitted on the valid
+clips by `fit`), so every clip and speaker score is of what predict and serve answer.
+`metrics[side]["clip"]["calibration"]` holds the measures before and after the map (ECE, Brier,
+log loss, mean top probability, accuracy, each with its interval, and the reliability bins);
+probabilities.csv has every clip's probabilities before and after, and reliability.png the
+test side's reliability diagram (valid's, for a run without a test side).
+
 Test is scored only here, after the model is final, and nothing reads it to choose anything.
 """
 
@@ -28,13 +35,15 @@ from sklearn.metrics import balanced_accuracy_score
 from brogue import atomic
 from brogue.errors import BrogueError
 from brogue.inference import run_folder
+from brogue.inference.calibration import CalibrationMap, identity
 from brogue.inference.trained_run import load_model
+from brogue.train.calibration import before_and_after, calibration_scores
 from brogue.train.config import TrainConfig, load_config
 from brogue.train.dataset import Corpus
 from brogue.train.families import FAMILIES, Family
 from brogue.train.fusion import load_fused
 from brogue.train.metrics import clip_and_speaker_metrics, majority_baseline, speaker_bootstrap
-from brogue.train.plots import plot_confusion, plot_history
+from brogue.train.plots import plot_confusion, plot_history, plot_reliability
 from brogue.train.splits import Split, split_from_json
 
 # (level, name, label) rows of the terminal summary and of the fold summary.
@@ -52,6 +61,15 @@ SUMMARY = (
 # An accent with fewer test speakers than this gets a warning line under the table.
 FEW_SPEAKERS = 3
 DECISION_COLUMNS = ("level", "side", "name", "speaker", "accent", "predicted")
+PROBABILITY_COLUMNS = ("side", "name", "speaker", "accent")
+# (name, label) rows of the calibration lines under the summary tables.
+CALIBRATION = (
+    ("ece", "ECE (15 bins)"),
+    ("brier", "Brier score"),
+    ("log_loss", "log loss"),
+    ("mean_top_probability", "mean top probability"),
+    ("accuracy", "accuracy"),
+)
 
 
 class EvaluateError(BrogueError):
@@ -65,10 +83,15 @@ def side_metrics(
     chosen: np.ndarray,
     train: np.ndarray,
     config: TrainConfig,
+    calibration: CalibrationMap | None = None,
 ) -> dict[str, Any]:
-    """Frame, clip, speaker and majority-baseline scores of the `chosen` clips, and the
-    decisions behind them (under "decisions", which metrics.json leaves out)."""
-    probs, frame = family.score(corpus, model, chosen, config)
+    """Frame, clip, speaker and majority-baseline scores of the `chosen` clips with their
+    probabilities through `calibration` (none: the identity), the calibration measures before
+    and after, and the decisions and probabilities behind them (under "decisions" and
+    "probabilities", which metrics.json leaves out)."""
+    raw, frame = family.score(corpus, model, chosen, config)
+    calibration = calibration or identity(len(corpus.accents))
+    probs = calibration.apply(raw)
     clips = np.flatnonzero(chosen)
     fallback = corpus.speech_frames[clips] == 0
     pooled_frames = np.where(fallback, corpus.num_frames[clips], corpus.speech_frames[clips])
@@ -76,6 +99,10 @@ def side_metrics(
     levels = clip_and_speaker_metrics(
         probs, pooled_frames, fallback, truth, speakers, corpus.accents, config.seed
     )
+    levels["clip"]["calibration"] = before_and_after(raw, calibration, truth, speakers,
+                                                     config.seed)  # fmt: skip
+    levels["clip"]["log_loss"] = levels["clip"]["calibration"]["after"]["log_loss"]
+    levels["clip"]["probabilities"] = (raw, probs)
     counts = {accent: int(np.unique(speakers[truth == k]).size)
               for k, accent in enumerate(corpus.accents)}  # fmt: skip
     return {
@@ -122,6 +149,7 @@ def evaluate_run(
     split = split_from_json(corpus, json.loads((run / run_folder.SPLIT).read_text()))
     if model is None:
         model = load_model(run)
+    calibration = CalibrationMap.from_json(run_folder.calibration(facts), len(corpus.accents))
     metrics: dict[str, Any] = {
         "classes": corpus.classes,
         "model": config.model,
@@ -131,7 +159,9 @@ def evaluate_run(
     }  # fmt: skip
     for side, mask in split.sides():
         if side != "test" or test:
-            metrics[side] = side_metrics(corpus, family, model, mask, split.train, config)
+            metrics[side] = side_metrics(corpus, family, model, mask, split.train, config,
+                                         calibration)  # fmt: skip
+    write_probabilities(run / run_folder.PROBABILITIES, corpus, split, metrics)
     write_decisions(run / run_folder.DECISIONS, corpus, split, metrics)
     atomic.write_text(run / run_folder.METRICS, json.dumps(metrics, indent=1) + "\n")
     write_plots(run, metrics)
@@ -159,9 +189,46 @@ def write_decisions(path: Path, corpus: Corpus, split: Split, metrics: dict[str,
         writer.writerows(rows)
 
 
+def write_probabilities(path: Path, corpus: Corpus, split: Split, metrics: dict[str, Any]
+                        ) -> None:  # fmt: skip
+    """Every scored clip's accent probabilities before ("raw:") and after ("calibrated:") the
+    run's calibration map, per side, as probabilities.csv."""
+    accents = corpus.accents
+    rows = []
+    for side, mask in split.sides():
+        if side not in metrics:
+            continue
+        raw, calibrated = metrics[side]["clip"].pop("probabilities")
+        for clip, before, after in zip(np.flatnonzero(mask), raw, calibrated, strict=True):
+            rows.append((side, corpus.key[clip], corpus.speaker[clip],
+                         accents[corpus.label[clip]], *before.tolist(), *after.tolist()))
+    header = (*PROBABILITY_COLUMNS, *[f"raw:{accent}" for accent in accents],
+              *[f"calibrated:{accent}" for accent in accents])  # fmt: skip
+    with atomic.atomic_path(path) as temporary, open(temporary, "w", newline="") as table:
+        writer = csv.writer(table)
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+def read_probabilities(paths: Sequence[Path], side: str
+                       ) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The accents, and the raw and calibrated probabilities, accents and speakers of the `side`
+    clips in the probabilities.csv files `paths` (the folds of a run), pooled."""
+    rows: list[dict[str, str]] = []
+    for path in paths:
+        with open(path, newline="") as table:
+            rows += [row for row in csv.DictReader(table) if row["side"] == side]
+    accents = [name.removeprefix("raw:") for name in rows[0] if name.startswith("raw:")]
+    raw = np.array([[float(row[f"raw:{a}"]) for a in accents] for row in rows])
+    calibrated = np.array([[float(row[f"calibrated:{a}"]) for a in accents] for row in rows])
+    truth = np.array([accents.index(row["accent"]) for row in rows])
+    return accents, raw, calibrated, truth, np.array([row["speaker"] for row in rows])
+
+
 def write_plots(run: Path, metrics: dict[str, Any]) -> None:
     """history.png from history.csv (families trained by epochs); the validation confusion
-    matrices confusion_frame.png (frame-level families) and confusion_clip.png."""
+    matrices confusion_frame.png (frame-level families) and confusion_clip.png; the reliability
+    diagram of the test clips (valid's, where there is no test side) as reliability.png."""
     if (run / run_folder.HISTORY).is_file():
         with open(run / run_folder.HISTORY, newline="") as lines:
             rows = list(csv.DictReader(lines))
@@ -173,6 +240,9 @@ def write_plots(run: Path, metrics: dict[str, Any]) -> None:
             confusion = metrics["valid"][level]["confusion"]
             title = f"Validation confusion matrix, {level}s"
             plot_confusion(confusion, names, title, run / f"confusion_{level}.png")
+    side = "test" if "test" in metrics else "valid"
+    plot_reliability(metrics[side]["clip"]["calibration"], f"{side} clips",
+                     run / run_folder.RELIABILITY)  # fmt: skip
 
 
 def _value(scores: dict[str, Any] | None, level: str, name: str) -> str:
@@ -209,13 +279,40 @@ def summary_table(metrics: dict[str, Any]) -> str:
         lines += [warning] if warning else []
     elif metrics["split"]["kind"] == "random":
         lines.append("no test side: split=random is the example's train/valid file split")
+    side = "test" if "test" in metrics else "valid"
+    lines.append(calibration_table(metrics[side]["clip"]["calibration"], f"{side} clips"))
     return "\n".join(lines)
+
+
+def calibration_table(calibration: dict[str, Any], clips: str) -> str:
+    """The calibration measures before and after the map, with their 95% intervals."""
+    lines = [f"calibration of the {clips} ({calibration['before']['clips']}), before -> after "
+             f"the {calibration['map']} map fitted on valid clips:"]
+    for name, label in CALIBRATION:
+        cells = []
+        for when in ("before", "after"):
+            low, high = calibration[when][f"{name}_interval"]
+            cells.append(f"{calibration[when][name]:.3f} [{low:.2f}, {high:.2f}]")
+        lines.append(f"  {label:28} {cells[0]:20} -> {cells[1]}")
+    return "\n".join(lines)
+
+
+def pooled_calibration(paths: Sequence[Path], seed: int) -> dict[str, Any]:
+    """The calibration measures of the test clips of all folds together, before and after each
+    fold's own map."""
+    accents, raw, calibrated, truth, speakers = read_probabilities(paths, "test")
+    return {
+        "map": "fold's own",
+        "before": calibration_scores(identity(len(accents)).apply(raw), truth, speakers, seed),
+        "after": calibration_scores(calibrated, truth, speakers, seed),
+    }
 
 
 def fold_summary(folds: list[dict[str, Any]], decisions: Sequence[Path], seed: int
                  ) -> dict[str, Any]:  # fmt: skip
     """Each summary number per fold, with its mean and standard deviation, per side; and the
-    test decisions of all folds pooled (every speaker is tested once) with their intervals."""
+    test decisions of all folds pooled (every speaker is tested once) with their intervals,
+    and their calibration (from each fold's probabilities.csv beside its decisions.csv)."""
     summary: dict[str, Any] = {"folds": len(folds)}
     for side in ("train", "valid", "test"):
         summary[side] = {}
@@ -229,6 +326,8 @@ def fold_summary(folds: list[dict[str, Any]], decisions: Sequence[Path], seed: i
                 "std": float(np.std(known)) if known else None,
             }
     summary["test_pooled"] = pooled_test(decisions, seed)
+    summary["test_pooled"]["calibration"] = pooled_calibration(
+        [path.with_name(run_folder.PROBABILITIES) for path in decisions], seed)
     return summary
 
 
@@ -265,10 +364,13 @@ def fold_table(summary: dict[str, Any]) -> str:
             cells.append("n/a" if cell["mean"] is None else
                          f"{cell['mean']:.3f} ± {cell['std']:.3f}")  # fmt: skip
         lines.append(f"{label:30} {cells[0]:20} {cells[1]}")
-    for level, scores in summary["test_pooled"].items():
+    for level in ("clip", "speaker"):
+        scores = summary["test_pooled"][level]
         low, high = scores["interval"]
         lines.append(f"test {level} balanced accuracy, all folds' {scores['count']} {level}s "
                      f"pooled: {scores['balanced_accuracy']:.3f} [{low:.2f}, {high:.2f}]")
+    lines.append(calibration_table(summary["test_pooled"]["calibration"],
+                                   f"test clips of all {folds} folds pooled"))
     return "\n".join(lines)
 
 

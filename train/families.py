@@ -57,4 +57,3 @@ def check_fusion(family: str, caches: int) -> None:
         raise ConfigError(f"{family} cannot fuse {caches} caches: its frames of different "
                           "encoders lie on different grids; fuse with a clip-level family "
                           f"({', '.join(name for name, f in FAMILIES.items() if f.fuses)})")
-

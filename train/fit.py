@@ -1,9 +1,10 @@
 """`fit`: train one model family on one split of a cache (or on each of K nested folds).
 
 A run folder holds everything needed to judge and reuse the run, whatever the family; its
-layout is `brogue.inference.run_folder`'s: config.json, split.json, run.json, model.keras,
-metrics.json, decisions.csv and the PNG plots written by `train.evaluate`; Keras families add
-history.csv and logs/ (TensorBoard).
+layout is `brogue.inference.run_folder`'s: config.json, split.json, run.json (with the
+calibration map fitted on the valid clips, `train.calibration`), model.keras, metrics.json,
+decisions.csv, probabilities.csv and the PNG plots written by `train.evaluate`; Keras families
+add history.csv and logs/ (TensorBoard).
 """
 
 from __future__ import annotations
@@ -20,11 +21,13 @@ import keras
 from brogue import atomic
 from brogue.inference import run_folder
 from brogue.inference.run_folder import RunError
+from brogue.train.calibration import fit_map
 from brogue.train.config import TrainConfig, save_config
 from brogue.train.dataset import Corpus
 from brogue.train.evaluate import evaluate_run, fold_summary, fold_table, side_metrics
 from brogue.train.families import FAMILIES, check_fusion
 from brogue.train.fusion import load_fused
+from brogue.train.plots import plot_reliability
 from brogue.train.splits import Split, make_splits
 
 # Called after each epoch of a Keras family with the epoch and the valid side's metrics.
@@ -47,6 +50,8 @@ def fit_split(
     started = time.perf_counter()
     model, trained = family.train(corpus, split, config, run, verbose,
                                   None if on_valid is None else on_epoch)  # fmt: skip
+    valid, _ = family.score(corpus, model, split.valid, config)
+    calibration = fit_map(valid, corpus.label[split.valid], config.calibration)
     caches = [run_folder.cache_section(stream.cache.directory, stream.cache.encoder)
               for stream in corpus.streams]  # fmt: skip
     facts = {
@@ -54,6 +59,8 @@ def fit_split(
         "classes": corpus.classes,
         "cache": run_folder.caches_section(caches),
         **trained,
+        "calibration": {**calibration.to_json(), "fitted_on": "valid",
+                        "clips": int(split.valid.sum())},
         "train_seconds": round(time.perf_counter() - started, 3),
     }
     run_folder.write_facts(run, facts)
@@ -88,5 +95,7 @@ def fit(
     summary = fold_summary(folds, decisions, config.seed)
     save_config(config, out / run_folder.CONFIG)
     atomic.write_text(out / run_folder.METRICS, json.dumps(summary, indent=1) + "\n")
+    plot_reliability(summary["test_pooled"]["calibration"], "test clips of all folds",
+                     out / run_folder.RELIABILITY)  # fmt: skip
     print(fold_table(summary))
     return summary

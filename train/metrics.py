@@ -121,14 +121,22 @@ def speaker_bootstrap(
     total = np.bincount(owner, minlength=len(speakers))
     accent = np.zeros(len(speakers), dtype=np.int64)
     accent[owner] = truth
-    rng = np.random.default_rng(seed)
-    recalls = []
-    for label in np.unique(accent):
-        members = np.flatnonzero(accent == label)
-        drawn = members[rng.integers(0, len(members), (rounds, len(members)))]
-        recalls.append(correct[drawn].sum(axis=1) / total[drawn].sum(axis=1))
+    recalls = [correct[drawn].sum(axis=1) / total[drawn].sum(axis=1)
+               for drawn in speaker_draws(accent, seed, rounds)]  # fmt: skip
     scores = np.mean(recalls, axis=0)
     return np.percentile(scores, [2.5, 97.5]).tolist()
+
+
+def speaker_draws(accent: np.ndarray, seed: int, rounds: int = BOOTSTRAP_ROUNDS
+                  ) -> list[np.ndarray]:  # fmt: skip
+    """The speaker bootstrap's draws: for each accent (in order), [rounds, its speakers] indices
+    into `accent` (each speaker's accent), drawn with replacement from that accent's speakers."""
+    rng = np.random.default_rng(seed)
+    draws = []
+    for label in np.unique(accent):
+        members = np.flatnonzero(accent == label)
+        draws.append(members[rng.integers(0, len(members), (rounds, len(members)))])
+    return draws
 
 
 def clip_and_speaker_metrics(

@@ -1,9 +1,11 @@
-"""PNG figures of a run: the learning curves and annotated confusion matrices."""
+"""PNG figures of a run: the learning curves, annotated confusion matrices and the reliability
+diagram."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -54,6 +56,35 @@ def plot_confusion(
     axis.set_xlabel("Prediction")
     axis.set_ylabel("Label")
     axis.set_title(title)
+    fig.tight_layout()
+    with atomic.atomic_path(path) as partial:
+        fig.savefig(partial, dpi=100)
+    plt.close(fig)
+
+
+def plot_reliability(calibration: Mapping[str, Any], clips: str, path: Path) -> None:
+    """The reliability diagram of `calibration` (`train.calibration.before_and_after`): each
+    bin's accuracy against its mean top probability, before and after the map, over the
+    diagonal of perfect calibration, and below it how many clips each bin holds."""
+    fig, (curve, counts) = plt.subplots(2, 1, figsize=(6, 7), sharex=True,
+                                        gridspec_kw={"height_ratios": (3, 1)})  # fmt: skip
+    curve.plot([0, 1], [0, 1], color="grey", linestyle="--", label="calibrated")
+    width = 1.0 / len(calibration["before"]["bins"])
+    for offset, (when, colour) in enumerate((("before", "tab:red"), ("after", "tab:blue"))):
+        scores = calibration[when]
+        bins = [b for b in scores["bins"] if b["count"]]
+        curve.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], "o-",
+                   color=colour, label=f"{when} (ECE {scores['ece']:.3f})")  # fmt: skip
+        counts.bar([b["low"] + width * (0.25 + 0.5 * offset) for b in scores["bins"]],
+                   [b["count"] for b in scores["bins"]], width=width / 2, color=colour)
+    curve.set_xlim(0, 1)
+    curve.set_ylim(0, 1)
+    curve.set_ylabel("accuracy")
+    curve.set_title(f"Reliability of the {clips}")
+    curve.legend(loc="upper left")
+    curve.grid(True)
+    counts.set_xlabel("top probability")
+    counts.set_ylabel("clips")
     fig.tight_layout()
     with atomic.atomic_path(path) as partial:
         fig.savefig(partial, dpi=100)

@@ -3,9 +3,11 @@
 Top to bottom: the waveform (its envelope, carried by the prediction, so the file is not decoded
 again), the log-mel spectrogram the encoder classified (only where it keeps one, as YAMNet
 does; GE2E's and hf's figures have two panels), and the head's per-frame probabilities of every
-class, the file's most probable class on top, titled with the encoder's own frame window and
-hop. Each spectrogram
-column and each probability cell is drawn centred on the middle of the window it came from.
+class (each frame heard alone, through the run's calibration; left out for a fused run, which
+has none), the file's most probable class on top, with a colour scale, titled with the encoder's
+own frame window and hop; non-speech frames are greyed out and marked "non-speech". Each
+spectrogram column and each probability cell is drawn centred on the middle of the window it
+came from.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ def plot_prediction(prediction: FilePrediction, path: Path) -> None:
     envelope, log_mel = prediction.envelope, prediction.log_mel
     order = np.argsort(prediction.probabilities)[::-1]
     panels = 3 if log_mel is not None else 2
-    fig, axes = plt.subplots(panels, 1, figsize=(10, 7), sharex=True)
+    fig, axes = plt.subplots(panels, 1, figsize=(10, 7), sharex=True, layout="constrained")
     wave, probs = axes[0], axes[-1]
     times = np.arange(len(envelope)) * LOG_MEL_HOP_S
     wave.fill_between(times, envelope[:, 0], envelope[:, 1], step="post", linewidth=0.5)
@@ -49,15 +51,22 @@ def plot_prediction(prediction: FilePrediction, path: Path) -> None:
         mel.set_ylabel("log-mel band")
     left, right_frames = _extent(len(prediction.speech), prediction.frame_hop_seconds,
                                  prediction.frame_window_seconds)  # fmt: skip
-    probs.imshow(
-        prediction.frame_probabilities[:, order].T,
-        aspect="auto",
-        interpolation="nearest",
-        cmap="gray_r",
-        vmin=0.0,
-        vmax=1.0,
-        extent=(left, right_frames, len(order) - 0.5, -0.5),
-    )
+    extent = (left, right_frames, len(order) - 0.5, -0.5)
+    if prediction.frame_probabilities is None:
+        probs.text(0.5, 0.5, "no per-frame answer: a fused run answers whole clips only",
+                   ha="center", va="center", transform=probs.transAxes)  # fmt: skip
+    else:
+        image = probs.imshow(prediction.frame_probabilities[:, order].T, aspect="auto",
+                             interpolation="nearest", cmap="gray_r", vmin=0.0, vmax=1.0,
+                             extent=extent)  # fmt: skip
+        fig.colorbar(image, ax=axes, label="probability", fraction=0.03, pad=0.01)
+    non_speech = np.ma.masked_where(prediction.speech, np.ones(len(prediction.speech)))
+    probs.imshow(np.tile(non_speech, (len(order), 1)), aspect="auto", interpolation="nearest",
+                 cmap="Reds", vmin=0.0, vmax=2.0, alpha=0.8, extent=extent)  # fmt: skip
+    if not prediction.speech.all():
+        first = int(np.flatnonzero(~prediction.speech)[0])
+        probs.text(left + (first + 0.5) * prediction.frame_hop_seconds, len(order) - 0.5,
+                   "non-speech", rotation=90, va="bottom", ha="center", fontsize=8)  # fmt: skip
     probs.set_yticks(range(len(order)), [prediction.classes[i] for i in order])
     probs.set_title(f"each class's probability in every {prediction.frame_window_seconds:g} s "
                     f"frame, one every {prediction.frame_hop_seconds:g} s", fontsize="small")
@@ -68,7 +77,6 @@ def plot_prediction(prediction: FilePrediction, path: Path) -> None:
         f"{Path(prediction.path).name}: {prediction.accent} "
         f"({prediction.probabilities[order[0]]:.2f})"
     )
-    fig.tight_layout()
     with atomic.atomic_path(path) as partial:
         fig.savefig(partial, dpi=100)
     plt.close(fig)

@@ -52,6 +52,7 @@ from brogue.train.config import (  # noqa: E402
     DEFAULT_JOBS,
     DEFAULT_OBJECTIVE,
     DEFAULT_TRIALS,
+    MINIMISED,
     MODELS,
     OBJECTIVES,
     TrainConfig,
@@ -177,10 +178,11 @@ def make_pruner() -> optuna.pruners.BasePruner:
     return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=5)
 
 
-def open_study(url: str, seed: int) -> optuna.Study:
+def open_study(url: str, seed: int, objective: str) -> optuna.Study:
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # brogue prints a line per trial
+    direction = "minimize" if objective in MINIMISED else "maximize"
     return optuna.create_study(
-        storage=_storage(url), study_name=STUDY, direction="maximize", load_if_exists=True,
+        storage=_storage(url), study_name=STUDY, direction=direction, load_if_exists=True,
         sampler=optuna.samplers.TPESampler(seed=seed),
         pruner=make_pruner(),
     )  # fmt: skip
@@ -200,8 +202,8 @@ def run_worker(
 ) -> None:
     """Run `trials` trials of the study at `url`."""
     # A seed per worker and per start, so workers and resumed sweeps propose different trials.
-    probe = open_study(url, base.seed)
-    study = open_study(url, base.seed + 1000 * worker + len(probe.trials))
+    probe = open_study(url, base.seed, objective)
+    study = open_study(url, base.seed + 1000 * worker + len(probe.trials), objective)
     level, name = OBJECTIVES[objective]
 
     def run(trial: optuna.Trial) -> float:
@@ -263,7 +265,7 @@ def _start_or_resume(out: Path, url: str, identity: dict[str, Any], seed: int) -
             and url == _default_url(out):  # fmt: skip
         raise SweepError(f"{out} already holds files that are not a sweep; choose a new --out")
     out.mkdir(parents=True, exist_ok=True)
-    study = open_study(url, seed)
+    study = open_study(url, seed, identity["objective"])
     saved = study.user_attrs.get("identity")
     if saved is None:
         study.set_user_attr("identity", identity)
@@ -387,7 +389,7 @@ def sweep(
                  "objective": objective, "index": index}  # fmt: skip
     if pending:
         _run_workers(arguments, pending, jobs)
-    study = open_study(url, base.seed)
+    study = open_study(url, base.seed, objective)
     write_table(out, study, objective)
     if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         raise SweepError(f"no trial of the sweep in {out} finished; see {out / 'trials.csv'}")

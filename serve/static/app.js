@@ -49,6 +49,10 @@ async function loadModel() {
   $("model").textContent = `Run ${model.run}, a ${model.family} model on ${model.encoder.name}: ` +
     `${score}. Up to ${model.limits.max_seconds} s of audio.`;
   $("model").dataset.testScore = test === null ? "" : test.value;
+  // The run's own evidence: a test interval that holds chance has shown nothing.
+  $("guessing").hidden = test === null || model.beats_chance;
+  $("guessing").textContent = "This model has not been shown to beat guessing: its test " +
+    "interval includes chance.";
   showError("");
 }
 
@@ -71,16 +75,16 @@ function show(result) {
   const classes = Object.keys(result.probabilities);
   const ranked = classes.slice().sort((a, b) => result.probabilities[b] - result.probabilities[a]);
   const accents = classes.slice(0, -1); // "Not a speech" is the last class, never the answer
-  const [first, second] = ranked.filter((name) => accents.includes(name));
-  const top = result.probabilities[first];
   $("accent").textContent = result.accent;
   const speechFrames = result.frames - result.non_speech_frames;
-  // The model's own confidence; the test score above says how far to trust it.
-  const how = top >= 0.8 ? "High confidence" : top >= 0.5 ? "Medium confidence" : "Low confidence";
-  $("sureness").textContent = `${how}: ${top.toFixed(3)} for ${first}, ` +
-    `${(top - result.probabilities[second]).toFixed(3)} ahead of ${second} ` +
-    `(chance is ${(1 / accents.length).toFixed(3)}); from ${speechFrames} speech frames of ` +
+  // "How sure" is the server's sentence on the run's own test evidence (brogue.inference.evidence);
+  // a label appears only where that evidence earns it.
+  const sure = result.how_sure;
+  $("sureness").textContent = (sure.label ? sure.label + ": " : "") + sure.sentence +
+    ` Chance is ${(1 / accents.length).toFixed(2)}; heard over ${speechFrames} speech frames of ` +
     `${result.frames} in ${result.seconds.toFixed(1)} s.`;
+  $("seen").hidden = !result.seen_in_training;
+  $("seen").textContent = result.seen_in_training ? result.seen_note : "";
   if (result.pooled_over !== "speech frames") {
     showError("No speech was heard, so this answer pools every frame and means little.");
   }
@@ -186,7 +190,9 @@ function figureCaption(figure) {
   const mel = logMel ? " the log-mel spectrogram the encoder heard," : "";
   return `Top to bottom, on one time axis: the waveform the model heard (16 kHz mono),${mel} ` +
     `and each class's probability in every ${frames.window_seconds} s frame, one every ` +
-    `${frames.hop_seconds} s (darker is more probable; frames without speech are marked below).`;
+    `${frames.hop_seconds} s, each frame heard alone through the run's calibration (darker ` +
+    `is more probable, scale at the top right; frames without speech are hatched and marked ` +
+    `below).`;
 }
 
 function drawFigure(canvas, result, ranked) {
@@ -199,7 +205,8 @@ function drawFigure(canvas, result, ranked) {
   const width = canvas.clientWidth, height = canvas.clientHeight;
   const left = 110, right = width - 10, axis = 22;
   const rowHeight = 16;
-  const probsHeight = rowHeight * ranked.length;
+  const perFrame = result.frame_probabilities; // null where the family has no frame answer
+  const probsHeight = perFrame ? rowHeight * ranked.length : rowHeight;
   // An encoder without a log-mel (GE2E, hf:) gets no empty panel: the waveform takes its room.
   const panels = logMel ? 2 : 1;
   const band = (height - axis - probsHeight - 14 - 8 * panels) / panels;
@@ -252,16 +259,28 @@ function drawFigure(canvas, result, ranked) {
     g.fillText("log-mel", 8, melTop + melHeight / 2);
   }
 
-  // per-frame probabilities, the most probable class on top; darker is more probable
+  // per-frame probabilities (each frame heard alone), the most probable class on top; darker
+  // is more probable; a non-speech frame is drawn hatched, never as an answer
   const [probsTop] = rows.probs;
   const start = cellLeft(frames.hop_seconds, frames.window_seconds);
-  ranked.forEach((name, row) => {
+  const cell = (k) => [x(start + k * frames.hop_seconds), x(start + (k + 1) * frames.hop_seconds)];
+  if (!perFrame) {
+    g.fillText("no per-frame answer: a fused run answers whole clips only", left, probsTop + rowHeight / 2);
+  }
+  (perFrame ? ranked : []).forEach((name, row) => {
     const top = probsTop + row * rowHeight;
-    result.frame_probabilities[name].forEach((p, k) => {
+    perFrame[name].forEach((p, k) => {
+      const [from, to] = cell(k);
+      if (!result.frame_speech[k]) {
+        g.fillStyle = "#eee";
+        g.fillRect(from, top, to - from, rowHeight - 1);
+        g.strokeStyle = "#bbb";
+        g.beginPath(); g.moveTo(from, top + rowHeight - 1); g.lineTo(to, top); g.stroke();
+        return;
+      }
       const shade = Math.round(255 * (1 - p));
       g.fillStyle = `rgb(${shade},${shade},${shade})`;
-      const from = x(start + k * frames.hop_seconds);
-      g.fillRect(from, top, x(start + (k + 1) * frames.hop_seconds) - from, rowHeight - 1);
+      g.fillRect(from, top, to - from, rowHeight - 1);
     });
     g.fillStyle = "#222";
     g.fillText(name.length > 15 ? name.slice(0, 14) + "…" : name, 8, top + rowHeight / 2);
@@ -269,8 +288,18 @@ function drawFigure(canvas, result, ranked) {
   const marks = probsTop + probsHeight + 3;
   g.fillStyle = "#c22";
   result.frame_speech.forEach((speech, k) => {
-    if (!speech) g.fillRect(x(start + k * frames.hop_seconds), marks, x(frames.hop_seconds) - x(0), 3);
+    if (!speech) g.fillRect(cell(k)[0], marks, cell(k)[1] - cell(k)[0], 3);
   });
+  g.fillText("non-speech", 8, marks + 2);
+  // the colour scale of the probabilities
+  for (let i = 0; i <= 50; i++) {
+    const shade = Math.round(255 * (1 - i / 50));
+    g.fillStyle = `rgb(${shade},${shade},${shade})`;
+    g.fillRect(right - 110 + 2 * i, 2, 2, 8);
+  }
+  g.fillStyle = "#222";
+  g.fillText("0", right - 118, 6);
+  g.fillText("1", right - 6, 6);
 
   // seconds
   const axisTop = height - axis;
