@@ -79,9 +79,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--subsets", type=lambda text: text.split(","),
                         help="OpenSLR 83 subsets, comma-separated (default: all)")
     parser.add_argument("--encoder", default="yamnet", metavar="NAME",
-                        help="yamnet, ge2e (Resemblyzer's speaker encoder) or hf:MODEL[@LAYER] (a "
-                        "Hugging Face speech model's hidden layer, pip install 'brogue[hf]') "
-                        "(default: yamnet)")
+                        help="yamnet, ge2e (Resemblyzer's speaker encoder), hf:MODEL[@LAYER] (a "
+                        "Hugging Face speech model's hidden layer, pip install 'brogue[hf]') or "
+                        "whisper:MODEL[@LAYER] (Whisper's encoder without torch: tiny.en, base, "
+                        "a folder or a Hub id; pip install 'brogue[whisper]') (default: yamnet)")
     add_engine_arguments(parser)
     add_yamnet_argument(parser)
     parser.add_argument("--shard-frames", type=positive_int,

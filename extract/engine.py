@@ -21,8 +21,9 @@ from brogue.errors import BrogueError, require
 from .grid import FrameGrid
 
 Key = TypeVar("Key")
-ENCODERS = ("yamnet", "ge2e", "hf:MODEL[@LAYER]")
+ENCODERS = ("yamnet", "ge2e", "hf:MODEL[@LAYER]", "whisper:MODEL[@LAYER]")
 HF_PREFIX = "hf:"
+WHISPER_PREFIX = "whisper:"
 
 
 class EncoderError(BrogueError):
@@ -122,4 +123,10 @@ class EngineSpec:
                 raise EncoderError(f"{self.encoder} runs in fp32 and batches as it measured "
                                    "fastest: drop --precision and --batch-size")
             return HFEncoder(self.encoder, self.runtime)
+        if self.encoder.startswith(WHISPER_PREFIX):
+            from .whisper.encoder import WhisperEncoder
+
+            if batching:
+                raise EncoderError(f"{self.encoder} hears one clip per request: drop --batch-size")
+            return WhisperEncoder(self.encoder, self.runtime, self.precision)
         raise EncoderError(f"unknown encoder {self.encoder!r}; choose from {', '.join(ENCODERS)}")
