@@ -8,6 +8,7 @@ import os
 import struct
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -357,6 +358,25 @@ def test_extraction_prints_brogues_lines_only_for_whisper_and_hf(tiny, tmp_path)
         assert done.returncode == 0, done.stderr[-2000:]
         (line,) = done.stderr.splitlines()  # what brogue says it runs, and nothing else
         assert line.startswith(f"2 clips from {manifest}; {name} "), done.stderr
+
+
+def test_the_encoder_runs_without_torch_transformers_or_ctranslate2(tiny, tmp_path) -> None:
+    """In a process where importing any of them fails, on both weight formats."""
+    script = textwrap.dedent(f"""
+        import sys
+        for name in ("torch", "transformers", "ctranslate2", "tensorflow", "keras"):
+            sys.modules[name] = None  # `import name` now raises ImportError
+        import numpy as np
+        from brogue.extract.whisper.encoder import WhisperEncoder
+        wave = np.sin(np.arange(40000) / 7).astype(np.float32) * 0.1
+        for folder in ({str(tiny["int8"])!r}, {str(tiny["transformers"])!r}):
+            frames = WhisperEncoder("whisper:" + folder).encode([wave])[0]
+            assert frames.embeddings.shape == (5, 32), frames.embeddings.shape
+        print("ran")
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "BROGUE_CACHE": str(tmp_path)})
+    assert done.stdout.strip().endswith("ran"), done.stderr[-2000:]
 
 
 def test_a_layer_past_the_top_is_one_line(tiny) -> None:
