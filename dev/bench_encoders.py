@@ -25,7 +25,7 @@ from pathlib import Path
 
 from brogue.extract import pipeline
 from brogue.extract.corpus import resolve_corpus
-from brogue.extract.engine import EngineSpec
+from brogue.extract.engine import Encoder, EngineSpec
 from brogue.train.config import make_config
 from brogue.train.fit import fit
 from dev.machine import cpu_line
@@ -35,9 +35,8 @@ CLIP_FAMILIES = ("clip-linear", "clip-attention")
 FUSED_FAMILY = "clip-linear"  # the fused row's: no epochs to tune on a few hundred clips
 
 
-def extract(spec: EngineSpec, corpus: str, out: Path) -> dict:
-    """Extract `corpus` with the encoder `spec` names; its speed and its cache's size."""
-    encoder = spec.load()
+def extract(encoder: Encoder, corpus: str, out: Path) -> dict:
+    """Extract `corpus` with `encoder`; its speed and its cache's size."""
     sources = resolve_corpus(corpus, out.parent / "downloads", None)
     started = time.perf_counter()
     report = pipeline.run(sources, encoder, out, progress=False)
@@ -96,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as folder:
         for name in args.encoders.split(","):
             cache = Path(folder) / name.replace("/", "_").replace(":", "_") / "cache"
-            row = extract(EngineSpec(name), args.corpus, cache)
+            row = extract(EngineSpec(name).load(), args.corpus, cache)
             row["families"] = {family: score(cache, cache.parent / family, family, args.folds)
                                for family in CLIP_FAMILIES}  # fmt: skip
             rows.append(row)

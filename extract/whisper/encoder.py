@@ -81,8 +81,11 @@ class WhisperEncoder:
         flat = [piece for clip in pieces for piece, _ in clip]
         states = iter(self.network([self.input(piece) for piece in flat]))
         encoded = []
+        step = self.front_end.samples_per_state
         for clip in pieces:
-            own = [(next(states), piece, frames) for piece, frames in clip]
+            # A piece's own states: those centred inside it, not on the padding after it.
+            own = [(next(states)[: max(1, -(-len(piece) // step))], piece, frames)
+                   for piece, frames in clip]
             encoded.append(EncodedFrames(
                 np.concatenate([pool(state, frames, self._window, self._hop)
                                 for state, _, frames in own]),
