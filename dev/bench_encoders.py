@@ -5,8 +5,8 @@ the whole stage, model loading excluded; cache MB per audio hour), then scores e
 family by nested speaker folds: every speaker is tested once by a model that never heard them,
 and the pooled test decisions give clip and speaker balanced accuracy with their 95% intervals
 (a bootstrap over speakers). Chance is 1 / accents. The default corpus is `../shared/accents-dev`
-(real VCTK speech, 68 speakers, 6 accents). Given several encoders, a last row fuses all their
-caches (`fit --cache A --cache B`) into one clip-linear model, scored on the same speaker folds:
+(real VCTK speech, 68 speakers, 6 accents). A last row fuses the caches of the encoders `--fuse`
+names (`fit --cache A --cache B`) into one clip-linear model, scored on the same speaker folds:
 its rate is the encoders' rates chained, its size their caches' sum. Small sets give wide
 intervals: read them before the point estimates. The last line is `RESULT {json}`.
 """
@@ -32,6 +32,9 @@ from dev.machine import cpu_line
 
 ACCENTS_DEV = Path(__file__).resolve().parents[2] / "shared" / "accents-dev" / "manifest.csv"
 CLIP_FAMILIES = ("clip-linear", "clip-attention")
+# Whisper at its default layer and two others (`extract/whisper/spec.py`).
+DEFAULT_ENCODERS = ("yamnet", "ge2e", "whisper:tiny.en@3", "whisper:tiny.en@2", "whisper:tiny.en@4",
+                    "whisper:base@4", "whisper:base@3", "whisper:base@6")
 FUSED_FAMILY = "clip-linear"  # the fused row's: no epochs to tune on a few hundred clips
 
 
@@ -83,9 +86,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--corpus", default=str(ACCENTS_DEV),
                         help="a CSV manifest or folder with accent labels and speakers "
                         "(default: ../shared/accents-dev/manifest.csv)")
-    parser.add_argument("--encoders", default="yamnet,ge2e",
-                        help="comma-separated encoder names (default: yamnet,ge2e; add "
-                        "hf:MODEL[@LAYER] where its weights can be had)")
+    parser.add_argument("--encoders", default=",".join(DEFAULT_ENCODERS),
+                        help=f"comma-separated encoder names (default: {','.join(DEFAULT_ENCODERS)}"
+                        "; add hf:MODEL[@LAYER] where its weights can be had)")
+    parser.add_argument("--fuse", default="yamnet,ge2e",
+                        help="encoders of --encoders whose caches a last row fuses; '' for none "
+                        "(default: yamnet,ge2e)")
     parser.add_argument("--folds", type=int, default=5, help="outer speaker folds (default 5)")
     args = parser.parse_args(argv)
     if not Path(args.corpus).exists():
@@ -102,8 +108,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             caches.append(cache)
             print(f"{name}: {row['audio_s_per_s']:.1f} audio-s/s, "
                   f"{row['mb_per_audio_hour']:.1f} MB per audio hour", flush=True)
-        if len(rows) > 1:
-            rows.append(fused_row(rows, caches, Path(folder) / "fused", args.folds))
+        fused = [index for index, row in enumerate(rows)
+                 if row["encoder"] in args.fuse.split(",")]
+        if len(fused) > 1:
+            rows.append(fused_row([rows[i] for i in fused], [caches[i] for i in fused],
+                                  Path(folder) / "fused", args.folds))
     accents = rows[0]["accents"]
     print(f"\nnested {args.folds}-fold speaker CV on {args.corpus} ({rows[0]['clips']} clips, "
           f"{accents} accents, chance {1 / accents:.3f}); balanced accuracy [95% interval]")

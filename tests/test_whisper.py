@@ -62,14 +62,14 @@ def ct2_states(folder: Path, mel: np.ndarray) -> np.ndarray:
 # --- names ---
 
 
-def test_names_parse_and_the_default_layer_is_half_way_up() -> None:
+def test_names_parse_and_the_default_layer_is_three_quarters_up_rounded_down() -> None:
     assert parse("whisper:tiny.en@2") == Spec("tiny.en", 2)
     assert parse("whisper:Systran/faster-whisper-small") == Spec("Systran/faster-whisper-small",
                                                                  None)
     for bad in ("whisper:", "whisper:tiny.en@", "whisper:x@two", "whisper:@3", "hf:x"):
         with pytest.raises(BrogueError, match="expected whisper:MODEL|whole number"):
             parse(bad)
-    assert [default_layer(layers) for layers in (2, 4, 6, 12, 32)] == [1, 2, 3, 6, 16]
+    assert [default_layer(layers) for layers in (2, 4, 6, 12, 32)] == [1, 3, 4, 9, 24]
 
 
 # --- the model.bin reader ---
