@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import tempfile
 import time
@@ -46,13 +47,17 @@ def _rate(run: Callable[[list[np.ndarray]], object], mels: list[np.ndarray], sec
 
 
 def _ct2_folder(model: str, scratch: Path) -> Path:
-    """A folder CTranslate2 loads: the bundled model.bin's parts joined (it reads one file)."""
+    """A folder CTranslate2 loads: the bundled model.bin's parts joined (it reads one file),
+    beside the last part's config and vocabulary."""
     parts = checkpoint._bundled_parts(model)
     if len(parts) == 1:
         return parts[0].parent
     with (scratch / "model.bin").open("wb") as joined:
         for part in parts:
             joined.write(part.read_bytes())
+    for other in parts[-1].parent.iterdir():
+        if other.suffix == ".json":
+            shutil.copy(other, scratch / other.name)
     return scratch
 
 
