@@ -17,7 +17,7 @@ endif
 
 .PHONY: setup test lint extract synthetic train sweep predict export demo stress \
 	bench bench-yamnet bench-extract bench-train bench-sweep bench-shards bench-families bench-ray \
-	bench-vad bench-encoders bench-ge2e bench-serve bench-memory
+	bench-vad bench-encoders bench-ge2e bench-serve bench-memory bench-whisper
 
 setup: $(VENV)/.installed
 
@@ -109,3 +109,7 @@ bench-encoders: setup
 
 bench-ge2e: setup
 	$(PY) -m dev bench ge2e $(ARGS)
+
+# whisper: tiny.en and base's extraction stage on accents-dev beside ctranslate2's encode.
+bench-whisper: setup
+	$(PY) -m dev bench whisper $(ARGS)

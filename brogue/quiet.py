@@ -5,6 +5,10 @@ running (the cuInit error, for instance), but the lines printed while its shared
 load (oneDNN, "Could not find cuda drivers", the absl::InitializeLog warning) come before
 absl reads any setting. For those there is no switch, so the C-level stderr is redirected
 during the import alone, and replayed if the import fails.
+
+The `hf:` and `whisper:` encoders bring torch, transformers and huggingface_hub: their progress
+bars (transformers' "Loading weights", downloads), transformers' notices and the warnings the
+frameworks raise (torch's tracer, while OpenVINO converts a model) are switched off too.
 """
 
 from __future__ import annotations
@@ -16,9 +20,12 @@ import logging
 import os
 import sys
 import tempfile
+import warnings
 from collections.abc import Iterator
 
 _FRAMEWORKS = ("keras", "tensorflow")
+# Packages whose own warnings are theirs to fix, not the user's.
+_WARNING_MODULES = r"(torch|transformers|huggingface_hub|openvino)(\.|$)"
 
 
 def quiet_frameworks() -> None:
@@ -26,6 +33,9 @@ def quiet_frameworks() -> None:
     only show errors. They are not imported here: extraction on the openvino runtime runs
     without them, and TensorFlow's import alone was 0.8 GB."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # transformers' bars follow it
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    warnings.filterwarnings("ignore", module=_WARNING_MODULES)
     for name in ("tensorflow", "absl", "jax._src.xla_bridge"):
         logging.getLogger(name).setLevel(logging.ERROR)
     if not any(isinstance(finder, _QuietImport) for finder in sys.meta_path):

@@ -16,6 +16,10 @@ BENCHMARKS = {
     "yamnet": ("dev.bench_yamnet", "hub vs native YAMNet in every runtime x precision"),
     "encoders": ("dev.bench_encoders", "every encoder on one accented corpus: speed, size, "
                  "held-out-speaker accuracy"),
+    "whisper": ("dev.bench_whisper", "the whisper: encoders' extraction stage, beside "
+                "ctranslate2's own encode"),
+    "whisper-study": ("dev.whisper_study", "Whisper's window (the clip alone or 30 s) and layer, "
+                      "by held-out-speaker accuracy and speed"),
     "ge2e": ("dev.bench_ge2e", "the GE2E encoder in every runtime x precision, and vs torch"),
     "extract": ("dev.bench_extract", "extraction stage, hub vs every runtime x precision"),
     "train": ("dev.bench_train", "an epoch streamed from shards vs from memory"),

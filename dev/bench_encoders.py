@@ -5,8 +5,8 @@ the whole stage, model loading excluded; cache MB per audio hour), then scores e
 family by nested speaker folds: every speaker is tested once by a model that never heard them,
 and the pooled test decisions give clip and speaker balanced accuracy with their 95% intervals
 (a bootstrap over speakers). Chance is 1 / accents. The default corpus is `../shared/accents-dev`
-(real VCTK speech, 68 speakers, 6 accents). Given several encoders, a last row fuses all their
-caches (`fit --cache A --cache B`) into one clip-linear model, scored on the same speaker folds:
+(real VCTK speech, 68 speakers, 6 accents). A last row fuses the caches of the encoders `--fuse`
+names (`fit --cache A --cache B`) into one clip-linear model, scored on the same speaker folds:
 its rate is the encoders' rates chained, its size their caches' sum. Small sets give wide
 intervals: read them before the point estimates. The last line is `RESULT {json}`.
 """
@@ -25,19 +25,21 @@ from pathlib import Path
 
 from brogue.extract import pipeline
 from brogue.extract.corpus import resolve_corpus
-from brogue.extract.engine import EngineSpec
+from brogue.extract.engine import Encoder, EngineSpec
 from brogue.train.config import make_config
 from brogue.train.fit import fit
 from dev.machine import cpu_line
 
 ACCENTS_DEV = Path(__file__).resolve().parents[2] / "shared" / "accents-dev" / "manifest.csv"
 CLIP_FAMILIES = ("clip-linear", "clip-attention")
+# Whisper at its default layer and two others (`extract/whisper/spec.py`).
+DEFAULT_ENCODERS = ("yamnet", "ge2e", "whisper:tiny.en@3", "whisper:tiny.en@2", "whisper:tiny.en@4",
+                    "whisper:base@4", "whisper:base@3", "whisper:base@6")
 FUSED_FAMILY = "clip-linear"  # the fused row's: no epochs to tune on a few hundred clips
 
 
-def extract(spec: EngineSpec, corpus: str, out: Path) -> dict:
-    """Extract `corpus` with the encoder `spec` names; its speed and its cache's size."""
-    encoder = spec.load()
+def extract(encoder: Encoder, corpus: str, out: Path) -> dict:
+    """Extract `corpus` with `encoder`; its speed and its cache's size."""
     sources = resolve_corpus(corpus, out.parent / "downloads", None)
     started = time.perf_counter()
     report = pipeline.run(sources, encoder, out, progress=False)
@@ -84,9 +86,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--corpus", default=str(ACCENTS_DEV),
                         help="a CSV manifest or folder with accent labels and speakers "
                         "(default: ../shared/accents-dev/manifest.csv)")
-    parser.add_argument("--encoders", default="yamnet,ge2e",
-                        help="comma-separated encoder names (default: yamnet,ge2e; add "
-                        "hf:MODEL[@LAYER] where its weights can be had)")
+    parser.add_argument("--encoders", default=",".join(DEFAULT_ENCODERS),
+                        help=f"comma-separated encoder names (default: {','.join(DEFAULT_ENCODERS)}"
+                        "; add hf:MODEL[@LAYER] where its weights can be had)")
+    parser.add_argument("--fuse", default="yamnet,ge2e",
+                        help="encoders of --encoders whose caches a last row fuses; '' for none "
+                        "(default: yamnet,ge2e)")
     parser.add_argument("--folds", type=int, default=5, help="outer speaker folds (default 5)")
     args = parser.parse_args(argv)
     if not Path(args.corpus).exists():
@@ -96,15 +101,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as folder:
         for name in args.encoders.split(","):
             cache = Path(folder) / name.replace("/", "_").replace(":", "_") / "cache"
-            row = extract(EngineSpec(name), args.corpus, cache)
+            row = extract(EngineSpec(name).load(), args.corpus, cache)
             row["families"] = {family: score(cache, cache.parent / family, family, args.folds)
                                for family in CLIP_FAMILIES}  # fmt: skip
             rows.append(row)
             caches.append(cache)
             print(f"{name}: {row['audio_s_per_s']:.1f} audio-s/s, "
                   f"{row['mb_per_audio_hour']:.1f} MB per audio hour", flush=True)
-        if len(rows) > 1:
-            rows.append(fused_row(rows, caches, Path(folder) / "fused", args.folds))
+        fused = [index for index, row in enumerate(rows)
+                 if row["encoder"] in args.fuse.split(",")]
+        if len(fused) > 1:
+            rows.append(fused_row([rows[i] for i in fused], [caches[i] for i in fused],
+                                  Path(folder) / "fused", args.folds))
     accents = rows[0]["accents"]
     print(f"\nnested {args.folds}-fold speaker CV on {args.corpus} ({rows[0]['clips']} clips, "
           f"{accents} accents, chance {1 / accents:.3f}); balanced accuracy [95% interval]")

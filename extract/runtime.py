@@ -26,6 +26,8 @@ PRECISIONS = tuple(OPENVINO_PRECISION)
 # The runtimes of an encoder with a Keras port (converted for OpenVINO), and of a torch model.
 KERAS_RUNTIMES = ("auto", "keras", "openvino")
 TORCH_RUNTIMES = ("auto", "torch", "openvino")
+# The runtimes of an encoder built straight as an OpenVINO graph (Whisper's).
+OPENVINO_RUNTIMES = ("auto", "openvino")
 
 
 class RuntimeUnavailable(BrogueError):

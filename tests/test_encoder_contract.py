@@ -55,9 +55,15 @@ def _hf(request: pytest.FixtureRequest, folder: Path) -> EngineSpec:
     return EngineSpec(f"hf:{save_tiny(folder, 'wavlm', masks=True)}@1")
 
 
+def _whisper(request: pytest.FixtureRequest, folder: Path) -> EngineSpec:
+    from whisper_models import save_tiny_conditional
+
+    return EngineSpec(f"whisper:{save_tiny_conditional(folder)}@1")
+
+
 # How each row of the table loads here, offline and small: the row's name -> an EngineSpec.
 TEST_SPECS: dict[str, Callable[[pytest.FixtureRequest, Path], EngineSpec]] = {
-    "yamnet": _yamnet, "ge2e": _ge2e, "hf:": _hf}  # fmt: skip
+    "yamnet": _yamnet, "ge2e": _ge2e, "hf:": _hf, "whisper:": _whisper}  # fmt: skip
 
 
 def test_every_registered_encoder_is_checked_here():

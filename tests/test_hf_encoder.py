@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from brogue.errors import BrogueError
-from brogue.extract.hf.grid import pool
 from brogue.extract.hf.spec import Spec, default_layer, parse
+from brogue.extract.state_grid import pool
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")

@@ -7,43 +7,10 @@ numbers without librosa, and the tests hold them to librosa's where it is instal
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 
+from ..slaney_mel import mel_filterbank
 from .params import Params
-
-# The Slaney mel scale: linear below 1 kHz (3 mels per 200 Hz), logarithmic above, 27 mels
-# per factor 6.4 (librosa's `hz_to_mel(htk=False)`, from Slaney's Auditory Toolbox).
-_LINEAR_HZ_PER_MEL = 200.0 / 3
-_LOG_START_HZ = 1000.0
-_LOG_START_MEL = _LOG_START_HZ / _LINEAR_HZ_PER_MEL
-_LOG_STEP = np.log(6.4) / 27.0
-
-
-def hz_to_mel(hz: np.ndarray) -> np.ndarray:
-    hz = np.asarray(hz, np.float64)
-    above = _LOG_START_MEL + np.log(np.maximum(hz, _LOG_START_HZ) / _LOG_START_HZ) / _LOG_STEP
-    return np.where(hz >= _LOG_START_HZ, above, hz / _LINEAR_HZ_PER_MEL)
-
-
-def mel_to_hz(mel: np.ndarray) -> np.ndarray:
-    mel = np.asarray(mel, np.float64)
-    above = _LOG_START_HZ * np.exp(_LOG_STEP * (np.maximum(mel, _LOG_START_MEL) - _LOG_START_MEL))
-    return np.where(mel >= _LOG_START_MEL, above, mel * _LINEAR_HZ_PER_MEL)
-
-
-@functools.lru_cache(maxsize=4)
-def mel_filterbank(params: Params) -> np.ndarray:
-    """[FFT bins, bands] triangles from 0 Hz to Nyquist, evenly spaced in mels, each scaled to
-    unit area over frequency (Slaney's normalisation: 2 / its width in Hz)."""
-    bins = np.fft.rfftfreq(params.mel_window_samples, 1.0 / params.sample_rate)
-    edges = mel_to_hz(np.linspace(0.0, hz_to_mel(params.sample_rate / 2), params.mel_bands + 2))
-    lower, centre, upper = edges[:-2, None], edges[1:-1, None], edges[2:, None]
-    rising = (bins - lower) / (centre - lower)
-    falling = (upper - bins) / (upper - centre)
-    triangles = np.maximum(0.0, np.minimum(rising, falling)) * (2.0 / (upper - lower))
-    return triangles.T
 
 
 def mel_power(waveform: np.ndarray, params: Params) -> np.ndarray:
@@ -56,7 +23,8 @@ def mel_power(waveform: np.ndarray, params: Params) -> np.ndarray:
                               / params.mel_window_samples)
     spectrum = np.fft.rfft(frames * hann, axis=1)
     power = spectrum.real**2 + spectrum.imag**2
-    return (power @ mel_filterbank(params)).astype(np.float32)
+    return (power @ mel_filterbank(params.mel_window_samples, params.sample_rate,
+                                    params.mel_bands)).astype(np.float32)
 
 
 def window_gains(padded: np.ndarray, count: int, params: Params) -> np.ndarray:

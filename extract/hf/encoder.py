@@ -17,9 +17,9 @@ import numpy as np
 from brogue.errors import BrogueError, require
 from brogue.extract.engine import EncodedFrames, clip_groups
 from brogue.extract.runtime import TORCH_RUNTIMES, resolve
+from brogue.extract.state_grid import GRID, pool
 from brogue.extract.vad import SileroVad
 
-from .grid import GRID, pool
 from .model import load
 from .spec import parse
 

@@ -1,4 +1,5 @@
-"""Where the hf encoders' frames lie: YAMNet's grid, pooled from the models' 50 Hz states.
+"""Where the frames of encoders with 20 ms states (hf:, whisper:) lie: YAMNet's grid, pooled
+from the models' 50 Hz states.
 
 Frame i covers samples [i·hop, i·hop + window) of the clip, window 0.96 s and hop 0.48 s, and
 a clip of n samples has as many frames as YAMNet gives it. So the caches of one corpus line up
