@@ -26,12 +26,12 @@ import numpy as np
 
 from brogue.extract.audio import load_audio
 from brogue.extract.corpus import resolve_corpus
+from brogue.extract.runtime import cpu_has_bf16
 from brogue.extract.whisper import checkpoint
 from brogue.extract.whisper.encoder import WhisperEncoder
 from brogue.extract.whisper.features import log_mel
 from brogue.extract.whisper.network import Network
 from brogue.extract.whisper.spec import default_layer
-from brogue.extract.runtime import cpu_has_bf16
 from dev.bench_encoders import ACCENTS_DEV, extract
 from dev.machine import cpu_line
 

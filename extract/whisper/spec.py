@@ -8,9 +8,9 @@ N's output through the final layer norm: what CTranslate2's `encode` returns.
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
 
-from brogue.errors import BrogueError
+from brogue.extract import layer_name
+from brogue.extract.layer_name import Spec
 
 PREFIX = "whisper:"
 # The default layer: the deepest at or below three quarters of the depth (tiny.en: 3 of 4; base:
@@ -19,22 +19,9 @@ PREFIX = "whisper:"
 DEFAULT_LAYER_SHARE = 0.75
 
 
-class Spec(NamedTuple):
-    model: str  # a bundled name, a folder, or a Hub id
-    layer: int | None  # None: the default layer
-
-
 def parse(name: str) -> Spec:
     """`whisper:MODEL[@LAYER]` -> Spec; a one-line error for anything else."""
-    if not name.startswith(PREFIX) or len(name) == len(PREFIX):
-        raise BrogueError(f"encoder {name!r}: expected whisper:MODEL or whisper:MODEL@LAYER")
-    model, at, layer = name[len(PREFIX) :].rpartition("@")
-    if not at:
-        return Spec(layer, None)  # rpartition puts a name without "@" in its last part
-    if not (model and layer.isdigit()):
-        raise BrogueError(f"encoder {name!r}: LAYER after @ must be a whole number, "
-                          "as in whisper:tiny.en@2")
-    return Spec(model, int(layer))
+    return layer_name.parse(name, PREFIX, "whisper:tiny.en@2")
 
 
 def default_layer(layers: int) -> int:
@@ -44,4 +31,4 @@ def default_layer(layers: int) -> int:
 
 def name_of(model: str, layer: int) -> str:
     """The encoder's full name, with the layer always written out, as the cache records it."""
-    return f"{PREFIX}{model}@{layer}"
+    return layer_name.name_of(PREFIX, model, layer)
