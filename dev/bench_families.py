@@ -52,7 +52,7 @@ def families_by_folds(cache: Path, folder: Path, folds: int) -> None:
         test = summary["test"]["clip"]["balanced_accuracy"]
         pooled = summary["test_pooled"]["clip"]
         low, high = pooled["interval"]
-        seconds = [run_folder.read_facts(out / f"fold-{k}")["train_seconds"]
+        seconds = [run_folder.read_facts(run_folder.fold(out, k))["train_seconds"]
                    for k in range(1, folds + 1)]  # fmt: skip
         print(f"{family:16} {test['mean']:.3f} ± {test['std']:.3f}          "
               f"{pooled['balanced_accuracy']:.3f} [{low:.3f}, {high:.3f}]     "

@@ -46,9 +46,18 @@ class RunError(BrogueError):
     """A run folder cannot be written or read; the message is one line."""
 
 
+def fold(folder: Path, k: int) -> Path:
+    """Where fold `k` of a `fit --folds` run in `folder` trains: a run folder of its own."""
+    return folder / f"fold-{k}"
+
+
 def check_finished(folder: Path) -> None:
-    """Refuse `folder` unless it holds a finished run (run.json and model.keras)."""
+    """Refuse `folder` unless it holds a finished run (run.json and model.keras); a --folds
+    run's top folder is told to name one of its folds."""
     if not (folder / RUN_JSON).is_file() or not (folder / MODEL).is_file():
+        if (fold(folder, 1) / RUN_JSON).is_file():
+            raise RunError(f"{folder} holds a fit --folds run, whose every fold is a run of its "
+                           f"own: name one, such as {fold(folder, 1)}")
         raise RunError(f"{folder} is not a finished run folder (no {RUN_JSON} or {MODEL})")
 
 

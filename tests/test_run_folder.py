@@ -70,6 +70,16 @@ def test_an_unfinished_folder_is_refused_in_one_line(tmp_path: Path) -> None:
     run_folder.check_finished(write_run(tmp_path / "done", {"classes": []}))
 
 
+def test_a_folds_run_is_told_to_name_one_of_its_folds(tmp_path: Path) -> None:
+    fold = tmp_path / "fold-1"
+    fold.mkdir()
+    (fold / run_folder.RUN_JSON).write_text("{}")
+    (fold / run_folder.MODEL).write_text("")
+    with pytest.raises(RunError, match=f"fit --folds run.*name one, such as {fold}"):
+        run_folder.check_finished(tmp_path)
+    run_folder.check_finished(fold)  # a fold is a run of its own
+
+
 def test_the_test_score_is_the_clip_balanced_accuracy_with_its_interval(tmp_path: Path) -> None:
     run = write_run(tmp_path / "run", {"classes": []})
     assert run_folder.test_score(run) is None

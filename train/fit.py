@@ -89,9 +89,9 @@ def fit(
     splits = make_splits(corpus, config, index)
     if len(splits) == 1:
         return fit_split(corpus, splits[0], config, out, verbose, on_valid, test)
-    folds = [fit_split(corpus, split, config, out / f"fold-{split.fold}", verbose, on_valid, test)
-             for split in splits]  # fmt: skip
-    decisions = [out / f"fold-{split.fold}" / run_folder.DECISIONS for split in splits]
+    folds = [fit_split(corpus, split, config, run_folder.fold(out, split.fold), verbose, on_valid,
+                       test) for split in splits]  # fmt: skip
+    decisions = [run_folder.fold(out, split.fold) / run_folder.DECISIONS for split in splits]
     summary = fold_summary(folds, decisions, config.seed)
     save_config(config, out / run_folder.CONFIG)
     atomic.write_text(out / run_folder.METRICS, json.dumps(summary, indent=1) + "\n")
