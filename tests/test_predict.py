@@ -11,8 +11,7 @@ import pytest
 import soundfile as sf
 import soxr
 
-from brogue.cache import Cache
-from brogue.cache.integrity import hash_file
+from brogue.cache import Cache, hash_file
 from brogue.inference.calibration import CalibrationMap
 from brogue.inference.predict import FilePrediction, predict
 from brogue.inference.trained_run import load_encoders, load_run

@@ -21,7 +21,7 @@ pytest.importorskip("fastapi", reason="brogue serve needs the serve extra")
 import httpx  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 
-from brogue.cache.integrity import hash_file  # noqa: E402
+from brogue.cache import hash_file  # noqa: E402
 from brogue.inference.evidence import RunEvidence  # noqa: E402
 from brogue.inference.predict import predict  # noqa: E402
 from brogue.inference.trained_run import load_run  # noqa: E402

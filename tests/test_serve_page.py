@@ -29,7 +29,7 @@ if CHROMIUM is None:
 
 import uvicorn  # noqa: E402
 
-from brogue.cache.integrity import hash_file  # noqa: E402
+from brogue.cache import hash_file  # noqa: E402
 from brogue.serve.app import create_app  # noqa: E402
 from brogue.serve.settings import Settings  # noqa: E402
 
