@@ -27,18 +27,25 @@ def save_tiny(folder: Path, family: str, masks: bool, seed: int = 0) -> Path:
     return folder
 
 
+def tiny_whisper_config():
+    """A Whisper config of 2 encoder layers of 32, 2 heads, and a 1-layer decoder of 100 tokens."""
+    import transformers
+
+    return transformers.WhisperConfig(
+        d_model=32, encoder_layers=2, decoder_layers=1, encoder_attention_heads=2,
+        decoder_attention_heads=2, encoder_ffn_dim=37, decoder_ffn_dim=37, vocab_size=100,
+        max_target_positions=16, pad_token_id=0, bos_token_id=1, eos_token_id=2,
+        decoder_start_token_id=1,
+    )
+
+
 def save_tiny_whisper(folder: Path, seed: int = 0) -> Path:
     """A Whisper of 2 encoder layers of 32 (and a 1-layer decoder, which the encoder drops)."""
     import torch
     import transformers
 
     torch.manual_seed(seed)
-    config = transformers.WhisperConfig(
-        d_model=32, encoder_layers=2, decoder_layers=1, encoder_attention_heads=2,
-        decoder_attention_heads=2, encoder_ffn_dim=37, decoder_ffn_dim=37, vocab_size=100,
-        max_target_positions=16, pad_token_id=0, bos_token_id=1, eos_token_id=2,
-        decoder_start_token_id=1,
-    )
+    config = tiny_whisper_config()
     transformers.WhisperModel(config).save_pretrained(folder)
     transformers.WhisperFeatureExtractor().save_pretrained(folder)
     return folder

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from hf_models import tiny_whisper_config
+
 QUANTIZATIONS = ("float32", "float16", "bfloat16", "int8")
 
 
@@ -17,12 +19,7 @@ def save_tiny_conditional(folder: Path, seed: int = 0) -> Path:
     import transformers
 
     torch.manual_seed(seed)
-    config = transformers.WhisperConfig(
-        d_model=32, encoder_layers=2, decoder_layers=1, encoder_attention_heads=2,
-        decoder_attention_heads=2, encoder_ffn_dim=37, decoder_ffn_dim=37, vocab_size=100,
-        max_target_positions=16, pad_token_id=0, bos_token_id=1, eos_token_id=2,
-        decoder_start_token_id=1,
-    )
+    config = tiny_whisper_config()
     transformers.WhisperForConditionalGeneration(config).save_pretrained(folder)
     (folder / "vocab.json").write_text(json.dumps({f"t{i}": i for i in range(100)}))
     (folder / "merges.txt").write_text("#version: 0.2\n")
