@@ -33,6 +33,8 @@ BENCHMARKS = {
     "memory": ("dev.memory", "peak memory of extracting a 3 h and a 6 h recording, per encoder"),
     "calibration": ("dev.bench_calibration", "other calibration maps on finished fit --folds runs, "
                     "beside the one each shipped"),
+    "calibration-crossfit": ("dev.calibration_crossfit", "clip-linear's temperature fitted on "
+                             "cross-fitted answers of all non-test speakers vs on valid clips"),
 }
 
 

@@ -27,7 +27,7 @@ from brogue.train.calibration import calibration_scores, fit_map
 from brogue.train.evaluate import read_probabilities
 from dev.machine import cpu_line
 
-MEASURES = ("ece", "brier", "log_loss", "mean_top_probability", "accuracy")
+MEASURES = ("ece", "ece_if_calibrated", "brier", "log_loss", "mean_top_probability", "accuracy")
 
 
 def _shrunk(calibrated: np.ndarray, valid: np.ndarray, truth: np.ndarray) -> float:

@@ -11,11 +11,12 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from scipy.stats import binom
 
 from brogue.inference.calibration import identity
 from brogue.inference.evidence import RunEvidence
 from brogue.main import main
-from brogue.train.calibration import calibration_scores, fit_map
+from brogue.train.calibration import calibration_scores, ece_if_calibrated, fit_map
 from dev.synthetic_cache import SyntheticCorpus, write_synthetic_cache
 
 # clip-linear with a weak L2 penalty; its probabilities are far from calibrated on new speakers.
@@ -106,6 +107,21 @@ def test_the_measures_on_known_probabilities() -> None:
     bins = {b["low"]: b for b in scores["bins"] if b["count"]}
     assert sorted(bins) == [pytest.approx(9 / 15), pytest.approx(13 / 15)]
     assert identity(2).apply(probabilities) == pytest.approx(probabilities, abs=1e-6)
+
+
+def test_the_ece_of_calibrated_answers_is_chance_alone() -> None:
+    # Certain answers that are calibrated are always right: no ECE by chance.
+    assert ece_if_calibrated(np.array([[1.0, 0.0]] * 50), seed=0) == pytest.approx(0.0)
+    # 400 clips all at 0.5 share one bin; its ECE is |K/400 - 0.5| with K ~ Binomial(400, 0.5).
+    k = np.arange(401)
+    expected = float((binom.pmf(k, 400, 0.5) * np.abs(k / 400 - 0.5)).sum())
+    chance = ece_if_calibrated(np.full((400, 2), 0.5), seed=0)
+    assert chance.mean() == pytest.approx(expected, rel=0.05)
+    scores = calibration_scores(np.full((400, 2), 0.5), np.zeros(400, dtype=int),
+                                np.arange(400).astype(str), seed=0)  # fmt: skip
+    low, high = scores["ece_if_calibrated_interval"]
+    assert low < scores["ece_if_calibrated"] < high
+    assert scores["ece_if_calibrated"] == pytest.approx(expected, rel=0.05)
 
 
 def test_a_near_chance_run_says_so_and_earns_no_label(run: Path) -> None:

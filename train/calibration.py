@@ -11,7 +11,10 @@ Test clips never reach `fit_map`.
 
 The measures (`calibration_scores`) are expected calibration error over 15 equal-width bins
 of the top probability, Brier score, log loss, mean top probability and accuracy, each with its
-95% interval from the speaker bootstrap of `train.metrics`, and the reliability bins.
+95% interval from the speaker bootstrap of `train.metrics`, and the reliability bins. Beside
+ECE stands the ECE that perfectly calibrated probabilities would show on as many clips
+(`ece_if_calibrated`): on a few hundred clips that chance alone is several hundredths, so an
+ECE near it is all the clips can tell apart from calibrated.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from brogue.inference.calibration import FLOOR, CalibrationMap, identity
 from brogue.train.metrics import BOOTSTRAP_ROUNDS, speaker_draws
 
 BINS = 15  # equal-width bins of the top probability, as Guo et al. measure ECE
+CONSISTENCY_DRAWS = 1000  # label sets drawn for `ece_if_calibrated`
 LOG_LOSS_FLOOR = 1e-15  # scikit-learn's log_loss clips so
 TEMPERATURE_BOUNDS = (0.05, 100.0)
 
@@ -61,6 +65,11 @@ def fit_map(probabilities: np.ndarray, truth: np.ndarray, kind: str) -> Calibrat
 _MEANS = ("accuracy", "mean_top_probability", "brier", "log_loss")
 
 
+def _bin_of(top: np.ndarray) -> np.ndarray:
+    """The reliability bin of each top probability."""
+    return np.minimum((top * BINS).astype(int), BINS - 1)
+
+
 def _per_clip(probabilities: np.ndarray, truth: np.ndarray) -> np.ndarray:
     """[n, 4 + 3·BINS]: each clip's share of the means and of its reliability bin's sums
     (count, top probability, correct), so that sums over any clips give every measure."""
@@ -72,8 +81,7 @@ def _per_clip(probabilities: np.ndarray, truth: np.ndarray) -> np.ndarray:
                       -np.log(np.maximum(probabilities[np.arange(n), truth], LOG_LOSS_FLOOR))],
                      axis=1)  # fmt: skip
     bins = np.zeros((n, BINS, 3))
-    where = np.minimum((top * BINS).astype(int), BINS - 1)
-    bins[np.arange(n), where] = np.stack([np.ones(n), top, correct], axis=1)
+    bins[np.arange(n), _bin_of(top)] = np.stack([np.ones(n), top, correct], axis=1)
     return np.concatenate([means, bins.reshape(n, -1)], axis=1)
 
 
@@ -86,10 +94,27 @@ def _from_sums(sums: np.ndarray) -> dict[str, np.ndarray]:
     return measures
 
 
+def ece_if_calibrated(probabilities: np.ndarray, seed: int, draws: int = CONSISTENCY_DRAWS
+                      ) -> np.ndarray:  # fmt: skip
+    """The ECE of each of `draws` label sets drawn from `probabilities` [n, A] themselves: what
+    perfectly calibrated answers would score on these n clips by chance alone (consistency
+    resampling, Bröcker & Smith 2007). A drawn label is the answer with the top probability's
+    chance, so each draw is one Bernoulli per clip."""
+    top = probabilities.max(axis=1)
+    in_bin = np.eye(BINS)[_bin_of(top)]  # [n, BINS]
+    rng = np.random.default_rng(seed)
+    scores = []
+    for chunk in np.array_split(np.arange(draws), max(1, draws * len(top) // 2_000_000)):
+        right = rng.random((len(chunk), len(top))) < top
+        scores.append(np.abs((top - right) @ in_bin).sum(axis=1) / len(top))
+    return np.concatenate(scores)
+
+
 def calibration_scores(probabilities: np.ndarray, truth: np.ndarray, speaker: np.ndarray,
                        seed: int, rounds: int = BOOTSTRAP_ROUNDS) -> dict[str, Any]:  # fmt: skip
     """ECE, Brier, log loss, mean top probability and accuracy of clip `probabilities` [n, A]
-    against `truth`, each with its 95% speaker-bootstrap interval, and the reliability bins."""
+    against `truth`, each with its 95% speaker-bootstrap interval; the ECE perfectly calibrated
+    answers would show on these clips, with its 95% range; and the reliability bins."""
     rows = _per_clip(probabilities, truth)
     speakers, owner = np.unique(speaker, return_inverse=True)
     per_speaker = np.zeros((len(speakers), rows.shape[1]))
@@ -103,6 +128,9 @@ def calibration_scores(probabilities: np.ndarray, truth: np.ndarray, speaker: np
     for name, value in point.items():
         scores[name] = float(value)
         scores[f"{name}_interval"] = np.nanpercentile(resampled[name], [2.5, 97.5]).tolist()
+    chance = ece_if_calibrated(probabilities, seed)
+    scores["ece_if_calibrated"] = float(chance.mean())
+    scores["ece_if_calibrated_interval"] = np.percentile(chance, [2.5, 97.5]).tolist()
     scores["bins"] = reliability_bins(rows.sum(axis=0))
     return scores
 

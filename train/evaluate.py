@@ -65,6 +65,7 @@ PROBABILITY_COLUMNS = ("side", "name", "speaker", "accent")
 # (name, label) rows of the calibration lines under the summary tables.
 CALIBRATION = (
     ("ece", "ECE (15 bins)"),
+    ("ece_if_calibrated", "  if calibrated, by chance"),
     ("brier", "Brier score"),
     ("log_loss", "log loss"),
     ("mean_top_probability", "mean top probability"),
