@@ -106,6 +106,10 @@ def test_the_measures_on_known_probabilities() -> None:
     assert scores["log_loss"] == pytest.approx(-np.mean(np.log([0.9, 0.1, 0.6, 0.6])))
     bins = {b["low"]: b for b in scores["bins"] if b["count"]}
     assert sorted(bins) == [pytest.approx(9 / 15), pytest.approx(13 / 15)]
+    # Two calibrated clips at 0.9: both right with chance 0.81, one with 0.18, none with 0.01,
+    # so 95% of calibrated answers show an accuracy of 0.5 or 1; at 0.6 (none right: 0.16), 0 to 1.
+    ranges = [b["calibrated_accuracy_range"] for _, b in sorted(bins.items())]
+    assert ranges == [[0.0, 1.0], [0.5, 1.0]]
     assert identity(2).apply(probabilities) == pytest.approx(probabilities, abs=1e-6)
 
 

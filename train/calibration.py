@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 from scipy.optimize import minimize, minimize_scalar
+from scipy.stats import binom
 
 from brogue.inference.calibration import FLOOR, CalibrationMap, identity
 from brogue.train.metrics import BOOTSTRAP_ROUNDS, speaker_draws
@@ -137,14 +138,18 @@ def calibration_scores(probabilities: np.ndarray, truth: np.ndarray, speaker: np
 
 def reliability_bins(sums: np.ndarray) -> list[dict[str, Any]]:
     """The BINS equal-width bins of the top probability: each one's range, clip count, mean top
-    probability and accuracy (None where empty)."""
+    probability and accuracy, and the 95% range of accuracy that calibrated answers would show
+    on as many clips (Binomial at the bin's confidence); None where empty."""
     bins = sums[len(_MEANS):].reshape(BINS, 3)
     table = []
     for k, (count, top, correct) in enumerate(bins):
         filled = count > 0
+        confidence = top / count if filled else None
+        chance = binom.ppf([0.025, 0.975], count, confidence) / count if filled else None
         table.append({"low": k / BINS, "high": (k + 1) / BINS, "count": int(count),
-                      "confidence": float(top / count) if filled else None,
-                      "accuracy": float(correct / count) if filled else None})  # fmt: skip
+                      "confidence": None if confidence is None else float(confidence),
+                      "accuracy": float(correct / count) if filled else None,
+                      "calibrated_accuracy_range": None if chance is None else chance.tolist()})
     return table
 
 

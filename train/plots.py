@@ -65,7 +65,8 @@ def plot_confusion(
 def plot_reliability(calibration: Mapping[str, Any], clips: str, path: Path) -> None:
     """The reliability diagram of `calibration` (`train.calibration.before_and_after`): each
     bin's accuracy against its mean top probability, before and after the map, over the
-    diagonal of perfect calibration, and below it how many clips each bin holds."""
+    diagonal of perfect calibration with the range calibrated answers would show by chance in
+    each bin after the map, and below it how many clips each bin holds."""
     fig, (curve, counts) = plt.subplots(2, 1, figsize=(6, 7), sharex=True,
                                         gridspec_kw={"height_ratios": (3, 1)})  # fmt: skip
     curve.plot([0, 1], [0, 1], color="grey", linestyle="--", label="calibrated")
@@ -74,7 +75,16 @@ def plot_reliability(calibration: Mapping[str, Any], clips: str, path: Path) -> 
         scores = calibration[when]
         bins = [b for b in scores["bins"] if b["count"]]
         curve.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], "o-",
-                   color=colour, label=f"{when} (ECE {scores['ece']:.3f})")  # fmt: skip
+                   color=colour, label=f"{when} (ECE {scores['ece']:.3f}; calibrated answers "
+                   f"{scores['ece_if_calibrated']:.3f} by chance)")  # fmt: skip
+        if when == "after":  # how far from the diagonal calibrated answers stray by chance
+            confidence = np.array([b["confidence"] for b in bins])
+            low, high = np.array([b["calibrated_accuracy_range"] for b in bins]).T
+            # A bin of a few near-certain clips has its whole range above its confidence.
+            below, above = np.maximum(confidence - low, 0), np.maximum(high - confidence, 0)
+            curve.errorbar(confidence, confidence, yerr=[below, above],
+                           fmt="none", ecolor="grey", capsize=3,
+                           label="95% range of calibrated answers")  # fmt: skip
         counts.bar([b["low"] + width * (0.25 + 0.5 * offset) for b in scores["bins"]],
                    [b["count"] for b in scores["bins"]], width=width / 2, color=colour)
     curve.set_xlim(0, 1)
