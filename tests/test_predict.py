@@ -129,6 +129,19 @@ def test_human_readable_lines(speech_run: Path, odd_files: dict[str, Path], caps
     assert "No speech was heard" in evidence[0] and "High confidence" not in evidence[0]
 
 
+def test_a_plot_path_matplotlib_cannot_write_is_one_line(
+    speech_run: Path, odd_files: dict[str, Path], tmp_path: Path, capsys
+) -> None:
+    predict = ["predict", str(speech_run), str(odd_files["silence"]), "--plot"]
+    assert main([*predict, str(tmp_path / "figures")]) == 1
+    assert main([*predict, str(tmp_path / "no" / "a.png")]) == 1
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert errors == [f"error: --plot {tmp_path / 'figures'}: name a figure file, such as OUT.png, "
+                      "OUT.svg or OUT.pdf",
+                      f"error: --plot {tmp_path / 'no' / 'a.png'}: the folder {tmp_path / 'no'} "
+                      "does not exist"]  # fmt: skip
+
+
 def test_a_run_of_other_yamnet_weights_is_refused(
     speech_run: Path, odd_files: dict[str, Path], tmp_path: Path, capsys
 ) -> None:

@@ -229,8 +229,22 @@ def _plot_path(plot: Path, number: int, files: int) -> Path:
     return plot if files == 1 else plot.with_name(f"{plot.stem}-{number + 1}{plot.suffix}")
 
 
+def _check_plot_path(plot: Path) -> None:
+    """Refuse a --plot path matplotlib cannot write, before the run loads."""
+    from matplotlib.figure import Figure
+
+    from brogue.errors import BrogueError
+
+    if plot.suffix[1:].lower() not in Figure().canvas.get_supported_filetypes():
+        raise BrogueError(f"--plot {plot}: name a figure file, such as OUT.png, OUT.svg or OUT.pdf")
+    if not plot.parent.is_dir():
+        raise BrogueError(f"--plot {plot}: the folder {plot.parent} does not exist")
+
+
 def _predict(args: argparse.Namespace) -> int:
     run_folder.check_finished(args.run)  # before Keras loads: a wrong path is told at once
+    if args.plot:
+        _check_plot_path(args.plot)
     import json
 
     from brogue.inference.evidence import RunEvidence
