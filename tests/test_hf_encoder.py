@@ -276,3 +276,28 @@ def test_a_hub_id_downloads_through_the_same_path(tiny_models, tmp_path: Path) -
                 HFEncoder(f"hf:{folder}@1", "torch").fingerprint]
     for run in (downloaded, offline):
         assert json.loads(run.stdout.strip().splitlines()[-1]) == expected
+
+
+def test_a_hub_id_on_its_cached_ir_imports_neither_torch_nor_transformers(tiny_models,
+                                                                          tmp_path: Path) -> None:
+    """The first run of a Hub id downloads and converts it; a later one, offline, finds the IR
+    by the files of the Hugging Face cache's snapshot, with neither torch nor transformers."""
+    pytest.importorskip("openvino")
+    (tmp_path / "hub" / "brogue-test").mkdir(parents=True)
+    (tmp_path / "hub" / "brogue-test" / "tiny-hubert").symlink_to(tiny_models["hubert", False])
+    script = ("import json, sys; import numpy as np; from brogue.extract.hf.encoder import "
+              "HFEncoder; e = HFEncoder('hf:brogue-test/tiny-hubert@1', 'openvino'); "
+              "e.encode([np.zeros(16000, np.float32)]); print(json.dumps([e.fingerprint, "
+              "sorted({'torch', 'transformers'} & set(sys.modules))]))")
+    environment = {**os.environ, "HF_HOME": str(tmp_path / "hf-home")}
+    with serve_hub(tmp_path / "hub") as hub:
+        first = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                               env={**environment, "HF_ENDPOINT": hub.url})
+    assert first.returncode == 0, first.stderr[-2000:]
+    later = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                           env={**environment, "HF_HUB_OFFLINE": "1"})
+    assert later.returncode == 0, later.stderr[-2000:]
+    fingerprint = HFEncoder(f"hf:{tiny_models['hubert', False]}@1", "torch").fingerprint
+    assert json.loads(first.stdout.strip().splitlines()[-1]) == [fingerprint,
+                                                                 ["torch", "transformers"]]
+    assert json.loads(later.stdout.strip().splitlines()[-1]) == [fingerprint, []]
