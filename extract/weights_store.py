@@ -6,6 +6,8 @@ the store, the OpenVINO IRs and the logs name files by it. An encoder that impor
 as `<cache>/<encoder>/<fingerprint>.weights.h5`, and `handles.json` beside them maps each handle
 to its fingerprint and a stamp of the source (size and mtime of a local one; None for a URL that
 names an immutable version), so later runs load the Keras file and never read the source again.
+hf: keeps no Keras file, only that map: a folder whose files are unchanged finds its fingerprint,
+and so its OpenVINO IR, without loading the weights (`recorded`).
 """
 
 from __future__ import annotations
@@ -65,12 +67,17 @@ class WeightsStore:
 
     def known(self, handle: str, stamp: Any) -> ImportedWeights | None:
         """The weights imported before from `handle`, if its source still has `stamp`."""
-        entry = self._index().get(handle)
-        if entry and entry.get("stamp") == stamp:
-            imported = self.weights(handle, entry["fingerprint"])
+        weights_id = self.recorded(handle, stamp)
+        if weights_id is not None:
+            imported = self.weights(handle, weights_id)
             if imported.weights_path.exists():
                 return imported
         return None
+
+    def recorded(self, handle: str, stamp: Any) -> str | None:
+        """The fingerprint remembered for `handle`, if its source still has `stamp`."""
+        entry = self._index().get(handle)
+        return entry["fingerprint"] if entry and entry.get("stamp") == stamp else None
 
     def save(self, imported: ImportedWeights, model: Any) -> None:
         """`model`'s weights as `imported`'s file, published in one step."""
@@ -82,10 +89,11 @@ class WeightsStore:
             model.save_weights(staged)
             atomic.publish(staged, imported.weights_path)
 
-    def remember(self, imported: ImportedWeights, stamp: Any) -> None:
-        """Record that `imported.handle`, with `stamp`, gives these weights."""
+    def remember(self, handle: str, weights_id: str, stamp: Any) -> None:
+        """Record that `handle`, with `stamp`, gives the weights of fingerprint `weights_id`."""
         index = self._index()
-        index[imported.handle] = {"fingerprint": imported.fingerprint, "stamp": stamp}
+        index[handle] = {"fingerprint": weights_id, "stamp": stamp}
+        self.folder.mkdir(parents=True, exist_ok=True)
         atomic.write_text(self.folder / "handles.json",
                           json.dumps(index, indent=1, sort_keys=True))  # fmt: skip
 

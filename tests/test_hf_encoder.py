@@ -22,6 +22,7 @@ from hf_hub_fixture import serve_hub  # noqa: E402
 from hf_models import FAMILIES, save_tiny, save_tiny_whisper  # noqa: E402
 
 from brogue.extract.hf.encoder import HFEncoder  # noqa: E402
+from brogue.extract.hf.model import describe  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -185,6 +186,68 @@ def test_openvino_matches_torch_and_converts_once(tiny_models, family: str, mask
         np.testing.assert_allclose(ours.embeddings, theirs.embeddings, atol=1e-4)
 
 
+def test_a_run_on_the_cached_ir_imports_neither_torch_nor_transformers(tiny_models,
+                                                                        tmp_path: Path) -> None:
+    """A new process, as each `brogue extract` is, finds the IR an earlier load converted by the
+    fingerprint remembered for the model's files, and reads the rest from its JSON files: no
+    torch, no transformers (they held 260 MB of a long recording's peak). Its frames are the
+    converting process's."""
+    pytest.importorskip("openvino")
+    name = f"hf:{tiny_models['wav2vec2', True]}@1"
+    clip = waveform(40000, seed=3)
+    expected = HFEncoder(name, "openvino").encode([clip])[0].embeddings
+    np.save(tmp_path / "clip.npy", clip)
+    script = ("import json, sys; import numpy as np; from brogue.extract.hf.encoder import "
+              f"HFEncoder; frames = HFEncoder({name!r}, 'openvino').encode("
+              f"[np.load({str(tmp_path / 'clip.npy')!r})])[0].embeddings; "
+              f"np.save({str(tmp_path / 'frames.npy')!r}, frames); "
+              "print(json.dumps(sorted({'torch', 'transformers'} & set(sys.modules))))")
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert json.loads(run.stdout.strip().splitlines()[-1]) == []
+    np.testing.assert_array_equal(np.load(tmp_path / "frames.npy"), expected)
+
+
+def test_changed_weights_in_the_same_folder_are_read_again(tiny_models, tmp_path: Path) -> None:
+    pytest.importorskip("openvino")
+    folder = tiny_models["hubert", True]
+    model = transformers.AutoModel.from_pretrained(folder)
+    model.save_pretrained(tmp_path / "model")
+    transformers.AutoFeatureExtractor.from_pretrained(folder).save_pretrained(tmp_path / "model")
+    before = HFEncoder(f"hf:{tmp_path / 'model'}", "openvino").fingerprint
+    assert before == HFEncoder(f"hf:{folder}", "torch").fingerprint
+    with torch.no_grad():
+        model.encoder.layers[1].feed_forward.output_dense.bias[0] += 1e-3
+    model.save_pretrained(tmp_path / "model")
+    after = HFEncoder(f"hf:{tmp_path / 'model'}", "openvino").fingerprint
+    assert after != before
+    assert after == HFEncoder(f"hf:{tmp_path / 'model'}", "torch").fingerprint
+
+
+@pytest.mark.parametrize("masks", [True, False])
+def test_the_input_values_are_the_feature_extractors_bit_for_bit(tiny_models, masks: bool
+                                                                ) -> None:
+    """brogue pads and normalises a call's clips itself, so that a run on the cached IR needs
+    no transformers; clips shorter than one convolution field (400 samples) are zero-padded to
+    it first, so they come to transformers so padded."""
+    folder = tiny_models["wav2vec2", masks]
+    ours = describe(parse(f"hf:{folder}")).inputs
+    features = transformers.AutoFeatureExtractor.from_pretrained(folder)
+    clips = [waveform(length, seed) for seed, length in enumerate([300, 8000, 40000, 23000])]
+    calls = [clips] if masks else [[clip] for clip in clips] + [[clips[2], 2 * clips[2]]]
+    for call in calls:
+        values, mask = ours.batch(call, 16000)
+        theirs = features([np.pad(clip, (0, max(0, 400 - len(clip)))) for clip in call],
+                          sampling_rate=16000, padding="longest", return_attention_mask=masks,
+                          return_tensors="np")
+        assert values.dtype == np.float32
+        np.testing.assert_array_equal(values, theirs["input_values"])
+        if masks:
+            np.testing.assert_array_equal(mask, theirs["attention_mask"])
+        else:
+            assert mask is None
+
+
 def test_a_model_that_is_not_there_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(BrogueError, match=r"^hf:.*missing: cannot load the model: [^\n]*$"):
         HFEncoder(f"hf:{tmp_path / 'missing'}", "torch")
@@ -213,3 +276,28 @@ def test_a_hub_id_downloads_through_the_same_path(tiny_models, tmp_path: Path) -
                 HFEncoder(f"hf:{folder}@1", "torch").fingerprint]
     for run in (downloaded, offline):
         assert json.loads(run.stdout.strip().splitlines()[-1]) == expected
+
+
+def test_a_hub_id_on_its_cached_ir_imports_neither_torch_nor_transformers(tiny_models,
+                                                                          tmp_path: Path) -> None:
+    """The first run of a Hub id downloads and converts it; a later one, offline, finds the IR
+    by the files of the Hugging Face cache's snapshot, with neither torch nor transformers."""
+    pytest.importorskip("openvino")
+    (tmp_path / "hub" / "brogue-test").mkdir(parents=True)
+    (tmp_path / "hub" / "brogue-test" / "tiny-hubert").symlink_to(tiny_models["hubert", False])
+    script = ("import json, sys; import numpy as np; from brogue.extract.hf.encoder import "
+              "HFEncoder; e = HFEncoder('hf:brogue-test/tiny-hubert@1', 'openvino'); "
+              "e.encode([np.zeros(16000, np.float32)]); print(json.dumps([e.fingerprint, "
+              "sorted({'torch', 'transformers'} & set(sys.modules))]))")
+    environment = {**os.environ, "HF_HOME": str(tmp_path / "hf-home")}
+    with serve_hub(tmp_path / "hub") as hub:
+        first = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                               env={**environment, "HF_ENDPOINT": hub.url})
+    assert first.returncode == 0, first.stderr[-2000:]
+    later = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                           env={**environment, "HF_HUB_OFFLINE": "1"})
+    assert later.returncode == 0, later.stderr[-2000:]
+    fingerprint = HFEncoder(f"hf:{tiny_models['hubert', False]}@1", "torch").fingerprint
+    assert json.loads(first.stdout.strip().splitlines()[-1]) == [fingerprint,
+                                                                 ["torch", "transformers"]]
+    assert json.loads(later.stdout.strip().splitlines()[-1]) == [fingerprint, []]

@@ -66,7 +66,7 @@ def import_weights(handle: str, params: Params) -> ImportedWeights:
         for name, values in weights.items():
             model.get_layer(name).set_weights(values)
         STORE.save(imported, model)
-    STORE.remember(imported, stamp)
+    STORE.remember(imported.handle, imported.fingerprint, stamp)
     return imported
 
 

@@ -14,13 +14,14 @@ from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
-from brogue.errors import BrogueError, require
+from brogue.errors import BrogueError
 from brogue.extract.engine import EncodedFrames, clip_groups
 from brogue.extract.runtime import TORCH_RUNTIMES, resolve
 from brogue.extract.state_grid import GRID, pool
 from brogue.extract.vad import SileroVad
 
-from .model import load
+from .model import describe
+from .network import load_network
 from .spec import parse
 
 if TYPE_CHECKING:
@@ -44,26 +45,23 @@ class HFEncoder:
         # The OpenVINO runtime, which `auto` means, ran wav2vec2-base's architecture at 1.5-2.3
         # audio-s/s against torch's 0.5-0.9 on 2 busy cores (fp32; `python -m dev.bench_hf`).
         runtime = resolve(runtime, self.precision, TORCH_RUNTIMES, (self.precision,))
-        loaded = load(parse(name))
-        from .network import load_network
-
-        if loaded.features.sampling_rate != GRID.sample_rate:
-            raise BrogueError(f"{loaded.name}: the model hears {loaded.features.sampling_rate} Hz "
+        model = describe(parse(name))
+        if model.sampling_rate != GRID.sample_rate:
+            raise BrogueError(f"{model.name}: the model hears {model.sampling_rate} Hz "
                               f"audio, and brogue's clips are {GRID.sample_rate} Hz")
-        self._loaded = loaded
-        self.name, self.handle, self.fingerprint = loaded.name, loaded.handle, loaded.fingerprint
+        self._inputs = model.inputs
+        self.name, self.handle = model.name, model.handle
         self.grid = GRID.frames
         # Which frames are speech: the rule of encoders without scores unless another is given.
         self.speech = speech or SileroVad()
-        self.embedding_size = loaded.hidden_size
-        self.params = {"layer": loaded.layer, "pool": "mean",
-                       "do_normalize": bool(getattr(loaded.features, "do_normalize", False))}
-        self._window = GRID.model_frames(GRID.window_s, loaded.inputs.stride)
-        self._hop = GRID.model_frames(GRID.hop_s, loaded.inputs.stride)
-        example = loaded.inputs.batch(loaded.features, [np.zeros(GRID.sample_rate, np.float32)] * 2,
-                                      GRID.sample_rate)
-        self.network = load_network(loaded.network, runtime, example,
-                                    f"{loaded.fingerprint}-layer{loaded.layer}")
+        self.embedding_size = model.hidden_size
+        self.params = {"layer": model.layer, "pool": "mean",
+                       "do_normalize": model.inputs.normalize}
+        self._window = GRID.model_frames(GRID.window_s, model.inputs.stride)
+        self._hop = GRID.model_frames(GRID.hop_s, model.inputs.stride)
+        example = model.inputs.batch([np.zeros(GRID.sample_rate, np.float32)] * 2,
+                                     GRID.sample_rate)
+        self.network, self.fingerprint = load_network(model, runtime, example)
         self.runtime = self.network.runtime
 
     def stream(self, clips: Iterable[tuple[Key, np.ndarray]]
@@ -89,7 +87,7 @@ class HFEncoder:
         """Indices of the clips of each network call: sorted by length, a new call when the
         padded samples would pass SAMPLES_PER_CALL, or at each new length where clips of
         different lengths may not share a call."""
-        inputs = self._loaded.inputs
+        inputs = self._inputs
         calls: list[list[int]] = []
         for index in sorted(range(len(lengths)), key=lambda index: lengths[index]):
             call = calls[-1] if calls else []
@@ -101,8 +99,8 @@ class HFEncoder:
 
     def _states(self, waveforms: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Each clip's model frames [T, D] of the kept layer, from one network call."""
-        inputs = self._loaded.inputs
-        states = self.network(*inputs.batch(self._loaded.features, waveforms, GRID.sample_rate))
+        inputs = self._inputs
+        states = self.network(*inputs.batch(waveforms, GRID.sample_rate))
         return [row[: inputs.count(len(waveform))] for row, waveform in zip(states, waveforms,
                                                                             strict=True)]
 
@@ -110,5 +108,4 @@ class HFEncoder:
 def from_spec(spec: EngineSpec) -> HFEncoder:
     """`spec.encoder`, a name hf:MODEL[@LAYER], as `spec` asks for it (its loader in
     `extract/encoders.py`, which refuses settings other than fp32 and its own batching)."""
-    require("transformers", "hf", f"--encoder {spec.encoder}")
     return HFEncoder(spec.encoder, spec.runtime)

@@ -137,7 +137,7 @@ def import_weights(handle: str, params: Params) -> ImportedWeights:
         with atomic.atomic_path(imported.beside(CLASS_MAP)) as temporary:
             shutil.copyfile(saved_model.class_map_path().numpy().decode(), temporary)
         STORE.save(imported, model)
-    STORE.remember(imported, _stamp(handle))
+    STORE.remember(imported.handle, imported.fingerprint, _stamp(handle))
     return imported
 
 
