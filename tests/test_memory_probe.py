@@ -1,7 +1,7 @@
 """The memory probe (`dev/memory.py`, `make bench-memory`) measures what it says it measures.
 
 What it measured (docs/benchmarks.md, README): extracting one 3-hour recording with YAMNet peaks
-at 407 MB for all processes together, and a 6-hour one the same, on a 2-core AMD EPYC (Zen 5,
+at 410 MB for all processes together, and a 6-hour one at 411 MB, on a 2-core AMD EPYC (Zen 5,
 AVX-512, AVX512-BF16).
 """
 
@@ -38,7 +38,7 @@ def test_a_probe_run_extracts_without_tensorflow_within_the_target(native_engine
     # probe's `brogue extract` runs on OpenVINO alone: importing TensorFlow would cost 800 MB.
     line = extraction_peak(1 / 60, yamnet_handle, 1)
 
-    found = re.fullmatch(r"memory: yamnet extracting one 0.0166667 h recording \(44.1 kHz 16-bit "
+    found = re.fullmatch(r"memory: yamnet extracting one 60 s recording \(44.1 kHz 16-bit "
                          r"WAV\) peaked at (\d+) MB RSS, all processes together, in \d+ s "
                          rf"\(target <= {TARGET_MB} MB\)", line)  # fmt: skip
     assert found, line
