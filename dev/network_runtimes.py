@@ -7,12 +7,12 @@ Keras model's `export(format="litert")`, torch on a port built from the layer ta
 (`dev/yamnet_torch.py`), and onnxruntime on that port's ONNX export (tf2onnx, which Keras's own
 ONNX export needs under TensorFlow, pins a protobuf older than TensorFlow 2.21's). Each case sees
 the same fixed patches, cut by the host front end from seeded speech-like clips, in calls of 16
-and 64 patches, in rounds that alternate the cases so the machine's other load falls on all of
-them. It prints patches/s, audio-s/s (a patch is 0.96 s of audio every 0.48 s, so one patch
-stands for 0.48 audio-s), patches per CPU-second of this process, the median over rounds of
-each case's ratio to openvino/fp32 in the same round, and each case's largest embedding
-difference from openvino/fp32 over the largest embedding (the project's fp32 gate is 1e-4 from
-the Hub). The last line is `RESULT {json}`.
+and 64 patches, in rounds that alternate the cases (each round starting one case later) so the
+machine's other load falls on all of them. It prints patches/s, audio-s/s (a patch is 0.96 s
+of audio every 0.48 s, so one patch stands for 0.48 audio-s), patches per CPU-second of this
+process, the median over rounds of each case's ratio to openvino/fp32 in the same round, and each
+case's largest embedding difference from openvino/fp32 over the largest embedding (the project's
+fp32 gate is 1e-4 from the Hub). The last line is `RESULT {json}`.
 
 Needs onnxruntime, onnx and ai-edge-litert beside the dev install (`pip install -e '.[study]'`).
 """
@@ -33,10 +33,11 @@ from pathlib import Path
 import numpy as np
 
 from brogue.errors import BrogueError
-from brogue.extract.runtime import cpu_has_bf16
+from brogue.extract.runtime import OPENVINO_PRECISION, cpu_has_bf16
 from brogue.extract.yamnet.engines import DEFAULT_BATCH_PATCHES
 from brogue.extract.yamnet.features import lay_out
 from brogue.extract.yamnet.host_frontend import HostLogMelPatches
+from brogue.extract.yamnet.network import YAMNET_LAYERS
 from brogue.extract.yamnet.params import DEFAULT_HANDLE, PARAMS
 from brogue.extract.yamnet.runtime import OpenVINONetwork, keras_model
 from brogue.extract.yamnet.weights import import_weights, resolve_handle
@@ -162,6 +163,44 @@ def networks(handle: str, folder: Path) -> dict[str, Network]:
     return found
 
 
+def multiply_adds_per_patch() -> int:
+    """Multiply-adds of one patch through the network, from the layer table."""
+    (height, width), channels, total = PARAMS.patch_shape, 1, 0
+    for layer in YAMNET_LAYERS:
+        height, width = -(-height // layer.stride), -(-width // layer.stride)
+        taps = layer.kernel[0] * layer.kernel[1]
+        if layer.kind == "conv":
+            total += height * width * taps * channels * layer.filters
+        else:  # depthwise, then pointwise
+            total += height * width * channels * (taps + layer.filters)
+        channels = layer.filters
+    return total + channels * PARAMS.num_classes
+
+
+def gemm_rate(precision: str, size: int = 2048, tries: int = 6) -> float:
+    """GFLOP per CPU-second of one OpenVINO thread on a dense size x size matmul at
+    `precision`, the best of `tries`: what this core's FMA units give a kernel that keeps them
+    fed, the roof for any runtime's convolutions at that precision."""
+    import openvino as ov
+    from openvino import opset13
+
+    rng = np.random.default_rng(0)
+    left = opset13.parameter([size, size], np.float32)
+    product = opset13.matmul(left, opset13.constant(rng.random((size, size), np.float32)),
+                             False, False)  # fmt: skip
+    compiled = ov.Core().compile_model(
+        ov.Model([product], [left]), "CPU",
+        {"INFERENCE_PRECISION_HINT": OPENVINO_PRECISION[precision], "INFERENCE_NUM_THREADS": 1,
+         "NUM_STREAMS": 1})  # fmt: skip
+    request, samples = compiled.create_infer_request(), rng.random((size, size), np.float32)
+    best = 0.0
+    for _ in range(tries):
+        start = time.process_time()
+        request.infer({0: samples})
+        best = max(best, 2 * size**3 / (time.process_time() - start) / 1e9)
+    return best
+
+
 def timed(network: Network, patches: np.ndarray, call: int) -> tuple[float, float]:
     """(wall, CPU) seconds for all `patches` in calls of `call` rows."""
     wall, cpu = time.perf_counter(), time.process_time()
@@ -203,7 +242,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: {error}", file=sys.stderr)
             return 2
         patches = patches_of_speech(args.patches, args.seed)
-        result = measure(cases, patches, args.calls, args.rounds)
+        roofs = {precision: gemm_rate(precision) for precision in ("fp32", "bf16")
+                 if precision in {precision_of(name) for name in cases}}
+        print(f"{multiply_adds_per_patch() / 1e6:.1f} M multiply-adds per patch; one core's "
+              "dense matmul (OpenVINO, one thread): " + ", ".join(
+                  f"{precision} {rate:.0f} GFLOP per CPU-s" for precision, rate in roofs.items()))
+        result = measure(cases, patches, args.calls, args.rounds, roofs)
     print(f"uptime: {load_line()}")
     print("RESULT " + json.dumps({"bench": "network-runtimes", "cpu": cpu_line(),
                                   "patches": len(patches), **result}))
@@ -211,8 +255,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def measure(cases: dict[str, Network], patches: np.ndarray, calls: Sequence[int],
-            rounds: int) -> dict[str, object]:
-    """Warm every case at every call size, check parity, time the interleaved rounds, print."""
+            rounds: int, roofs: dict[str, float]) -> dict[str, object]:
+    """Warm every case at every call size, check parity, time the interleaved rounds, print;
+    each case's share of `roofs` (GFLOP per CPU-s by precision) is its work per CPU-second
+    over its precision's dense matmul rate."""
     started = time.perf_counter()
     outputs = {}
     for name, network in cases.items():
@@ -225,28 +271,39 @@ def measure(cases: dict[str, Network], patches: np.ndarray, calls: Sequence[int]
     differences = {name: parity(found, outputs[REFERENCE]) for name, found in outputs.items()}
     wall: dict[tuple[str, int], list[float]] = {(n, c): [] for n in cases for c in calls}
     cpu: dict[tuple[str, int], list[float]] = {key: [] for key in wall}
+    names = list(cases)
     for round_ in range(1, rounds + 1):
+        # Each round starts one case later, so no case always follows the same neighbour
+        # (whose threads may still spin, or whose caches it inherits).
+        order = names[round_ % len(names):] + names[: round_ % len(names)]
         for call in calls:
-            for name, network in cases.items():
-                seconds, cpu_seconds = timed(network, patches, call)
+            for name in order:
+                seconds, cpu_seconds = timed(cases[name], patches, call)
                 wall[name, call].append(len(patches) / seconds)
                 cpu[name, call].append(len(patches) / cpu_seconds)
         print(f"round {round_}: load {load_line().split('load average:')[-1].strip()}",
               flush=True)
     rows = {}
     for call in calls:
-        print(f"\n{call} patches per call    patches/s  audio-s/s  per CPU-s  x {REFERENCE}"
-              "   embeddings |Δ|/max   scores |Δ|")
+        print(f"\n{call} patches per call    patches/s  audio-s/s  per CPU-s  of roof  "
+              f"x {REFERENCE}   embeddings |Δ|/max   scores |Δ|")
         for name in cases:
             ratio = statistics.median(a / b for a, b in zip(
                 wall[name, call], wall[REFERENCE, call], strict=True))  # fmt: skip
             speed = statistics.median(wall[name, call])
+            per_cpu_s = statistics.median(cpu[name, call])
+            roof = per_cpu_s * 2 * multiply_adds_per_patch() / 1e9 / roofs[precision_of(name)]
             row = {"patches_per_s": round(speed),
                    "audio_s_per_s": round(speed * PARAMS.patch_hop_seconds),
-                   "patches_per_cpu_s": round(statistics.median(cpu[name, call])),
+                   "patches_per_cpu_s": round(per_cpu_s), "of_roof": round(roof, 3),
                    "ratio": round(ratio, 3), "parity": differences[name]}  # fmt: skip
             rows[f"{name} @{call}"] = row
             print(f"{name:25s} {speed:9.0f} {row['audio_s_per_s']:10d} "
-                  f"{row['patches_per_cpu_s']:10d} {ratio:10.2f}   "
+                  f"{row['patches_per_cpu_s']:10d} {roof:8.0%} {ratio:10.2f}   "
                   f"{differences[name]['embeddings']:17.1e} {differences[name]['scores']:12.1e}")
-    return {"calls": list(calls), "rounds": rounds, "cases": rows}
+    return {"calls": list(calls), "rounds": rounds, "roof_gflop_per_cpu_s": roofs, "cases": rows}
+
+
+def precision_of(name: str) -> str:
+    """"fp32" of "litert/fp32 2 threads"."""
+    return name.split("/")[1].split()[0]
