@@ -20,6 +20,8 @@ BENCHMARKS = {
                 "ctranslate2's own encode"),
     "whisper-study": ("dev.whisper_study", "Whisper's window (the clip alone or 30 s) and layer, "
                       "by held-out-speaker accuracy and speed"),
+    "network-runtimes": ("dev.network_runtimes", "YAMNet's network alone on OpenVINO, LiteRT, "
+                         "onnxruntime and torch, fp32 and bf16"),
     "ge2e": ("dev.bench_ge2e", "the GE2E encoder in every runtime x precision, and vs torch"),
     "extract": ("dev.bench_extract", "extraction stage, hub vs every runtime x precision"),
     "train": ("dev.bench_train", "an epoch streamed from shards vs from memory"),
