@@ -8,9 +8,10 @@
   converts again. On this project's 2-core AVX-512 CPU (AVX512-BF16, no AMX) it ran the
   network alone at 1.4x TensorFlow's speed in fp32 and 2.7x in bf16 (docs/benchmarks.md).
 
-LiteRT (XNNPACK, `model.export(..., format="litert")`) was measured too: 0.97-1.09x TensorFlow
-in fp32 on the same CPU, against 1.4-1.6x for OpenVINO, and it has no bf16 on x86, so it did
-not earn a place beside OpenVINO.
+LiteRT (XNNPACK, `model.export(..., format="litert")`), onnxruntime and torch were measured
+too (`python -m dev bench network-runtimes`): in fp32 the best, LiteRT, ran 0.8-1.3x OpenVINO
+depending on the call's size (below 1x in the stage's 128-patch calls), none has bf16 on x86 that
+beats OpenVINO's, so none earned a place beside it (docs/benchmarks.md).
 
 Which runtime `auto` means, and where bf16 runs, are every encoder's rules (`extract/runtime.py`).
 """
