@@ -5,7 +5,7 @@ for fp32: OpenVINO would otherwise pick bf16 by itself on a CPU that has it. Con
 wav2vec2-base took 55-106 s here, so the IR is kept in brogue's cache, keyed by weights, layer
 and OpenVINO version. A run that finds it, with the weights' fingerprint remembered for the
 model's files (`model.describe`), imports neither torch nor transformers: a 3-hour recording's
-peak went from 726 to 318 MB (docs/benchmarks.md).
+peak went from 726 to 282 MB (docs/benchmarks.md).
 """
 
 from __future__ import annotations
