@@ -8,13 +8,17 @@ is a 404 with X-Error-Code EntryNotFound, as the Hub answers. Point HF_ENDPOINT 
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import re
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 _RESOLVE = re.compile(r"^/(?P<repo>[^/]+/[^/]+)/resolve/(?P<revision>[^/]+)/(?P<file>.+)$")
@@ -75,3 +79,27 @@ def serve_hub(root: Path) -> Iterator[Hub]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+class HubRuns(NamedTuple):
+    online: Any  # the last JSON line each run printed
+    offline: Any
+    requests: list[str]  # what the online run asked the Hub
+
+
+def online_then_offline(folder: Path, repo: str, script: str, tmp_path: Path) -> HubRuns:
+    """`script` in a new Python twice, with HF_HOME under `tmp_path`: first with HF_ENDPOINT at
+    a stand-in Hub serving `folder` as `repo`, then with HF_HUB_OFFLINE, which reads the
+    Hugging Face cache alone. Each run must succeed and print JSON on its last line."""
+    (tmp_path / "hub" / repo).parent.mkdir(parents=True)
+    (tmp_path / "hub" / repo).symlink_to(folder)
+    environment = {**os.environ, "HF_HOME": str(tmp_path / "hf-home")}
+    with serve_hub(tmp_path / "hub") as hub:
+        online = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                                env={**environment, "HF_ENDPOINT": hub.url})
+    assert online.returncode == 0, online.stderr[-2000:]
+    offline = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                             env={**environment, "HF_HUB_OFFLINE": "1"})
+    assert offline.returncode == 0, offline.stderr[-2000:]
+    return HubRuns(*(json.loads(run.stdout.strip().splitlines()[-1]) for run in (online, offline)),
+                   hub.requests)

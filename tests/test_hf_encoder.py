@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +17,7 @@ from brogue.extract.state_grid import pool
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from hf_hub_fixture import serve_hub  # noqa: E402
+from hf_hub_fixture import online_then_offline  # noqa: E402
 from hf_models import FAMILIES, save_tiny, save_tiny_whisper  # noqa: E402
 
 from brogue.extract.hf.encoder import HFEncoder  # noqa: E402
@@ -257,25 +256,15 @@ def test_a_hub_id_downloads_through_the_same_path(tiny_models, tmp_path: Path) -
     """HF_ENDPOINT at a loopback Hub: the id is fetched into HF_HOME and loads as the folder
     does; a second run with HF_HUB_OFFLINE reads the Hugging Face cache alone."""
     folder = tiny_models["wavlm", True]
-    (tmp_path / "hub" / "brogue-test").mkdir(parents=True)
-    (tmp_path / "hub" / "brogue-test" / "tiny-wavlm").symlink_to(folder)
     script = ("import json; from brogue.extract.hf.encoder import HFEncoder; "
               "e = HFEncoder('hf:brogue-test/tiny-wavlm@1', 'torch'); "
               "print(json.dumps([e.name, e.handle, e.fingerprint]))")
-    environment = {**os.environ, "HF_HOME": str(tmp_path / "hf-home")}
-    with serve_hub(tmp_path / "hub") as hub:
-        downloaded = subprocess.run([sys.executable, "-c", script], capture_output=True,
-                                    text=True, env={**environment, "HF_ENDPOINT": hub.url})
-    assert downloaded.returncode == 0, downloaded.stderr[-2000:]
+    runs = online_then_offline(folder, "brogue-test/tiny-wavlm", script, tmp_path)
     assert any(request.startswith("GET /brogue-test/tiny-wavlm/resolve/main/model.safetensors")
-               for request in hub.requests), hub.requests
-    offline = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                             env={**environment, "HF_HUB_OFFLINE": "1"})
-    assert offline.returncode == 0, offline.stderr[-2000:]
+               for request in runs.requests), runs.requests
     expected = ["hf:brogue-test/tiny-wavlm@1", "brogue-test/tiny-wavlm",
                 HFEncoder(f"hf:{folder}@1", "torch").fingerprint]
-    for run in (downloaded, offline):
-        assert json.loads(run.stdout.strip().splitlines()[-1]) == expected
+    assert runs.online == expected and runs.offline == expected
 
 
 def test_a_hub_id_on_its_cached_ir_imports_neither_torch_nor_transformers(tiny_models,
@@ -283,21 +272,12 @@ def test_a_hub_id_on_its_cached_ir_imports_neither_torch_nor_transformers(tiny_m
     """The first run of a Hub id downloads and converts it; a later one, offline, finds the IR
     by the files of the Hugging Face cache's snapshot, with neither torch nor transformers."""
     pytest.importorskip("openvino")
-    (tmp_path / "hub" / "brogue-test").mkdir(parents=True)
-    (tmp_path / "hub" / "brogue-test" / "tiny-hubert").symlink_to(tiny_models["hubert", False])
     script = ("import json, sys; import numpy as np; from brogue.extract.hf.encoder import "
               "HFEncoder; e = HFEncoder('hf:brogue-test/tiny-hubert@1', 'openvino'); "
               "e.encode([np.zeros(16000, np.float32)]); print(json.dumps([e.fingerprint, "
               "sorted({'torch', 'transformers'} & set(sys.modules))]))")
-    environment = {**os.environ, "HF_HOME": str(tmp_path / "hf-home")}
-    with serve_hub(tmp_path / "hub") as hub:
-        first = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                               env={**environment, "HF_ENDPOINT": hub.url})
-    assert first.returncode == 0, first.stderr[-2000:]
-    later = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                           env={**environment, "HF_HUB_OFFLINE": "1"})
-    assert later.returncode == 0, later.stderr[-2000:]
+    runs = online_then_offline(tiny_models["hubert", False], "brogue-test/tiny-hubert", script,
+                               tmp_path)  # fmt: skip
     fingerprint = HFEncoder(f"hf:{tiny_models['hubert', False]}@1", "torch").fingerprint
-    assert json.loads(first.stdout.strip().splitlines()[-1]) == [fingerprint,
-                                                                 ["torch", "transformers"]]
-    assert json.loads(later.stdout.strip().splitlines()[-1]) == [fingerprint, []]
+    assert runs.online == [fingerprint, ["torch", "transformers"]]
+    assert runs.offline == [fingerprint, []]

@@ -3,7 +3,6 @@ transformers' and CTranslate2's own, and the encoder on the grid (no internet)."
 
 from __future__ import annotations
 
-import json
 import os
 import struct
 import subprocess
@@ -25,7 +24,7 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 ctranslate2 = pytest.importorskip("ctranslate2")
 
-from hf_hub_fixture import serve_hub  # noqa: E402
+from hf_hub_fixture import online_then_offline  # noqa: E402
 from whisper_models import QUANTIZATIONS, convert, save_tiny_conditional  # noqa: E402
 
 from brogue.extract.whisper.encoder import WhisperEncoder  # noqa: E402
@@ -238,24 +237,14 @@ def test_a_hub_id_downloads_either_kind(tiny, tmp_path: Path, kind: str) -> None
     """HF_ENDPOINT at a loopback Hub: a CTranslate2 repository gives its model.bin, a
     transformers one its config and safetensors; a second run with HF_HUB_OFFLINE reads the
     Hugging Face cache alone."""
-    (tmp_path / "hub" / "brogue-test").mkdir(parents=True)
-    (tmp_path / "hub" / "brogue-test" / "tiny").symlink_to(tiny[kind])
     script = ("import json; from brogue.extract.whisper import checkpoint; "
               "c = checkpoint.load('brogue-test/tiny'); print(json.dumps(c.fingerprint))")
-    environment = {**os.environ, "HF_HOME": str(tmp_path / "hf-home")}
-    with serve_hub(tmp_path / "hub") as hub:
-        downloaded = subprocess.run([sys.executable, "-c", script], capture_output=True,
-                                    text=True, env={**environment, "HF_ENDPOINT": hub.url})
-    assert downloaded.returncode == 0, downloaded.stderr[-2000:]
+    runs = online_then_offline(tiny[kind], "brogue-test/tiny", script, tmp_path)
     fetched = "model.bin" if kind == "float16" else "model.safetensors"
     assert any(request.startswith(f"GET /brogue-test/tiny/resolve/main/{fetched}")
-               for request in hub.requests), hub.requests
-    offline = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                             env={**environment, "HF_HUB_OFFLINE": "1"})
-    assert offline.returncode == 0, offline.stderr[-2000:]
+               for request in runs.requests), runs.requests
     expected = checkpoint.load(str(tiny[kind])).fingerprint
-    for run in (downloaded, offline):
-        assert json.loads(run.stdout.strip().splitlines()[-1]) == expected
+    assert runs.online == expected and runs.offline == expected
 
 
 # --- the encoder ---
